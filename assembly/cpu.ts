@@ -1,0 +1,67 @@
+// The run loop and the instruction counter.
+//
+// run(budget) retires exactly `budget` instructions unless an exit comes first.
+// The retired-instruction count is the VM's clock: a faulting or aborted
+// instruction does not count, an instruction that exits after completing (OUT,
+// HLT, MMIO write) counts once, and each REP iteration counts once.
+
+import { st, setSt, ltu, targetInit } from "./target/wasm";
+import {
+  S_EXIT, S_ABORT, S_LEFT, S_STEP_MODE, S_EXECUTED, S_ICOUNT_LO, S_ICOUNT_HI, S_MMIOW_COUNT,
+  S_RAMSIZE, S_EIP, S_SEL, S_BASE, S_CR0, S_EXIT_ERROR, EXIT_BUDGET,
+} from "./state";
+import { exec } from "./exec";
+import { flagsReset } from "./flags";
+import { memoryInit } from "./memory";
+
+export function cpuInit(ramSize: i32): void {
+  targetInit(ramSize);
+  memoryInit(ramSize);
+  setSt(S_RAMSIZE, ramSize);
+  cpuReset();
+}
+
+/** Registers to their power-on values for a flat 32-bit machine; RAM is untouched. */
+export function cpuReset(): void {
+  for (let i = 0; i < 8; i++) setSt(i, 0);
+  setSt(S_EIP, 0);
+  for (let s = 0; s < 6; s++) { setSt(S_SEL + s, 0); setSt(S_BASE + s, 0); }
+  setSt(S_CR0, 0x11); // PE set (protected mode), ET set
+  setSt(S_ICOUNT_LO, 0);
+  setSt(S_ICOUNT_HI, 0);
+  setSt(S_EXIT, 0);
+  setSt(S_EXIT_ERROR, -1);
+  flagsReset();
+}
+
+export function run(budget: i32): i32 {
+  setSt(S_EXIT, EXIT_BUDGET);
+  setSt(S_ABORT, 0);
+  setSt(S_MMIOW_COUNT, 0);
+  let left = budget;
+  while (left > 0) {
+    setSt(S_LEFT, left);
+    exec();
+    left = st(S_LEFT);
+    if (st(S_EXIT) != 0) {
+      if (st(S_ABORT) == 0) left--;
+      else setSt(S_MMIOW_COUNT, 0); // an aborted instruction wrote nothing
+      break;
+    }
+    left--;
+  }
+  const done = budget > 0 ? (budget - left) | 0 : 0;
+  setSt(S_EXECUTED, done);
+  const lo = (st(S_ICOUNT_LO) + done) | 0;
+  if (ltu(lo, st(S_ICOUNT_LO))) setSt(S_ICOUNT_HI, (st(S_ICOUNT_HI) + 1) | 0);
+  setSt(S_ICOUNT_LO, lo);
+  return st(S_EXIT);
+}
+
+/** Executes one whole architectural instruction (every REP iteration). */
+export function step(): i32 {
+  setSt(S_STEP_MODE, 1);
+  const r = run(1);
+  setSt(S_STEP_MODE, 0);
+  return r;
+}

@@ -1,0 +1,122 @@
+// Instruction fetch, prefixes and ModRM/SIB effective addresses.
+//
+// `ip` is the linear address of the next instruction byte. exec() checks that an
+// instruction starts inside RAM; RAM is followed by 16 bytes of 0xFF, so the up
+// to 15 bytes of one instruction can be fetched without further checks and a
+// fetch that runs past the end of RAM sees all ones, as unassigned memory reads.
+
+import { st, reg16, ram8, ram16, ram32 } from "./target/wasm";
+import { S_BASE, SEG_DS, SEG_SS, EBP, ESP } from "./state";
+
+let ip: i32 = 0;
+let segOvr: i32 = -1;   // segment override prefix, -1 if none
+let opsize16: bool = false;
+let adsize16: bool = false;
+let repMode: i32 = 0;   // 0 none, 0xF3 REP/REPE, 0xF2 REPNE
+let eaSeg: i32 = SEG_DS; // segment of the last decoded memory operand
+
+// @ts-ignore: decorator
+@inline export function getIp(): i32 { return ip; }
+// @ts-ignore: decorator
+@inline export function setIp(v: i32): void { ip = v; }
+// @ts-ignore: decorator
+@inline export function fetch8(): i32 { const v = ram8(ip); ip = (ip + 1) | 0; return v; }
+// @ts-ignore: decorator
+@inline export function fetchS8(): i32 { const v = (ram8(ip) << 24) >> 24; ip = (ip + 1) | 0; return v; }
+// @ts-ignore: decorator
+@inline export function fetch16(): i32 { const v = ram16(ip); ip = (ip + 2) | 0; return v; }
+// @ts-ignore: decorator
+@inline export function fetch32(): i32 { const v = ram32(ip); ip = (ip + 4) | 0; return v; }
+
+export function resetPrefixes(): void {
+  segOvr = -1; opsize16 = false; adsize16 = false; repMode = 0;
+}
+// @ts-ignore: decorator
+@inline export function setSegOverride(s: i32): void { segOvr = s; }
+// @ts-ignore: decorator
+@inline export function setOpsize16(): void { opsize16 = true; }
+// @ts-ignore: decorator
+@inline export function setAdsize16(): void { adsize16 = true; }
+// @ts-ignore: decorator
+@inline export function setRep(p: i32): void { repMode = p; }
+// @ts-ignore: decorator
+@inline export function isO16(): bool { return opsize16; }
+// @ts-ignore: decorator
+@inline export function isA16(): bool { return adsize16; }
+// @ts-ignore: decorator
+@inline export function getRep(): i32 { return repMode; }
+/** Segment for an implicit DS operand (string source, XLAT, moffs), honouring overrides. */
+// @ts-ignore: decorator
+@inline export function dataSeg(): i32 { return segOvr >= 0 ? segOvr : SEG_DS; }
+/** Segment of the last memory operand decoded by modrmEA. */
+// @ts-ignore: decorator
+@inline export function lastSeg(): i32 { return eaSeg; }
+
+/** Linear address of seg:off. The one place segmentation is applied. */
+// @ts-ignore: decorator
+@inline export function linear(seg: i32, off: i32): i32 { return (st(S_BASE + seg) + off) | 0; }
+
+/**
+ * Decodes the memory form of a ModRM byte (mod != 3) and its SIB/displacement,
+ * returning the offset (not yet segmented). eaSeg gets the default segment:
+ * SS for EBP/ESP-based forms, DS otherwise, unless a prefix overrides it.
+ */
+export function modrmOffset(m: i32): i32 {
+  if (adsize16) return modrmOffset16(m);
+  const mod = m >> 6;
+  let rm = m & 7;
+  let off: i32 = 0;
+  let seg = SEG_DS;
+  if (rm == 4) {
+    const sib = fetch8();
+    const base = sib & 7;
+    const idx = (sib >> 3) & 7;
+    if (idx != 4) off = st(idx) << (sib >> 6);
+    if (base == 5 && mod == 0) {
+      off = (off + fetch32()) | 0;
+    } else {
+      off = (off + st(base)) | 0;
+      if (base == ESP || base == EBP) seg = SEG_SS;
+    }
+  } else if (rm == 5 && mod == 0) {
+    off = fetch32();
+  } else {
+    off = st(rm);
+    if (rm == EBP) seg = SEG_SS;
+  }
+  if (mod == 1) off = (off + fetchS8()) | 0;
+  else if (mod == 2) off = (off + fetch32()) | 0;
+  eaSeg = segOvr >= 0 ? segOvr : seg;
+  return off;
+}
+
+function modrmOffset16(m: i32): i32 {
+  const mod = m >> 6;
+  const rm = m & 7;
+  let off: i32 = 0;
+  let seg = SEG_DS;
+  switch (rm) {
+    case 0: off = reg16(3) + reg16(6); break;             // BX+SI
+    case 1: off = reg16(3) + reg16(7); break;             // BX+DI
+    case 2: off = reg16(5) + reg16(6); seg = SEG_SS; break; // BP+SI
+    case 3: off = reg16(5) + reg16(7); seg = SEG_SS; break; // BP+DI
+    case 4: off = reg16(6); break;                        // SI
+    case 5: off = reg16(7); break;                        // DI
+    case 6:
+      if (mod == 0) off = fetch16();
+      else { off = reg16(5); seg = SEG_SS; }              // BP
+      break;
+    default: off = reg16(3); break;                       // BX
+  }
+  if (mod == 1) off = off + fetchS8();
+  else if (mod == 2) off = off + fetch16();
+  eaSeg = segOvr >= 0 ? segOvr : seg;
+  return off & 0xffff;
+}
+
+/** Linear address of a ModRM memory operand. */
+// @ts-ignore: decorator
+@inline export function modrmEA(m: i32): i32 {
+  const off = modrmOffset(m);
+  return linear(eaSeg, off);
+}

@@ -1,0 +1,48 @@
+// The core's exported API: the same functions in the wasm module and in the
+// pure-TypeScript build. host/engine/ wraps them in the Engine interface.
+
+import { st, setSt, leu, MAX_RAM } from "./target/wasm";
+import { S_MMIO_COUNT, S_MMIO, MMIO_MAX, S_ANSWER, S_ANSWER_VALID } from "./state";
+import { getFlags, setFlags } from "./flags";
+import { cpuInit, cpuReset, run as cpuRun, step as cpuStep } from "./cpu";
+
+// Where the host finds guest RAM, the dirty-page bytemap and the state words:
+// byte addresses in the wasm memory for the wasm build, typed arrays for the
+// TypeScript build (each build's host adapter knows which it gets).
+export { ramBase, dirtyBase, stateBase } from "./target/wasm";
+
+/** Sets up a machine with `ramSize` bytes of guest RAM (a multiple of 4 KiB). Returns 0, or -1 for a bad size. */
+export function init(ramSize: i32): i32 {
+  if (ramSize < 0x1000 || ramSize > MAX_RAM || (ramSize & 0xfff) != 0) return -1;
+  cpuInit(ramSize);
+  return 0;
+}
+export function reset(): void { cpuReset(); }
+export function run(budget: i32): i32 { return cpuRun(budget); }
+export function step(): i32 { return cpuStep(); }
+
+/** State words (see state.ts): registers, EIP, segments, counters, exit info. */
+export function getState(i: i32): i32 { return st(i); }
+export function setState(i: i32, v: i32): void { setSt(i, v); }
+export function getEflags(): i32 { return getFlags(); }
+export function setEflags(v: i32): void { setFlags(v); }
+
+/** The host's answer to the last input exit; the instruction then runs again and takes it. */
+export function setAnswer(a: i32, b: i32, c: i32, d: i32): void {
+  setSt(S_ANSWER, a);
+  setSt(S_ANSWER + 1, b);
+  setSt(S_ANSWER + 2, c);
+  setSt(S_ANSWER + 3, d);
+  setSt(S_ANSWER_VALID, 1);
+}
+
+/** Registers [start, end) as MMIO. Returns the range index, or -1 when the table is full or the range is empty. */
+export function addMmio(start: i32, end: i32): i32 {
+  const n = st(S_MMIO_COUNT);
+  if (n >= MMIO_MAX || leu(end, start)) return -1;
+  setSt(S_MMIO + 2 * n, start);
+  setSt(S_MMIO + 2 * n + 1, end);
+  setSt(S_MMIO_COUNT, n + 1);
+  return n;
+}
+export function clearMmio(): void { setSt(S_MMIO_COUNT, 0); }

@@ -1,0 +1,130 @@
+// Engine over either build of the core: both export the same functions
+// (CoreExports) and differ only in how guest RAM and the dirty map are reached.
+
+import type { CoreExports } from "./core-exports.js";
+import { ExitReason, type Engine, type EngineKind, type Exit, type MmioWrite } from "./engine.js";
+import {
+  S_EIP, S_SEL, S_BASE, S_ICOUNT_LO, S_ICOUNT_HI, S_EXIT_ADDR, S_EXIT_SIZE, S_EXIT_VALUE,
+  S_EXIT_VECTOR, S_EXIT_ERROR, S_EXIT_NEXT, S_EXECUTED, S_MMIOW_COUNT, S_MMIOW,
+} from "../../assembly/state.js";
+
+export class CoreEngine implements Engine {
+  readonly ram: Uint8Array;
+  private readonly dirty: Uint8Array;
+
+  constructor(
+    readonly kind: EngineKind,
+    private readonly core: CoreExports<unknown>,
+    readonly ramSize: number,
+    views: { ram: Uint8Array; dirty: Uint8Array },
+  ) {
+    this.ram = views.ram;
+    this.dirty = views.dirty;
+  }
+
+  reset(): void { this.core.reset(); }
+  getReg(i: number): number { return this.core.getState(i & 7) >>> 0; }
+  setReg(i: number, v: number): void { this.core.setState(i & 7, v | 0); }
+  get eip(): number { return this.core.getState(S_EIP) >>> 0; }
+  set eip(v: number) { this.core.setState(S_EIP, v | 0); }
+  get eflags(): number { return this.core.getEflags() >>> 0; }
+  set eflags(v: number) { this.core.setEflags(v | 0); }
+  getSegSelector(seg: number): number { return this.core.getState(S_SEL + seg) & 0xffff; }
+  setSegSelector(seg: number, sel: number): void { this.core.setState(S_SEL + seg, sel & 0xffff); }
+  getSegBase(seg: number): number { return this.core.getState(S_BASE + seg) >>> 0; }
+  setSegBase(seg: number, base: number): void { this.core.setState(S_BASE + seg, base | 0); }
+
+  readMem(addr: number, len: number): Uint8Array {
+    checkRange(addr, len, this.ramSize);
+    return this.ram.slice(addr, addr + len);
+  }
+  writeMem(addr: number, bytes: Uint8Array): void {
+    checkRange(addr, bytes.length, this.ramSize);
+    this.ram.set(bytes, addr);
+    if (bytes.length > 0) this.dirty.fill(1, addr >>> 12, ((addr + bytes.length - 1) >>> 12) + 1);
+  }
+
+  run(budget: number): Exit {
+    if (!Number.isInteger(budget) || budget < 1 || budget > 0x7fffffff) {
+      throw new RangeError(`run: budget must be an integer in [1, 2^31), got ${budget}`);
+    }
+    return this.exitInfo(this.core.run(budget));
+  }
+  step(): Exit { return this.exitInfo(this.core.step()); }
+  answer(a: number, b = 0, c = 0, d = 0): void { this.core.setAnswer(a | 0, b | 0, c | 0, d | 0); }
+
+  get icount(): bigint {
+    const lo = BigInt(this.core.getState(S_ICOUNT_LO) >>> 0);
+    const hi = BigInt(this.core.getState(S_ICOUNT_HI) >>> 0);
+    return (hi << 32n) | lo;
+  }
+  setIcount(v: bigint): void {
+    this.core.setState(S_ICOUNT_LO, Number(BigInt.asIntN(32, v)));
+    this.core.setState(S_ICOUNT_HI, Number(BigInt.asIntN(32, v >> 32n)));
+  }
+
+  addMmio(start: number, end: number): void {
+    if (this.core.addMmio(start | 0, end | 0) < 0) {
+      throw new RangeError(`addMmio: cannot add [0x${start.toString(16)}, 0x${end.toString(16)}) (empty range or 8 ranges already)`);
+    }
+  }
+  dirtyMap(): Uint8Array { return this.dirty; }
+
+  private exitInfo(reason: ExitReason): Exit {
+    const c = this.core;
+    const e: Exit = { reason, executed: c.getState(S_EXECUTED) };
+    switch (reason) {
+      case ExitReason.In:
+        e.port = c.getState(S_EXIT_ADDR) & 0xffff;
+        e.size = c.getState(S_EXIT_SIZE);
+        break;
+      case ExitReason.Out:
+        e.port = c.getState(S_EXIT_ADDR) & 0xffff;
+        e.size = c.getState(S_EXIT_SIZE);
+        e.value = c.getState(S_EXIT_VALUE) >>> 0;
+        break;
+      case ExitReason.MmioRead:
+        e.addr = c.getState(S_EXIT_ADDR) >>> 0;
+        e.size = c.getState(S_EXIT_SIZE);
+        break;
+      case ExitReason.MmioWrite: {
+        const n = c.getState(S_MMIOW_COUNT);
+        const w: MmioWrite[] = [];
+        for (let i = 0; i < n; i++) {
+          w.push({
+            addr: c.getState(S_MMIOW + 3 * i) >>> 0,
+            size: c.getState(S_MMIOW + 3 * i + 1),
+            value: c.getState(S_MMIOW + 3 * i + 2) >>> 0,
+          });
+        }
+        e.mmioWrites = w;
+        break;
+      }
+      case ExitReason.Cpuid:
+        e.leaf = c.getState(S_EXIT_ADDR) >>> 0;
+        e.subleaf = c.getState(S_EXIT_SIZE) >>> 0;
+        break;
+      case ExitReason.Rdrand:
+      case ExitReason.Rdseed:
+        e.size = c.getState(S_EXIT_SIZE);
+        break;
+      case ExitReason.Int:
+        e.vector = c.getState(S_EXIT_VECTOR);
+        e.nextEip = c.getState(S_EXIT_NEXT) >>> 0;
+        break;
+      case ExitReason.Fault:
+        e.vector = c.getState(S_EXIT_VECTOR);
+        e.errorCode = c.getState(S_EXIT_ERROR);
+        break;
+      default:
+        break;
+    }
+    return e;
+  }
+}
+
+function checkRange(addr: number, len: number, size: number): void {
+  if (!Number.isInteger(addr) || !Number.isInteger(len) || addr < 0 || len < 0 || addr + len > size) {
+    throw new RangeError(`guest memory access [0x${addr.toString(16)}, +${len}) is outside RAM (0..0x${size.toString(16)})`);
+  }
+}
