@@ -4,56 +4,11 @@
 
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import {
-  checkFitsRam, ElfError, findMultiboot, loadElf, parseElf, PF_R, PF_W, PF_X, PT_INTERP, PT_LOAD,
-} from "../host/machine/elf.js";
+import { checkFitsRam, ElfError, findMultiboot, loadElf, parseElf, PF_R, PF_W, PF_X, PT_INTERP } from "../host/machine/elf.js";
+import { buildElf, set16, set32 } from "./helpers/elf-builder.js";
 import { freshEngine } from "./helpers/machine.js";
 
 const PT_NOTE = 4;
-
-interface SegSpec {
-  type?: number;
-  paddr: number;
-  vaddr?: number;
-  data?: number[];
-  memsz?: number;
-  flags?: number;
-  /** Override p_offset (by default the data follows the headers). */
-  offset?: number;
-}
-
-/** A little-endian ELF32 i386 ET_EXEC: header, program headers at 52, then each segment's data. */
-function buildElf(entry: number, segs: SegSpec[]): Uint8Array {
-  const phoff = 52;
-  let dataAt = phoff + 32 * segs.length;
-  const size = dataAt + segs.reduce((s, g) => s + (g.data?.length ?? 0), 0);
-  const file = new Uint8Array(size);
-  const dv = new DataView(file.buffer);
-  file.set([0x7f, 0x45, 0x4c, 0x46, 1, 1, 1], 0);
-  dv.setUint16(16, 2, true); // ET_EXEC
-  dv.setUint16(18, 3, true); // EM_386
-  dv.setUint32(20, 1, true);
-  dv.setUint32(24, entry, true);
-  dv.setUint32(28, phoff, true);
-  dv.setUint16(40, 52, true);
-  dv.setUint16(42, 32, true);
-  dv.setUint16(44, segs.length, true);
-  segs.forEach((g, i) => {
-    const at = phoff + 32 * i;
-    const data = g.data ?? [];
-    dv.setUint32(at, g.type ?? PT_LOAD, true);
-    dv.setUint32(at + 4, g.offset ?? dataAt, true);
-    dv.setUint32(at + 8, g.vaddr ?? g.paddr, true);
-    dv.setUint32(at + 12, g.paddr, true);
-    dv.setUint32(at + 16, data.length, true);
-    dv.setUint32(at + 20, g.memsz ?? data.length, true);
-    dv.setUint32(at + 24, g.flags ?? PF_R | PF_X, true);
-    dv.setUint32(at + 28, 0x1000, true);
-    file.set(data, dataAt);
-    dataAt += data.length;
-  });
-  return file;
-}
 
 const CODE = [0xb8, 1, 0, 0, 0, 0xf4]; // mov eax, 1; hlt
 const good = () =>
@@ -61,8 +16,6 @@ const good = () =>
     { paddr: 0x100000, data: CODE, flags: PF_R | PF_X },
     { paddr: 0x101000, data: [1, 2, 3, 4], memsz: 0x20, flags: PF_R | PF_W },
   ]);
-const set16 = (f: Uint8Array, at: number, v: number) => new DataView(f.buffer).setUint16(at, v, true);
-const set32 = (f: Uint8Array, at: number, v: number) => new DataView(f.buffer).setUint32(at, v, true);
 /** Offset of program header i in the images buildElf makes. */
 const ph = (i: number) => 52 + 32 * i;
 
