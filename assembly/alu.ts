@@ -2,7 +2,7 @@
 // Values are sign-extended or zero-extended i32; `top` is the sign-bit index
 // (7, 15, 31) and results are returned untruncated: the writer truncates.
 
-import { flagsAdd, flagsSub, flagsLogic, flagsIncDec, getCF } from "./flags";
+import { flagsAdd, flagsAdc, flagsSub, flagsSbb, flagsLogic, flagsIncDec, getCF } from "./flags";
 
 export const ALU_ADD: i32 = 0;
 export const ALU_OR: i32 = 1;
@@ -14,13 +14,14 @@ export const ALU_XOR: i32 = 6;
 export const ALU_CMP: i32 = 7;
 
 /** Applies ALU operation op (the ModRM reg / opcode bits 3..5) and sets flags. */
-export function alu(op: i32, a: i32, b: i32, top: i32): i32 {
+// @ts-ignore: decorator
+@inline export function alu(op: i32, a: i32, b: i32, top: i32): i32 {
   let r: i32;
   switch (op) {
     case ALU_ADD: r = (a + b) | 0; flagsAdd(a, b, r, top); return r;
     case ALU_OR: r = a | b; flagsLogic(r, top); return r;
-    case ALU_ADC: r = (a + b + getCF()) | 0; flagsAdd(a, b, r, top); return r;
-    case ALU_SBB: r = (a - b - getCF()) | 0; flagsSub(a, b, r, top); return r;
+    case ALU_ADC: r = (a + b + getCF()) | 0; flagsAdc(a, b, r, top); return r;
+    case ALU_SBB: r = (a - b - getCF()) | 0; flagsSbb(a, b, r, top); return r;
     case ALU_AND: r = a & b; flagsLogic(r, top); return r;
     case ALU_SUB: r = (a - b) | 0; flagsSub(a, b, r, top); return r;
     case ALU_XOR: r = a ^ b; flagsLogic(r, top); return r;

@@ -16,4 +16,8 @@ export function jumpTo(target: i32): void {
 }
 /** Relative branch by `rel` from the next instruction. */
 // @ts-ignore: decorator
-@inline export function jumpRel(rel: i32): void { jumpTo((nextEip() + rel) | 0); }
+@inline export function jumpRel(rel: i32): void {
+  // 32-bit: CS base + (next EIP + rel) is just the next linear address + rel.
+  if (!isO16()) setIp((getIp() + rel) | 0);
+  else jumpTo((nextEip() + rel) | 0);
+}

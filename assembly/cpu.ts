@@ -8,9 +8,10 @@
 import { st, setSt, ltu, targetInit } from "./target/wasm";
 import {
   S_EXIT, S_ABORT, S_LEFT, S_STEP_MODE, S_EXECUTED, S_ICOUNT_LO, S_ICOUNT_HI, S_MMIOW_COUNT,
-  S_RAMSIZE, S_EIP, S_SEL, S_BASE, S_CR0, S_EXIT_ERROR, EXIT_BUDGET,
+  S_RAMSIZE, S_EIP, S_SEL, S_BASE, S_CR0, S_EXIT_ERROR, EXIT_BUDGET, SEG_CS,
 } from "./state";
-import { exec } from "./exec";
+import { exec, instrStart } from "./exec";
+import { getIp, setIp } from "./decode";
 import { flagsReset } from "./flags";
 import { memoryInit } from "./memory";
 
@@ -38,6 +39,7 @@ export function run(budget: i32): i32 {
   setSt(S_EXIT, EXIT_BUDGET);
   setSt(S_ABORT, 0);
   setSt(S_MMIOW_COUNT, 0);
+  setIp((st(S_BASE + SEG_CS) + st(S_EIP)) | 0);
   let left = budget;
   while (left > 0) {
     setSt(S_LEFT, left);
@@ -45,11 +47,15 @@ export function run(budget: i32): i32 {
     left = st(S_LEFT);
     if (st(S_EXIT) != 0) {
       if (st(S_ABORT) == 0) left--;
-      else setSt(S_MMIOW_COUNT, 0); // an aborted instruction wrote nothing
+      else {
+        setIp(instrStart());          // did not retire: EIP stays on it
+        setSt(S_MMIOW_COUNT, 0);      // and it wrote nothing
+      }
       break;
     }
     left--;
   }
+  setSt(S_EIP, (getIp() - st(S_BASE + SEG_CS)) | 0);
   const done = budget > 0 ? (budget - left) | 0 : 0;
   setSt(S_EXECUTED, done);
   const lo = (st(S_ICOUNT_LO) + done) | 0;

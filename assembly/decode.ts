@@ -14,6 +14,7 @@ let opsize16: bool = false;
 let adsize16: bool = false;
 let repMode: i32 = 0;   // 0 none, 0xF3 REP/REPE, 0xF2 REPNE
 let eaSeg: i32 = SEG_DS; // segment of the last decoded memory operand
+let anyPrefix: bool = false; // so the common prefix-free instruction resets nothing
 
 // @ts-ignore: decorator
 @inline export function getIp(): i32 { return ip; }
@@ -28,17 +29,18 @@ let eaSeg: i32 = SEG_DS; // segment of the last decoded memory operand
 // @ts-ignore: decorator
 @inline export function fetch32(): i32 { const v = ram32(ip); ip = (ip + 4) | 0; return v; }
 
-export function resetPrefixes(): void {
-  segOvr = -1; opsize16 = false; adsize16 = false; repMode = 0;
+// @ts-ignore: decorator
+@inline export function resetPrefixes(): void {
+  if (anyPrefix) { segOvr = -1; opsize16 = false; adsize16 = false; repMode = 0; anyPrefix = false; }
 }
 // @ts-ignore: decorator
-@inline export function setSegOverride(s: i32): void { segOvr = s; }
+@inline export function setSegOverride(s: i32): void { segOvr = s; anyPrefix = true; }
 // @ts-ignore: decorator
-@inline export function setOpsize16(): void { opsize16 = true; }
+@inline export function setOpsize16(): void { opsize16 = true; anyPrefix = true; }
 // @ts-ignore: decorator
-@inline export function setAdsize16(): void { adsize16 = true; }
+@inline export function setAdsize16(): void { adsize16 = true; anyPrefix = true; }
 // @ts-ignore: decorator
-@inline export function setRep(p: i32): void { repMode = p; }
+@inline export function setRep(p: i32): void { repMode = p; anyPrefix = true; }
 // @ts-ignore: decorator
 @inline export function isO16(): bool { return opsize16; }
 // @ts-ignore: decorator
@@ -61,7 +63,19 @@ export function resetPrefixes(): void {
  * returning the offset (not yet segmented). eaSeg gets the default segment:
  * SS for EBP/ESP-based forms, DS otherwise, unless a prefix overrides it.
  */
-export function modrmOffset(m: i32): i32 {
+// @ts-ignore: decorator
+@inline export function modrmOffset(m: i32): i32 {
+  // Fast path: base register + disp8/disp32, no SIB, 32-bit addressing.
+  const rm = m & 7;
+  if (!adsize16 && rm != 4 && rm != 5 && m >= 0x40) {
+    const off = m < 0x80 ? (st(rm) + fetchS8()) | 0 : (st(rm) + fetch32()) | 0;
+    eaSeg = segOvr >= 0 ? segOvr : SEG_DS;
+    return off;
+  }
+  return modrmOffsetSlow(m);
+}
+
+function modrmOffsetSlow(m: i32): i32 {
   if (adsize16) return modrmOffset16(m);
   const mod = m >> 6;
   let rm = m & 7;

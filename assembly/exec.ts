@@ -16,7 +16,7 @@ import {
   fetch8, fetchS8, fetch16, fetch32, getIp, setIp, resetPrefixes, setSegOverride, setOpsize16,
   setAdsize16, setRep, isO16, isA16, dataSeg, linear, modrmOffset, modrmEA,
 } from "./decode";
-import { rd8, rdN, wr8, wrN, rd32, wr32, aborted } from "./memory";
+import { rd8, rdN, wr8, wrN, rd32, wr32, aborted, ramEnd } from "./memory";
 import {
   getFlags, setFlags, setFlagBits, getCF, getOF, getZF, cond, flagsLogic, rawFlags,
 } from "./flags";
@@ -34,39 +34,19 @@ import { exec0f } from "./exec0f";
 
 let start: i32 = 0; // linear address of the current instruction's first byte
 
-/** Executes one instruction (or, for REP string instructions, a run of iterations). */
+/**
+ * Executes one instruction (or, for REP string instructions, a run of
+ * iterations) at the fetch pointer. During run() the fetch pointer is the
+ * canonical EIP (cpu.ts writes it back to S_EIP when run() returns); an
+ * aborted instruction puts it back at its first byte.
+ */
 export function exec(): void {
-  const csBase = st(S_BASE + SEG_CS);
-  start = (csBase + st(S_EIP)) | 0;
+  start = getIp();
   // Code outside RAM would fetch all-ones bytes (FF FF..., an undefined
   // opcode): report it as #UD at that address.
-  if (!ltu(start, st(S_RAMSIZE))) { fault(VEC_UD, -1); return; }
-  setIp(start);
+  if (!ltu(start, ramEnd())) { fault(VEC_UD, -1); return; }
   resetPrefixes();
-  let op = fetch8();
-  for (;;) {
-    switch (op) {
-      case 0x26: setSegOverride(SEG_ES); break;
-      case 0x2e: setSegOverride(SEG_CS); break;
-      case 0x36: setSegOverride(SEG_SS); break;
-      case 0x3e: setSegOverride(SEG_DS); break;
-      case 0x64: setSegOverride(SEG_FS); break;
-      case 0x65: setSegOverride(SEG_GS); break;
-      case 0x66: setOpsize16(); break;
-      case 0x67: setAdsize16(); break;
-      case 0xf0: break; // LOCK: one CPU, every instruction is atomic already
-      case 0xf2: setRep(0xf2); break;
-      case 0xf3: setRep(0xf3); break;
-      default: {
-        execOp(op);
-        if (st(S_ABORT) == 0) setSt(S_EIP, (getIp() - csBase) | 0);
-        return;
-      }
-    }
-    // An instruction longer than 15 bytes raises #GP(0) (SDM Vol. 3A 6.15).
-    if (((getIp() - start) | 0) >= 15) { fault(VEC_GP, 0); return; }
-    op = fetch8();
-  }
+  execOp(fetch8());
 }
 
 /** Linear address where the current instruction starts. */
@@ -77,8 +57,27 @@ function fetchImm(size: i32): i32 {
   return size == 4 ? fetch32() : size == 2 ? fetch16() : fetch8();
 }
 
-function execOp(op: i32): void {
+// Inlined into run()'s loop: a call per instruction costs more than the work of a simple one.
+// @ts-ignore: decorator
+@inline function execOp(first: i32): void {
+  let op = first;
+  // Prefixes are cases of the same switch (one dispatch for the common
+  // prefix-free instruction); each fetches the next byte and dispatches again.
+  for (;;) {
   switch (op) {
+    case 0x26: setSegOverride(SEG_ES); op = nextPrefixed(); continue;
+    case 0x2e: setSegOverride(SEG_CS); op = nextPrefixed(); continue;
+    case 0x36: setSegOverride(SEG_SS); op = nextPrefixed(); continue;
+    case 0x3e: setSegOverride(SEG_DS); op = nextPrefixed(); continue;
+    case 0x64: setSegOverride(SEG_FS); op = nextPrefixed(); continue;
+    case 0x65: setSegOverride(SEG_GS); op = nextPrefixed(); continue;
+    case 0x66: setOpsize16(); op = nextPrefixed(); continue;
+    case 0x67: setAdsize16(); op = nextPrefixed(); continue;
+    case 0xf0: op = nextPrefixed(); continue; // LOCK: one CPU, every instruction is atomic already
+    case 0xf2: setRep(0xf2); op = nextPrefixed(); continue;
+    case 0xf3: setRep(0xf3); op = nextPrefixed(); continue;
+    case -1: return; // too many prefixes: #GP raised by nextPrefixed
+
     // ---- ALU: 00-3F (x0 r/m8,r8  x1 r/m,r  x2 r8,r/m8  x3 r,r/m  x4 AL,imm8  x5 eAX,imm)
     case 0x00: case 0x08: case 0x10: case 0x18: case 0x20: case 0x28: case 0x30: case 0x38: {
       const m = fetch8();
@@ -574,6 +573,17 @@ function execOp(op: i32): void {
       fault(VEC_UD, -1);
       return;
   }
+  }
+}
+
+/**
+ * The byte after a prefix. An instruction longer than 15 bytes raises #GP(0)
+ * (SDM Vol. 3A 6.15): 15 prefixes leave no room for an opcode. Returns -1
+ * (dispatched to "stop", the fault already raised) in that case.
+ */
+function nextPrefixed(): i32 {
+  if (((getIp() - start) | 0) >= 15) { fault(VEC_GP, 0); return -1; }
+  return fetch8();
 }
 
 function fetchS16(): i32 { return (fetch16() << 16) >> 16; }

@@ -8,10 +8,15 @@
 // a ^ b ^ r), so one formula serves ADD/ADC/INC and one SUB/SBB/CMP/DEC/NEG.
 
 import { CF, PF, AF, ZF, SF, OF, STATUS } from "./state";
-import { parity8 } from "./target/wasm";
+import { parity8, ltu, leu } from "./target/wasm";
 
+// Lazy operation kinds. ADC/SBB use the ADD/SUB formulas but get kinds of
+// their own, because cond() shortcuts SUB (CMP) conditions to direct compares
+// of the operands, which a carry-in would make wrong.
 export const LZ_ADD: i32 = 0;
 export const LZ_SUB: i32 = 1;
+export const LZ_ADC: i32 = 2;
+export const LZ_SBB: i32 = 3;
 
 let fl: i32 = 2;      // materialized EFLAGS (bit 1 always set)
 let lzMask: i32 = 0;  // status bits to compute lazily
@@ -27,7 +32,7 @@ let lzTop: i32 = 31;  // index of the sign bit: 7, 15 or 31
 export function getCF(): i32 {
   if ((lzMask & CF) == 0) return fl & CF;
   const a = lzA, b = lzB, r = lzR;
-  const c = lzOp == LZ_ADD ? (a & b) | ((a ^ b) & ~r) : (~a & b) | (~(a ^ b) & r);
+  const c = (lzOp & 1) == 0 ? (a & b) | ((a ^ b) & ~r) : (~a & b) | (~(a ^ b) & r);
   return (c >>> lzTop) & 1;
 }
 export function getZF(): i32 {
@@ -41,7 +46,7 @@ export function getSF(): i32 {
 export function getOF(): i32 {
   if ((lzMask & OF) == 0) return (fl >> 11) & 1;
   const a = lzA, b = lzB, r = lzR;
-  const o = lzOp == LZ_ADD ? (a ^ r) & (b ^ r) : (a ^ b) & (a ^ r);
+  const o = (lzOp & 1) == 0 ? (a ^ r) & (b ^ r) : (a ^ b) & (a ^ r);
   return (o >>> lzTop) & 1;
 }
 export function getPF(): i32 {
@@ -92,6 +97,14 @@ export function getDF(): i32 { return (fl >> 10) & 1; }
 @inline export function flagsSub(a: i32, b: i32, r: i32, top: i32): void {
   lzOp = LZ_SUB; lzA = a; lzB = b; lzR = r; lzTop = top; lzMask = STATUS;
 }
+// @ts-ignore: decorator
+@inline export function flagsAdc(a: i32, b: i32, r: i32, top: i32): void {
+  lzOp = LZ_ADC; lzA = a; lzB = b; lzR = r; lzTop = top; lzMask = STATUS;
+}
+// @ts-ignore: decorator
+@inline export function flagsSbb(a: i32, b: i32, r: i32, top: i32): void {
+  lzOp = LZ_SBB; lzA = a; lzB = b; lzR = r; lzTop = top; lzMask = STATUS;
+}
 /** AND/OR/XOR/TEST: CF = OF = 0; AF is undefined and we clear it (as Intel and AMD parts do). */
 // @ts-ignore: decorator
 @inline export function flagsLogic(r: i32, top: i32): void {
@@ -121,6 +134,26 @@ export function flagsStatus(bits: i32): void {
 
 /** Condition code cc (the low nibble of Jcc/SETcc/CMOVcc) on the current flags. */
 export function cond(cc: i32): bool {
+  // Fast path: the flags still describe a 32-bit SUB/CMP, so the condition is a
+  // direct comparison of its operands.
+  if (lzMask == STATUS && lzOp == LZ_SUB && lzTop == 31) {
+    const a = lzA, b = lzB;
+    let t: bool = false;
+    switch (cc >> 1) {
+      case 1: t = ltu(a, b); break;          // B
+      case 2: t = a == b; break;             // Z
+      case 3: t = leu(a, b); break;          // BE
+      case 4: t = lzR < 0; break;            // S
+      case 6: t = a < b; break;              // L
+      case 7: t = a <= b; break;             // LE
+      default: return condSlow(cc);          // O, P
+    }
+    return t != ((cc & 1) != 0);
+  }
+  return condSlow(cc);
+}
+
+function condSlow(cc: i32): bool {
   let r: i32 = 0;
   switch (cc >> 1) {
     case 0: r = getOF(); break;                                  // O

@@ -18,15 +18,21 @@ import {
   S_EXIT_ADDR, S_EXIT_SIZE, S_ANSWER_VALID, S_ANSWER, EXIT_MMIO_READ, EXIT_MMIO_WRITE,
 } from "./state";
 
+let ramSizeG: i32 = 0;
 let ramLim1: i32 = 0; // RAM size - 1: last address a byte access may use
 let ramLim2: i32 = 0;
 let ramLim4: i32 = 0;
 
 export function memoryInit(ramSize: i32): void {
+  ramSizeG = ramSize;
   ramLim1 = ramSize - 1;
   ramLim2 = ramSize - 2;
   ramLim4 = ramSize - 4;
 }
+
+/** Guest RAM size: the first address past RAM. */
+// @ts-ignore: decorator
+@inline export function ramEnd(): i32 { return ramSizeG; }
 
 /** True once the current instruction has aborted (fault or input exit). */
 // @ts-ignore: decorator

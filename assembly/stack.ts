@@ -7,7 +7,8 @@ import { ESP, SEG_SS, S_ABORT } from "./state";
 import { linear } from "./decode";
 import { rd16, rd32, wr16, wr32 } from "./memory";
 
-export function push32(v: i32): void {
+// @ts-ignore: decorator
+@inline export function push32(v: i32): void {
   const sp = (st(ESP) - 4) | 0;
   wr32(linear(SEG_SS, sp), v);
   setSt(ESP, sp);
@@ -21,7 +22,8 @@ export function pushN(v: i32, size: i32): void {
   if (size == 4) push32(v); else push16(v);
 }
 /** Pops a dword; callers must check aborted() before using the value. */
-export function pop32(): i32 {
+// @ts-ignore: decorator
+@inline export function pop32(): i32 {
   const sp = st(ESP);
   const v = rd32(linear(SEG_SS, sp));
   if (st(S_ABORT) == 0) setSt(ESP, (sp + 4) | 0);

@@ -17,7 +17,7 @@ export const MAX_RAM = 1 << 30;
 
 const buildDir = new URL("../../build/", import.meta.url);
 let wasmModule: Promise<WebAssembly.Module> | undefined;
-let tsFactory: Promise<() => CoreExports<Uint8Array>> | undefined;
+let tsInstances = 0;
 
 function checkRam(ramSize: number): void {
   if (!Number.isInteger(ramSize) || ramSize < MIN_RAM || ramSize > MAX_RAM || ramSize % 4096 !== 0) {
@@ -51,10 +51,10 @@ export async function createEngine(kind: EngineKind, opts: EngineOptions): Promi
     return new CoreEngine("wasm", core as CoreExports<unknown>, opts.ramSize, { ram, dirty });
   }
   if (kind === "ts") {
-    tsFactory ??= import(new URL("core-ts.mjs", buildDir).href)
-      .then((m: { createCore: () => CoreExports<Uint8Array> }) => m.createCore)
-      .catch((e) => missingBuild("build/core-ts.mjs", e));
-    const core = (await tsFactory)();
+    // A distinct URL per engine makes a separate module instance: its own
+    // CPU state and its own optimized code.
+    const url = new URL(`core-ts.mjs?engine=${++tsInstances}`, buildDir).href;
+    const core = (await import(url).catch((e) => missingBuild("build/core-ts.mjs", e))) as CoreExports<Uint8Array>;
     if (core.init(opts.ramSize) !== 0) throw new RangeError(`core refused RAM size ${opts.ramSize}`);
     const ram = core.ramBase().subarray(0, opts.ramSize);
     const dirty = core.dirtyBase().subarray(0, opts.ramSize >>> 12);
