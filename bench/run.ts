@@ -1,0 +1,278 @@
+// The CPU benchmark (npm run bench): runs guests/bin/bench.elf on the wasm
+// and TS engines, interleaved, and reports MIPS (retired instructions per
+// wall-clock second of the run loop) per engine and the wasm/ts ratio.
+// Every run must produce the same console output, the same instruction count
+// and exit status 0, or the benchmark fails. See docs/bench.md.
+//
+//   npm run bench -- [--runs N] [--engine wasm|ts|both] [--guest FILE] [--mem SIZE] [--no-save]
+//   (or BENCH_RUNS, BENCH_ENGINE in the environment)
+
+import { execFileSync } from "node:child_process";
+import { createHash } from "node:crypto";
+import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { cpus } from "node:os";
+import { relative } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import { ENGINE_KINDS, type EngineKind } from "../host/engine/engine.js";
+import { createEngine } from "../host/engine/load.js";
+import { simpleRun, type SimpleRunResult } from "../host/machine/simple-run.js";
+
+const root = fileURLToPath(new URL("..", import.meta.url));
+const DEFAULT_GUEST = fileURLToPath(new URL("../guests/bin/bench.elf", import.meta.url));
+const RESULTS_DIR = fileURLToPath(new URL("results/", import.meta.url));
+const WARMUP_INSTRUCTIONS = 20_000_000;
+
+class BenchError extends Error {}
+/** A bad option: exit status 2. */
+class BenchUsageError extends BenchError {}
+
+interface Options {
+  runs: number;
+  engines: EngineKind[];
+  guest: string;
+  mem: number;
+  save: boolean;
+  warmup: boolean;
+}
+
+function options(): Options {
+  const { values } = parseArgs({
+    options: {
+      runs: { type: "string" },
+      engine: { type: "string" },
+      guest: { type: "string" },
+      mem: { type: "string" },
+      "no-save": { type: "boolean", default: false },
+      "no-warmup": { type: "boolean", default: false },
+      help: { type: "boolean", short: "h", default: false },
+    },
+    strict: true,
+  });
+  if (values.help) {
+    process.stdout.write(
+      "usage: npm run bench -- [--runs N] [--engine wasm|ts|both] [--guest FILE] [--mem MiB] [--no-save] [--no-warmup]\n" +
+        "  --runs N       timed runs per engine, at least 1 (default 5; env BENCH_RUNS)\n" +
+        "  --engine E     wasm, ts or both (default both; env BENCH_ENGINE)\n" +
+        "  --guest FILE   the guest image (default guests/bin/bench.elf)\n" +
+        "  --mem MiB      guest RAM in MiB (default 32)\n" +
+        "  --no-save      do not write bench/results/\n" +
+        "  --no-warmup    skip the untimed 20M-instruction warm-up run per engine\n",
+    );
+    process.exit(0);
+  }
+  const runsText = values.runs ?? process.env.BENCH_RUNS ?? "5";
+  const runs = Number(runsText);
+  if (!Number.isInteger(runs) || runs < 1) throw new BenchUsageError(`--runs must be a positive integer, got ${runsText}`);
+  const engine = values.engine ?? process.env.BENCH_ENGINE ?? "both";
+  if (engine !== "both" && !ENGINE_KINDS.includes(engine as EngineKind)) {
+    throw new BenchUsageError(`--engine must be wasm, ts or both, got ${engine}`);
+  }
+  const memText = values.mem ?? "32";
+  const mem = Number(memText);
+  if (!Number.isInteger(mem) || mem < 1 || mem > 1024) throw new BenchUsageError(`--mem must be a whole number of MiB from 1 to 1024, got ${memText}`);
+  return {
+    runs,
+    engines: engine === "both" ? [...ENGINE_KINDS] : [engine as EngineKind],
+    guest: values.guest ?? DEFAULT_GUEST,
+    mem: mem << 20,
+    save: !values["no-save"],
+    warmup: !values["no-warmup"],
+  };
+}
+
+interface RunRecord {
+  engine: EngineKind;
+  round: number;
+  instructions: number;
+  seconds: number;
+  mips: number;
+}
+
+interface EngineSummary {
+  runs: number;
+  medianMips: number;
+  minMips: number;
+  maxMips: number;
+  medianSeconds: number;
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+function summarize(runs: RunRecord[]): EngineSummary {
+  const mips = runs.map((r) => r.mips);
+  return {
+    runs: runs.length,
+    medianMips: median(mips),
+    minMips: Math.min(...mips),
+    maxMips: Math.max(...mips),
+    medianSeconds: median(runs.map((r) => r.seconds)),
+  };
+}
+
+function gitCommit(): string | null {
+  try {
+    return execFileSync("git", ["rev-parse", "--short=12", "HEAD"], { cwd: root, encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }).trim();
+  } catch {
+    return null;
+  }
+}
+
+/** sha256 of a build output, and whether assembly/ has changed since it was built. */
+function buildInfo(): { coreWasmSha256: string | null; coreTsSha256: string | null; stale: boolean } {
+  const hash = (f: string) => {
+    try {
+      return createHash("sha256").update(readFileSync(f)).digest("hex");
+    } catch {
+      return null;
+    }
+  };
+  const wasm = `${root}build/core.wasm`, ts = `${root}build/core-ts.mjs`;
+  let stale = false;
+  try {
+    const built = Math.min(statSync(wasm).mtimeMs, statSync(ts).mtimeMs);
+    const walk = (d: string): boolean =>
+      readdirSync(d, { withFileTypes: true }).some((e) => (e.isDirectory() ? walk(`${d}/${e.name}`) : statSync(`${d}/${e.name}`).mtimeMs > built));
+    stale = walk(`${root}assembly`);
+  } catch {
+    stale = true;
+  }
+  return { coreWasmSha256: hash(wasm), coreTsSha256: hash(ts), stale };
+}
+
+const round1 = (x: number) => Math.round(x * 10) / 10;
+const round3 = (x: number) => Math.round(x * 1000) / 1000;
+
+async function main(): Promise<void> {
+  const opts = options();
+  let elf: Uint8Array;
+  try {
+    elf = new Uint8Array(readFileSync(opts.guest));
+  } catch (e) {
+    throw new BenchError(`cannot read ${opts.guest}: ${(e as Error).message} (build it with npm run build:guests)`);
+  }
+  const rel = relative(root, opts.guest);
+  const guestName = rel && !rel.startsWith("..") ? rel : opts.guest;
+  const sha256 = createHash("sha256").update(elf).digest("hex");
+  process.stderr.write(`bench: ${guestName}, ${opts.runs} run(s) per engine on ${opts.engines.join(" and ")}, Node ${process.version}\n`);
+  const build = buildInfo();
+  if (build.stale) process.stderr.write("bench: warning: assembly/ changed after build/ was made; run npm run build to measure the current source\n");
+
+  if (opts.warmup) {
+    // Let V8 compile the hot paths of each engine before anything is timed.
+    for (const kind of opts.engines) {
+      simpleRun(await createEngine(kind, { ramSize: opts.mem }), elf, { maxInstructions: WARMUP_INSTRUCTIONS, collectOutput: false });
+    }
+  }
+
+  // The reference every run is checked against: the first run's output and count.
+  let reference: { engine: EngineKind; output: Buffer; instructions: number } | undefined;
+  const check = (kind: EngineKind, round: number, r: SimpleRunResult) => {
+    const what = `${kind} run ${round + 1}`;
+    if (r.reason !== "exit" || r.exitStatus !== 0) {
+      const out = Buffer.from(r.output).toString("latin1");
+      throw new BenchError(`${what} did not pass: ${r.detail.message}\n--- guest output ---\n${out}--- end ---`);
+    }
+    const output = Buffer.from(r.output);
+    if (!reference) {
+      reference = { engine: kind, output, instructions: r.instructions };
+      return;
+    }
+    if (r.instructions !== reference.instructions) {
+      throw new BenchError(`${what} retired ${r.instructions} instructions, ${reference.engine} run 1 retired ${reference.instructions}: the engines disagree`);
+    }
+    if (!output.equals(reference.output)) {
+      throw new BenchError(
+        `${what} printed different output from ${reference.engine} run 1: the engines disagree\n` +
+          `--- ${reference.engine} ---\n${reference.output.toString("latin1")}--- ${kind} ---\n${output.toString("latin1")}--- end ---`,
+      );
+    }
+  };
+
+  const records: RunRecord[] = [];
+  for (let round = 0; round < opts.runs; round++) {
+    // Alternate the order each round so neither engine always runs first.
+    const order = round % 2 === 0 ? opts.engines : [...opts.engines].reverse();
+    for (const kind of order) {
+      const engine = await createEngine(kind, { ramSize: opts.mem });
+      const r = simpleRun(engine, elf);
+      check(kind, round, r);
+      const rec: RunRecord = { engine: kind, round, instructions: r.instructions, seconds: r.seconds, mips: r.instructions / r.seconds / 1e6 };
+      records.push(rec);
+      process.stderr.write(`  ${kind.padEnd(4)} run ${round + 1}/${opts.runs}: ${r.seconds.toFixed(3)} s, ${rec.mips.toFixed(1)} MIPS\n`);
+    }
+  }
+
+  const summaries: Partial<Record<EngineKind, EngineSummary>> = {};
+  for (const kind of opts.engines) summaries[kind] = summarize(records.filter((r) => r.engine === kind));
+  const ratio = summaries.wasm && summaries.ts ? summaries.wasm.medianMips / summaries.ts.medianMips : null;
+  const instructions = reference!.instructions;
+
+  // The table.
+  const lines = [
+    "",
+    `workload: ${guestName} (${instructions.toLocaleString("en-US")} instructions, output identical on every run)`,
+    "",
+    "engine  runs  median MIPS  min MIPS  max MIPS  median s",
+    ...opts.engines.map((k) => {
+      const s = summaries[k]!;
+      return `${k.padEnd(6)}  ${String(s.runs).padStart(4)}  ${s.medianMips.toFixed(1).padStart(11)}  ${s.minMips.toFixed(1).padStart(8)}  ${s.maxMips.toFixed(1).padStart(8)}  ${s.medianSeconds.toFixed(3).padStart(8)}`;
+    }),
+  ];
+  if (ratio !== null) lines.push("", `wasm/ts ratio (medians): ${ratio.toFixed(2)}`);
+  process.stdout.write(lines.join("\n") + "\n");
+
+  const date = new Date();
+  const result = {
+    workload: "cpu",
+    guest: guestName,
+    guestSha256: sha256,
+    guestOutput: reference!.output.toString("latin1"),
+    instructions,
+    runsPerEngine: opts.runs,
+    warmupInstructions: opts.warmup ? WARMUP_INSTRUCTIONS : 0,
+    engines: Object.fromEntries(
+      Object.entries(summaries).map(([k, s]) => [k, {
+        runs: s.runs, medianMips: round1(s.medianMips), minMips: round1(s.minMips), maxMips: round1(s.maxMips), medianSeconds: round3(s.medianSeconds),
+      }]),
+    ),
+    ratio: ratio === null ? null : Math.round(ratio * 100) / 100,
+    runs: records.map((r) => ({ engine: r.engine, round: r.round + 1, seconds: round3(r.seconds), mips: round1(r.mips) })),
+    node: process.version,
+    v8: process.versions.v8,
+    platform: `${process.platform}-${process.arch}`,
+    cpu: cpus()[0]?.model ?? null,
+    commit: gitCommit(),
+    build,
+    date: date.toISOString(),
+  };
+  if (opts.save) {
+    mkdirSync(RESULTS_DIR, { recursive: true });
+    const stamp = date.toISOString().slice(0, 19).replace(/:/g, "-").replace("T", "-");
+    const json = JSON.stringify(result, null, 2) + "\n";
+    const dated = `${RESULTS_DIR}cpu-${stamp}.json`;
+    writeFileSync(dated, json);
+    writeFileSync(`${RESULTS_DIR}latest.json`, json);
+    process.stdout.write(`\nresults: ${relative(process.cwd(), dated)} and ${relative(process.cwd(), RESULTS_DIR + "latest.json")}\n`);
+  }
+}
+
+main().catch((e) => {
+  if (e instanceof BenchUsageError) {
+    process.stderr.write(`bench: ${e.message}\n`);
+    process.exit(2);
+  }
+  if (e instanceof BenchError) {
+    process.stderr.write(`bench: FAILED: ${e.message}\n`);
+    process.exit(1);
+  }
+  if (e instanceof TypeError && (e as { code?: string }).code?.startsWith("ERR_PARSE_ARGS")) {
+    process.stderr.write(`bench: ${e.message}\n`);
+    process.exit(2);
+  }
+  throw e;
+});
