@@ -8,9 +8,9 @@
 import { st, setSt, ltu, targetInit } from "./target/wasm";
 import {
   S_EXIT, S_ABORT, S_LEFT, S_STEP_MODE, S_EXECUTED, S_ICOUNT_LO, S_ICOUNT_HI, S_MMIOW_COUNT,
-  S_RAMSIZE, S_EIP, S_SEL, S_BASE, S_CR0, S_EXIT_ERROR, EXIT_BUDGET, SEG_CS,
+  S_RAMSIZE, S_EIP, S_SEL, S_BASE, S_CR0, S_EXIT_ERROR, EXIT_BUDGET, SEG_CS, ZERO_REG,
 } from "./state";
-import { exec, instrStart } from "./exec";
+import { runLoop } from "./dispatch";
 import { getIp, setIp } from "./decode";
 import { flagsReset } from "./flags";
 import { memoryInit } from "./memory";
@@ -25,6 +25,7 @@ export function cpuInit(ramSize: i32): void {
 /** Registers to their power-on values for a flat 32-bit machine; RAM is untouched. */
 export function cpuReset(): void {
   for (let i = 0; i < 8; i++) setSt(i, 0);
+  setSt(ZERO_REG, 0);
   setSt(S_EIP, 0);
   for (let s = 0; s < 6; s++) { setSt(S_SEL + s, 0); setSt(S_BASE + s, 0); }
   setSt(S_CR0, 0x11); // PE set (protected mode), ET set
@@ -40,21 +41,7 @@ export function run(budget: i32): i32 {
   setSt(S_ABORT, 0);
   setSt(S_MMIOW_COUNT, 0);
   setIp((st(S_BASE + SEG_CS) + st(S_EIP)) | 0);
-  let left = budget;
-  while (left > 0) {
-    setSt(S_LEFT, left);
-    exec();
-    left = st(S_LEFT);
-    if (st(S_EXIT) != 0) {
-      if (st(S_ABORT) == 0) left--;
-      else {
-        setIp(instrStart());          // did not retire: EIP stays on it
-        setSt(S_MMIOW_COUNT, 0);      // and it wrote nothing
-      }
-      break;
-    }
-    left--;
-  }
+  const left = budget > 0 ? runLoop(budget) : 0;
   setSt(S_EIP, (getIp() - st(S_BASE + SEG_CS)) | 0);
   const done = budget > 0 ? (budget - left) | 0 : 0;
   setSt(S_EXECUTED, done);

@@ -14,6 +14,7 @@ let opsize16: bool = false;
 let adsize16: bool = false;
 let repMode: i32 = 0;   // 0 none, 0xF3 REP/REPE, 0xF2 REPNE
 let eaSeg: i32 = SEG_DS; // segment of the last decoded memory operand
+let lockPrefix: bool = false;
 let anyPrefix: bool = false; // so the common prefix-free instruction resets nothing
 
 // @ts-ignore: decorator
@@ -31,7 +32,7 @@ let anyPrefix: bool = false; // so the common prefix-free instruction resets not
 
 // @ts-ignore: decorator
 @inline export function resetPrefixes(): void {
-  if (anyPrefix) { segOvr = -1; opsize16 = false; adsize16 = false; repMode = 0; anyPrefix = false; }
+  if (anyPrefix) { segOvr = -1; opsize16 = false; adsize16 = false; repMode = 0; lockPrefix = false; anyPrefix = false; }
 }
 // @ts-ignore: decorator
 @inline export function setSegOverride(s: i32): void { segOvr = s; anyPrefix = true; }
@@ -41,6 +42,10 @@ let anyPrefix: bool = false; // so the common prefix-free instruction resets not
 @inline export function setAdsize16(): void { adsize16 = true; anyPrefix = true; }
 // @ts-ignore: decorator
 @inline export function setRep(p: i32): void { repMode = p; anyPrefix = true; }
+// @ts-ignore: decorator
+@inline export function setLock(): void { lockPrefix = true; anyPrefix = true; }
+// @ts-ignore: decorator
+@inline export function hasLock(): bool { return lockPrefix; }
 // @ts-ignore: decorator
 @inline export function isO16(): bool { return opsize16; }
 // @ts-ignore: decorator

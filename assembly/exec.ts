@@ -6,7 +6,7 @@
 // first, check aborted(), then commit. An aborted instruction must leave the
 // registers and memory as they were, because it will run again from its start.
 
-import { st, setSt, reg8, setReg8, reg16, setReg16, ltu } from "./target/wasm";
+import { st, setSt, reg8, setReg8, reg16, setReg16, ltu, ram8 } from "./target/wasm";
 import {
   EAX, ECX, EDX, EBX, ESP, EBP, S_EIP, S_BASE, S_SEL, SEG_CS, SEG_ES, SEG_SS, SEG_DS, SEG_FS, SEG_GS,
   S_RAMSIZE, S_EXIT, S_ABORT, EXIT_HLT, EXIT_IN, EXIT_OUT, VEC_UD, VEC_GP, VEC_BP, VEC_OF,
@@ -14,8 +14,9 @@ import {
 } from "./state";
 import {
   fetch8, fetchS8, fetch16, fetch32, getIp, setIp, resetPrefixes, setSegOverride, setOpsize16,
-  setAdsize16, setRep, isO16, isA16, dataSeg, linear, modrmOffset, modrmEA,
+  setAdsize16, setRep, isO16, isA16, dataSeg, linear, modrmOffset, modrmEA, setLock, hasLock,
 } from "./decode";
+import { instrLength, lockAllowed } from "./length";
 import { rd8, rdN, wr8, wrN, rd32, wr32, aborted, ramEnd } from "./memory";
 import {
   getFlags, setFlags, setFlagBits, getCF, getOF, getZF, cond, flagsLogic, rawFlags,
@@ -73,7 +74,7 @@ function fetchImm(size: i32): i32 {
     case 0x65: setSegOverride(SEG_GS); op = nextPrefixed(); continue;
     case 0x66: setOpsize16(); op = nextPrefixed(); continue;
     case 0x67: setAdsize16(); op = nextPrefixed(); continue;
-    case 0xf0: op = nextPrefixed(); continue; // LOCK: one CPU, every instruction is atomic already
+    case 0xf0: setLock(); op = nextPrefixed(); continue; // one CPU: a legal LOCK changes nothing
     case 0xf2: setRep(0xf2); op = nextPrefixed(); continue;
     case 0xf3: setRep(0xf3); op = nextPrefixed(); continue;
     case -1: return; // too many prefixes: #GP raised by nextPrefixed
@@ -583,7 +584,20 @@ function fetchImm(size: i32): i32 {
  */
 function nextPrefixed(): i32 {
   if (((getIp() - start) | 0) >= 15) { fault(VEC_GP, 0); return -1; }
+  const q = getIp();
+  const b = ram8(q);
+  if (!isPrefix(b)) {
+    // The prefix run ends here. Only an instruction with five or more
+    // prefixes can exceed 15 bytes (the longest unprefixed form is 11).
+    if (((q - start) | 0) >= 5 && instrLength(start, q, isO16(), isA16()) > 15) { fault(VEC_GP, 0); return -1; }
+    if (hasLock() && !lockAllowed(q)) { fault(VEC_UD, -1); return -1; }
+  }
   return fetch8();
+}
+
+function isPrefix(b: i32): bool {
+  return b == 0x26 || b == 0x2e || b == 0x36 || b == 0x3e || b == 0x64 || b == 0x65 ||
+    b == 0x66 || b == 0x67 || b == 0xf0 || b == 0xf2 || b == 0xf3;
 }
 
 function fetchS16(): i32 { return (fetch16() << 16) >> 16; }

@@ -133,7 +133,8 @@ export function flagsStatus(bits: i32): void {
 }
 
 /** Condition code cc (the low nibble of Jcc/SETcc/CMOVcc) on the current flags. */
-export function cond(cc: i32): bool {
+// @ts-ignore: decorator
+@inline export function cond(cc: i32): bool {
   // Fast path: the flags still describe a 32-bit SUB/CMP, so the condition is a
   // direct comparison of its operands.
   if (lzMask == STATUS && lzOp == LZ_SUB && lzTop == 31) {

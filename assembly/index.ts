@@ -4,12 +4,13 @@
 import { st, setSt, leu, MAX_RAM } from "./target/wasm";
 import { S_MMIO_COUNT, S_MMIO, MMIO_MAX, S_ANSWER, S_ANSWER_VALID } from "./state";
 import { getFlags, setFlags } from "./flags";
+import { stored } from "./memory";
 import { cpuInit, cpuReset, run as cpuRun, step as cpuStep } from "./cpu";
 
 // Where the host finds guest RAM, the dirty-page bytemap and the state words:
 // byte addresses in the wasm memory for the wasm build, typed arrays for the
 // TypeScript build (each build's host adapter knows which it gets).
-export { ramBase, dirtyBase, stateBase } from "./target/wasm";
+export { ramBase, dirtyBase, stateBase, icacheBase, lineGenBase } from "./target/wasm";
 
 /** Sets up a machine with `ramSize` bytes of guest RAM (a multiple of 4 KiB). Returns 0, or -1 for a bad size. */
 export function init(ramSize: i32): i32 {
@@ -46,3 +47,16 @@ export function addMmio(start: i32, end: i32): i32 {
   return n;
 }
 export function clearMmio(): void { setSt(S_MMIO_COUNT, 0); }
+
+/**
+ * The host wrote guest RAM [addr, addr+len) directly (loader, snapshot
+ * restore): mark the pages dirty and retire cached decodes of those lines.
+ */
+export function hostWrote(addr: i32, len: i32): void {
+  if (len <= 0) return;
+  const last = (addr + len - 1) | 0;
+  for (let a = addr & ~0xff; leu(a, last); a = (a + 256) | 0) {
+    stored(a);
+    if (a == (last & ~0xff)) break;
+  }
+}

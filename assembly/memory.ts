@@ -11,7 +11,7 @@
 // handed to the host after the instruction retires.
 
 import {
-  st, setSt, ram8, ram16, ram32, setRam8, setRam16, setRam32, markDirty, ltu, leu,
+  st, setSt, ram8, ram16, ram32, setRam8, setRam16, setRam32, markDirty, ltu, leu, bumpLine, icClearTags,
 } from "./target/wasm";
 import {
   S_RAMSIZE, S_MMIO_COUNT, S_MMIO, S_MMIOW_COUNT, S_MMIOW, MMIOW_MAX, S_EXIT, S_ABORT,
@@ -28,6 +28,18 @@ export function memoryInit(ramSize: i32): void {
   ramLim1 = ramSize - 1;
   ramLim2 = ramSize - 2;
   ramLim4 = ramSize - 4;
+}
+
+/**
+ * Bookkeeping for a store to RAM address a: the page is dirty, and the
+ * 256-byte line's generation moves on so cached decodes of code there are
+ * stale (icache.ts). A generation that wraps to 0 after 2^32 stores could make
+ * an old entry look current, so then the whole cache is dropped.
+ */
+// @ts-ignore: decorator
+@inline export function stored(a: i32): void {
+  markDirty(a);
+  if (bumpLine(a) == 0) icClearTags();
 }
 
 /** Guest RAM size: the first address past RAM. */
@@ -55,17 +67,17 @@ export function memoryInit(ramSize: i32): void {
 }
 // @ts-ignore: decorator
 @inline export function wr8(a: i32, v: i32): void {
-  if (leu(a, ramLim1)) { setRam8(a, v); markDirty(a); }
+  if (leu(a, ramLim1)) { setRam8(a, v); stored(a); }
   else wrSlow(a, 1, v);
 }
 // @ts-ignore: decorator
 @inline export function wr16(a: i32, v: i32): void {
-  if (leu(a, ramLim2)) { setRam16(a, v); markDirty(a); markDirty((a + 1) | 0); }
+  if (leu(a, ramLim2)) { setRam16(a, v); stored(a); stored((a + 1) | 0); }
   else wrSlow(a, 2, v);
 }
 // @ts-ignore: decorator
 @inline export function wr32(a: i32, v: i32): void {
-  if (leu(a, ramLim4)) { setRam32(a, v); markDirty(a); markDirty((a + 3) | 0); }
+  if (leu(a, ramLim4)) { setRam32(a, v); stored(a); stored((a + 3) | 0); }
   else wrSlow(a, 4, v);
 }
 /** Reads/writes of a size given at run time (1, 2 or 4). */
@@ -127,6 +139,6 @@ function wrSlow(a: i32, size: i32, v: i32): void {
   const ramSize = st(S_RAMSIZE);
   for (let i = 0; i < size; i++) {
     const b = (a + i) | 0;
-    if (ltu(b, ramSize) && !inMmio(b)) { setRam8(b, (v >> (i << 3)) & 0xff); markDirty(b); }
+    if (ltu(b, ramSize) && !inMmio(b)) { setRam8(b, (v >> (i << 3)) & 0xff); stored(b); }
   }
 }

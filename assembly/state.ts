@@ -14,6 +14,9 @@ export const ESI: i32 = 6;
 export const EDI: i32 = 7;
 
 export const S_EIP: i32 = 8;
+// Always 0: the decoded-instruction cache names it as the base or index of an
+// address that has none, so every effective address is base + index<<s + disp.
+export const ZERO_REG: i32 = 15;
 // Segment registers in encoding order (ES CS SS DS FS GS): selector, then base.
 export const S_SEL: i32 = 16;
 export const S_BASE: i32 = 24;

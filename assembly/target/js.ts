@@ -11,6 +11,8 @@ let S8: Uint8Array = new Uint8Array(S32.buffer);
 let RAM: Uint8Array = new Uint8Array(16);
 let RAMV: DataView = new DataView(RAM.buffer);
 let DIRTY: Uint8Array = new Uint8Array(1);
+let IC: Int32Array = new Int32Array(65536 * 8);
+let GEN: Int32Array = new Int32Array(1);
 const PARITY: Uint8Array = new Uint8Array(256);
 for (let i = 0; i < 256; i++) {
   let c = 0;
@@ -32,6 +34,14 @@ export function setRam8(a: i32, v: i32): void { RAM[a >>> 0] = v; }
 export function setRam16(a: i32, v: i32): void { RAMV.setUint16(a >>> 0, v, true); }
 export function setRam32(a: i32, v: i32): void { RAMV.setInt32(a >>> 0, v, true); }
 export function markDirty(a: i32): void { DIRTY[a >>> 12] = 1; }
+
+export function ic(i: i32): i32 { return IC[i]; }
+export function setIc(i: i32, v: i32): void { IC[i] = v; }
+export function lineGen(a: i32): i32 { return GEN[a >>> 8]; }
+export function bumpLine(a: i32): i32 { return (GEN[a >>> 8] = (GEN[a >>> 8] + 1) | 0); }
+export function icClearTags(): void {
+  for (let i = 0; i < 65536; i++) IC[i << 3] = i ^ 1; // matches no address (see wasm.ts)
+}
 
 export function ramCopy(dst: i32, src: i32, n: i32): void {
   RAM.copyWithin(dst >>> 0, src >>> 0, (src >>> 0) + (n >>> 0));
@@ -115,9 +125,14 @@ export function targetInit(ramSize: i32): void {
   RAM.fill(0xff, ramSize >>> 0);
   RAMV = new DataView(RAM.buffer);
   DIRTY = new Uint8Array(0x40000);
+  IC = new Int32Array(65536 * 8);
+  GEN = new Int32Array((ramSize >>> 8) + 1);
+  icClearTags();
 }
 
 /** Zero-copy views for the host: the same names as the wasm build's addresses. */
 export function ramBase(): Uint8Array { return RAM; }
 export function dirtyBase(): Uint8Array { return DIRTY; }
 export function stateBase(): Int32Array { return S32; }
+export function icacheBase(): Int32Array { return IC; }
+export function lineGenBase(): Int32Array { return GEN; }

@@ -10,12 +10,16 @@
 //   0x01000  state words (registers, EIP, flags, exit info...), see state.ts
 //   0x10000  dirty-page bytemap, one byte per 4 KiB guest page (up to 1 GiB)
 //   0x50000  AssemblyScript static data (asc --memoryBase)
-//   0x100000 guest RAM, followed by 16 bytes of 0xFF padding (instruction fetch
-//            may read up to 15 bytes past a start address that is inside RAM)
+//   0x100000 decoded-instruction cache: 65536 entries of 8 words (icache.ts)
+//   0x300000 guest RAM, followed by 16 bytes of 0xFF padding (instruction fetch
+//            may read up to 15 bytes past a start address that is inside RAM),
+//            then one generation word per 256-byte line of RAM (icache.ts)
 
 const ST_BASE: usize = 0x1000;
 const DIRTY_BASE: usize = 0x10000;
-const RAM_BASE: usize = 0x100000;
+const IC_BASE: usize = 0x100000;
+const RAM_BASE: usize = 0x300000;
+let genBase: usize = 0;
 export const MAX_RAM: i32 = 0x40000000;
 
 // ---- state words -------------------------------------------------------------
@@ -51,6 +55,30 @@ export const MAX_RAM: i32 = 0x40000000;
 // Marks the 4 KiB page holding guest address a as written.
 // @ts-ignore: decorator
 @inline export function markDirty(a: i32): void { store<u8>(DIRTY_BASE + (<usize><u32>a >> 12), 1); }
+
+// ---- decoded-instruction cache and code-line generations -------------------
+// @ts-ignore: decorator
+@inline export function ic(i: i32): i32 { return load<i32>(IC_BASE + (<usize><u32>i << 2)); }
+// @ts-ignore: decorator
+@inline export function setIc(i: i32, v: i32): void { store<i32>(IC_BASE + (<usize><u32>i << 2), v); }
+/** Generation of the 256-byte RAM line holding guest address a (a inside RAM). */
+// @ts-ignore: decorator
+@inline export function lineGen(a: i32): i32 { return load<i32>(genBase + ((<usize><u32>a >> 8) << 2)); }
+/** A store to address a (inside RAM): the line's generation moves on. Returns the new value. */
+// @ts-ignore: decorator
+@inline export function bumpLine(a: i32): i32 {
+  const p = genBase + ((<usize><u32>a >> 8) << 2);
+  const g = load<i32>(p) + 1;
+  store<i32>(p, g);
+  return g;
+}
+/**
+ * Invalidates every entry: entry i is only ever looked up for addresses whose
+ * low 16 bits are i, so a tag of i ^ 1 can match no address at all.
+ */
+export function icClearTags(): void {
+  for (let i: usize = 0; i < 65536; i++) store<i32>(IC_BASE + (i << 5), <i32>(i ^ 1));
+}
 
 // Copies n bytes inside guest RAM (both ranges checked by the caller; may overlap
 // only when the caller knows a forward copy is what the guest would see).
@@ -127,7 +155,9 @@ export function divS64(hi: i32, lo: i32, d: i32): i32 {
 
 // ---- memory set-up (called once by init) -------------------------------------
 export function targetInit(ramSize: i32): void {
-  const need: usize = RAM_BASE + <usize><u32>ramSize + 16;
+  genBase = RAM_BASE + <usize><u32>ramSize + 16;
+  const genBytes: usize = (<usize><u32>ramSize >> 8) << 2;
+  const need: usize = genBase + genBytes;
   const pages = <i32>((need + 0xffff) >> 16);
   const have = memory.size();
   if (pages > have) memory.grow(pages - have);
@@ -135,9 +165,13 @@ export function targetInit(ramSize: i32): void {
   memory.fill(DIRTY_BASE, 0, 0x40000);
   memory.fill(RAM_BASE, 0, <usize><u32>ramSize);
   memory.fill(RAM_BASE + <usize><u32>ramSize, 0xff, 16);
+  memory.fill(genBase, 0, genBytes);
+  icClearTags();
 }
 
 /** Addresses for the host's zero-copy views (wasm engine only). */
 export function ramBase(): i32 { return <i32>RAM_BASE; }
 export function dirtyBase(): i32 { return <i32>DIRTY_BASE; }
 export function stateBase(): i32 { return <i32>ST_BASE; }
+export function icacheBase(): i32 { return <i32>IC_BASE; }
+export function lineGenBase(): i32 { return <i32>genBase; }

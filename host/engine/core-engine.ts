@@ -41,7 +41,8 @@ export class CoreEngine implements Engine {
   writeMem(addr: number, bytes: Uint8Array): void {
     checkRange(addr, bytes.length, this.ramSize);
     this.ram.set(bytes, addr);
-    if (bytes.length > 0) this.dirty.fill(1, addr >>> 12, ((addr + bytes.length - 1) >>> 12) + 1);
+    // Dirty pages, and cached decodes of code in those bytes retired.
+    this.core.hostWrote(addr, bytes.length);
   }
 
   run(budget: number): Exit {

@@ -13,7 +13,11 @@ export interface CoreExports<View> {
   setAnswer(a: number, b: number, c: number, d: number): void;
   addMmio(start: number, end: number): number;
   clearMmio(): void;
+  hostWrote(addr: number, len: number): void;
   ramBase(): View;
   dirtyBase(): View;
   stateBase(): View;
+  /** The decoded-instruction cache (8 words an entry) and the per-256-byte-line store generations. */
+  icacheBase(): View;
+  lineGenBase(): View;
 }
