@@ -17,6 +17,12 @@ async function engine(kind: "wasm" | "ts"): Promise<Engine> {
   return freshEngine(kind);
 }
 
+/** rel32 bytes of a CALL/JMP whose next instruction is at `next`, to `target`. */
+const le32rel = (next: number, target: number): number[] => {
+  const v = (target - next) >>> 0;
+  return [v & 0xff, (v >>> 8) & 0xff, (v >>> 16) & 0xff, (v >>> 24) & 0xff];
+};
+
 function setAll(e: Engine, regs: number[]): void {
   regs.forEach((v, i) => e.setReg(i, v));
 }
@@ -406,6 +412,66 @@ describe.each(ENGINE_KINDS)("decode (%s)", (kind) => {
       expect(e.eip).toBe(CODE);
       expect(cpuState(e).regs).toEqual(before.regs);
       expect(rd32(e, 0x3100)).toBe(0);
+    });
+  });
+
+  describe("code that changes is decoded afresh", () => {
+    it("the host rewriting code with writeMem between runs", async () => {
+      const e = await engine(kind);
+      load(e, CODE, [0xb8, 1, 0, 0, 0, HLT]); // mov eax, 1
+      expect(e.run(10).reason).toBe(ExitReason.Hlt);
+      expect(e.getReg(EAX)).toBe(1);
+      load(e, CODE, [0xb8, 2, 0, 0, 0, HLT]); // mov eax, 2 at the same address
+      expect(e.run(10).reason).toBe(ExitReason.Hlt);
+      expect(e.getReg(EAX)).toBe(2);
+      load(e, CODE, [0x31, 0xc0, 0x40, HLT]); // xor eax, eax; inc eax: different lengths
+      expect(e.run(10)).toMatchObject({ reason: ExitReason.Hlt, executed: 3 });
+      expect(e.getReg(EAX)).toBe(1);
+    });
+
+    // SDM Vol. 3A 11.6: a store to a code location the processor has fetched
+    // or cached is detected, and the modified instruction executes as stored.
+    it("a guest store into the next instruction's immediate", async () => {
+      const e = await engine(kind);
+      // mov byte [CODE+8], 0x42; mov al, 0x00 (its immediate is at CODE+8); hlt
+      load(e, CODE, [0xc6, 0x05, 0x08, 0x10, 0x00, 0x00, 0x42, 0xb0, 0x00, HLT]);
+      expect(e.run(10).reason).toBe(ExitReason.Hlt);
+      expect(hex(e.getReg(EAX) & 0xff)).toBe(hex(0x42, 8));
+    });
+
+    it("a loop that increments the immediate of an instruction it has already executed", async () => {
+      const e = await engine(kind);
+      // L: mov eax, 0x10; inc byte [L+1]; dec ecx; jnz L; hlt
+      load(e, CODE, [0xb8, 0x10, 0, 0, 0, 0xfe, 0x05, 0x01, 0x10, 0x00, 0x00, 0x49, 0x75, 0xf2, HLT]);
+      e.setReg(ECX, 3);
+      for (const budget of [1000, 1]) {
+        e.eip = CODE; e.setReg(ECX, 3); e.writeMem(CODE + 1, Uint8Array.of(0x10));
+        let x = e.run(budget);
+        while (x.reason === ExitReason.Budget) x = e.run(budget);
+        expect(x.reason).toBe(ExitReason.Hlt);
+        expect(hex(e.getReg(EAX))).toBe(hex(0x12));
+        expect(e.readMem(CODE + 1, 1)[0]).toBe(0x13);
+      }
+    });
+
+    it("REP MOVSB copying new code over code that already ran, then jumping to it", async () => {
+      const e = await engine(kind);
+      const target = 0x1800;
+      // At target: mov eax, 0x11111111; ret. Run it once via call.
+      e.writeMem(target, Uint8Array.of(0xb8, 0x11, 0x11, 0x11, 0x11, 0xc3));
+      e.writeMem(0x1900, Uint8Array.of(0xb8, 0x22, 0x22, 0x22, 0x22, 0xc3)); // the replacement
+      e.setReg(ESP, 0x7000);
+      load(e, CODE, [
+        0xe8, ...le32rel(CODE + 5, target), // call target
+        0xbe, 0x00, 0x19, 0x00, 0x00, // mov esi, 0x1900
+        0xbf, 0x00, 0x18, 0x00, 0x00, // mov edi, 0x1800
+        0xb9, 0x06, 0x00, 0x00, 0x00, // mov ecx, 6
+        0xfc, 0xf3, 0xa4, // cld; rep movsb
+        0xe8, ...le32rel(CODE + 28, target), // call target
+        HLT,
+      ]);
+      expect(e.run(1000).reason).toBe(ExitReason.Hlt);
+      expect(hex(e.getReg(EAX))).toBe(hex(0x22222222));
     });
   });
 
