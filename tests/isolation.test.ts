@@ -489,6 +489,82 @@ describe.each(ENGINE_KINDS)("isolation (%s)", (kind) => {
       expect(e.getReg(EDX)).toBe(0xabcd);
     });
 
+    it("a read-modify-write of MMIO: a read exit, then the write exit after it retires, counted once", async () => {
+      const e = await freshEngine(kind);
+      e.addMmio(MM, MM + 0x1000);
+      e.writeMem(0x1000, Uint8Array.of(0x01, 0x43, 0x08, 0xf4)); // add [ebx+8], eax
+      e.eip = 0x1000;
+      e.setReg(EBX, MM); e.setReg(EAX, 0x10);
+      expect(e.run(100)).toMatchObject({ reason: ExitReason.MmioRead, addr: MM + 8, size: 4, executed: 0 });
+      e.answer(0xfffffff8);
+      const x = e.run(100);
+      expect(x).toMatchObject({ reason: ExitReason.MmioWrite, executed: 1 });
+      expect(x.mmioWrites).toEqual([{ addr: MM + 8, size: 4, value: 0x8 }]);
+      expect(e.eflags & CF).toBe(CF);
+      expect(e.icount).toBe(1n);
+    });
+
+    it("PUSHA onto an MMIO stack reports all eight writes, in order (SDM PUSHA)", async () => {
+      const e = await freshEngine(kind);
+      e.addMmio(MM, MM + 0x1000);
+      e.writeMem(0x1000, Uint8Array.of(0x60, 0xf4));
+      e.eip = 0x1000;
+      e.setReg(ESP, MM + 0x100);
+      const vals = [0x10, 0x11, 0x12, 0x13, MM + 0x100, 0x15, 0x16, 0x17];
+      vals.forEach((v, r) => { if (r !== ESP) e.setReg(r, v); });
+      const x = e.run(100);
+      expect(x).toMatchObject({ reason: ExitReason.MmioWrite, executed: 1 });
+      expect(x.mmioWrites).toEqual(vals.map((v, i) => ({ addr: MM + 0xfc - 4 * i, size: 4, value: v })));
+      expect(e.getReg(ESP)).toBe(MM + 0xe0);
+    });
+
+    it("an instruction with two MMIO reads (CMPSD) completes once the host has answered each read", async () => {
+      const e = await freshEngine(kind);
+      e.addMmio(MM, MM + 0x1000);
+      e.writeMem(0x1000, Uint8Array.of(0xa7, 0xf4)); // cmpsd
+      e.eip = 0x1000;
+      e.setReg(ESI, MM + 0x10); e.setReg(EDI, MM + 0x20);
+      // A device whose register at address a reads as a & 0xff.
+      const asked: number[] = [];
+      let x = e.run(100);
+      while (x.reason === ExitReason.MmioRead && asked.length < 8) {
+        expect(x.executed).toBe(0);
+        expect(e.eip).toBe(0x1000);
+        asked.push(x.addr!);
+        e.answer(x.addr! & 0xff);
+        x = e.run(100);
+      }
+      expect(asked.length, `read exits at ${asked.map((a) => hex(a)).join(", ")}`).toBeLessThanOrEqual(2);
+      expect(new Set(asked)).toEqual(new Set([MM + 0x10, MM + 0x20]));
+      expect(x).toMatchObject({ reason: ExitReason.Hlt, executed: 2 });
+      // [ESI] - [EDI] = 0x10 - 0x20: borrow, not zero.
+      expect(e.eflags & (CF | ZF)).toBe(CF);
+      expect(e.getReg(ESI)).toBe(MM + 0x14);
+      expect(e.getReg(EDI)).toBe(MM + 0x24);
+    });
+
+    it("an MMIO read exit leaves no partial effect: ENTER 8, 2 reading its frame link from MMIO", async () => {
+      const e = await freshEngine(kind);
+      e.addMmio(MM, MM + 0x1000);
+      e.writeMem(0x1000, Uint8Array.of(0xc8, 0x08, 0x00, 0x02, 0xf4)); // enter 8, 2
+      e.eip = 0x1000;
+      e.setReg(ESP, 0x8000); e.setReg(5, MM + 0x100);
+      const x = e.run(100);
+      expect(x).toMatchObject({ reason: ExitReason.MmioRead, addr: MM + 0xfc, size: 4, executed: 0 });
+      // Aborted: as if it had not started.
+      expect(hex(e.getReg(ESP))).toBe(hex(0x8000));
+      expect(hex(e.getReg(5))).toBe(hex(MM + 0x100));
+      expect(e.eip).toBe(0x1000);
+      e.answer(0x12345678);
+      expect(e.run(100)).toMatchObject({ reason: ExitReason.Hlt, executed: 2 });
+      // SDM ENTER, level 2: push EBP; push [EBP-4]; push the frame pointer; EBP = frame; ESP -= 8.
+      expect(hex(e.getReg(5))).toBe(hex(0x7ffc));
+      expect(hex(e.getReg(ESP))).toBe(hex(0x7fec));
+      const stack = e.readMem(0x7ff4, 12);
+      const dw = (i: number) => (stack[i] | (stack[i + 1] << 8) | (stack[i + 2] << 16) | (stack[i + 3] << 24)) >>> 0;
+      expect([dw(8), dw(4), dw(0)].map((v) => hex(v))).toEqual([hex(MM + 0x100), hex(0x12345678), hex(0x7ffc)]);
+    });
+
     it("an access next to a range but outside it is ordinary unassigned memory", async () => {
       const e = await freshEngine(kind);
       e.addMmio(MM, MM + 0x1000);
