@@ -9,7 +9,7 @@ export type { Engine, EngineKind };
 
 export const RAM_1M = 1 << 20;
 
-/** A fresh engine with flat power-on state, EFLAGS = 2 and ESP at `stack`. */
+/** A fresh engine in the flat power-on state (registers 0, EFLAGS = 2, RAM zeroed). */
 export async function freshEngine(kind: EngineKind, ramSize = RAM_1M): Promise<Engine> {
   const e = await createEngine(kind, { ramSize });
   e.reset();
