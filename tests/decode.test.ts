@@ -6,7 +6,7 @@
 
 import { describe, expect, it } from "vitest";
 import { ExitReason } from "../host/engine/engine.js";
-import { ENGINE_KINDS, freshEngine, load, rd32, wr32, cpuState, type Engine } from "./helpers/machine.js";
+import { ENGINE_KINDS, resetEngine, load, rd32, wr32, cpuState, type Engine } from "./helpers/machine.js";
 import { EAX, ECX, EDX, EBX, ESP, EBP, ESI, EDI, FS, GS, SS, DS, HLT, NOP, bytesHex, hex } from "./helpers/x86.js";
 
 const CODE = 0x1000;
@@ -14,7 +14,7 @@ const CODE = 0x1000;
 const REGS = [0x00001000, 0x00000100, 0x00000020, 0x00010000, 0x00008000, 0x00200000, 0x03000000, 0x40000000];
 
 async function engine(kind: "wasm" | "ts"): Promise<Engine> {
-  return freshEngine(kind);
+  return resetEngine(kind);
 }
 
 /** rel32 bytes of a CALL/JMP whose next instruction is at `next`, to `target`. */

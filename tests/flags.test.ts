@@ -9,7 +9,7 @@
 
 import { describe, expect, it } from "vitest";
 import { ExitReason } from "../host/engine/engine.js";
-import { ENGINE_KINDS, freshEngine, load, rd32, Rng, type Engine } from "./helpers/machine.js";
+import { ENGINE_KINDS, resetEngine, load, rd32, Rng, type Engine } from "./helpers/machine.js";
 import {
   EAX, ECX, EDX, EBX, ESI, EDI, ESP, CF, PF, AF, ZF, SF, OF, IF, DF, STATUS, HLT, hex,
 } from "./helpers/x86.js";
@@ -19,7 +19,7 @@ const STACK = 0x8000;
 const AC = 0x40000;
 
 async function engine(kind: "wasm" | "ts"): Promise<Engine> {
-  const e = await freshEngine(kind);
+  const e = await resetEngine(kind);
   e.setReg(ESP, STACK);
   return e;
 }

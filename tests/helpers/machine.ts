@@ -17,6 +17,26 @@ export async function freshEngine(kind: EngineKind, ramSize = RAM_1M): Promise<E
 }
 
 /** Writes code at `at` and points EIP at it. */
+const ZERO_1M = new Uint8Array(RAM_1M);
+const reused = new Map<EngineKind, Engine>();
+
+/**
+ * One engine per kind for the whole test file, returned in the power-on state
+ * with its 1 MiB of RAM zeroed (through writeMem, so cached decodes are
+ * retired too). Only for tests that register no MMIO range and no dirty
+ * tracker, the two things reset() keeps.
+ */
+export async function resetEngine(kind: EngineKind): Promise<Engine> {
+  let e = reused.get(kind);
+  if (!e) {
+    e = await createEngine(kind, { ramSize: RAM_1M });
+    reused.set(kind, e);
+  }
+  e.reset();
+  e.writeMem(0, ZERO_1M);
+  return e;
+}
+
 export function load(e: Engine, at: number, code: ArrayLike<number>): void {
   e.writeMem(at, Uint8Array.from(code));
   e.eip = at;
