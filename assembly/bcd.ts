@@ -52,9 +52,9 @@ export function aas(): void {
   let ax = reg16(0);
   let c: i32 = 0;
   if ((ax & 0xf) > 9 || getAF() != 0) {
-    const al = ((ax & 0xff) - 6) & 0xff;
-    const ah = ((ax >> 8) - 1) & 0xff;
-    ax = (ah << 8) | al;
+    // AX - 6 (a borrow out of AL reaches AH), then AH - 1: SDM "AAS".
+    ax = (ax - 6) & 0xffff;
+    ax = (((ax >> 8) - 1) & 0xff) << 8 | (ax & 0xff);
     c = 1;
   }
   ax &= 0xff0f;

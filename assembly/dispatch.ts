@@ -8,7 +8,7 @@
 // runs through this loop, so both paths are checked against the reference.
 
 import { st, setSt, ic, lineGen, ltu, leu, ram8, ram16, ram32, setRam8, setRam32, reg8, setReg8 } from "./target/wasm";
-import { S_BASE, SEG_CS, SEG_SS, ESP, S_LEFT, S_EXIT, S_ABORT, S_MMIOW_COUNT } from "./state";
+import { S_BASE, SEG_CS, SEG_SS, ESP, S_LEFT, S_EXIT, S_ABORT, S_MMIOW_COUNT, S_MMIOR_COUNT } from "./state";
 import { getIp, setIp } from "./decode";
 import { exec, instrStart } from "./exec";
 import { ramEnd, stored } from "./memory";
@@ -299,7 +299,7 @@ export function runLoop(budget: i32): i32 {
     exec();
     left = st(S_LEFT);
     if (st(S_EXIT) != 0) {
-      if (st(S_ABORT) == 0) { left--; pc = getIp(); }
+      if (st(S_ABORT) == 0) { left--; pc = getIp(); setSt(S_MMIOR_COUNT, 0); }
       else {
         pc = instrStart();            // did not retire: EIP stays on it
         setSt(S_MMIOW_COUNT, 0);      // and it wrote nothing
@@ -308,6 +308,7 @@ export function runLoop(budget: i32): i32 {
     }
     pc = getIp();
     left--;
+    setSt(S_MMIOR_COUNT, 0); // it retired: its MMIO read answers are used up
   }
   setIp(pc);
   return left;

@@ -10,7 +10,7 @@ import { st, setSt, reg8, setReg8, reg16, setReg16, ltu, ram8 } from "./target/w
 import {
   EAX, ECX, EDX, EBX, ESP, EBP, S_EIP, S_BASE, S_SEL, SEG_CS, SEG_ES, SEG_SS, SEG_DS, SEG_FS, SEG_GS,
   S_RAMSIZE, S_EXIT, S_ABORT, EXIT_HLT, EXIT_IN, EXIT_OUT, VEC_UD, VEC_GP, VEC_BP, VEC_OF,
-  CF, IF, DF, FLAGS_WRITABLE, S_SCRATCH,
+  CF, IF, DF, FLAGS_WRITABLE, S_SCRATCH, S_MMIOR_POS,
 } from "./state";
 import {
   fetch8, fetchS8, fetch16, fetch32, getIp, setIp, resetPrefixes, setSegOverride, setOpsize16,
@@ -43,6 +43,7 @@ let start: i32 = 0; // linear address of the current instruction's first byte
  */
 export function exec(): void {
   start = getIp();
+  setSt(S_MMIOR_POS, 0); // MMIO read answers are taken in order from the first
   // Code outside RAM would fetch all-ones bytes (FF FF..., an undefined
   // opcode): report it as #UD at that address.
   if (!ltu(start, ramEnd())) { fault(VEC_UD, -1); return; }
@@ -652,19 +653,30 @@ function group5(): void {
   }
 }
 
-/** ENTER size, level (SDM Vol. 2A "ENTER", 32-bit stack). */
+/**
+ * ENTER size, level (SDM Vol. 2A "ENTER", 32-bit stack). The SDM interleaves
+ * the frame-link reads with the pushes. To abort cleanly on an MMIO read, the
+ * links are read first; during the pushes a link whose bytes were just pushed
+ * over is read again from memory, which is what the interleaved order sees.
+ */
 function enter(size: i32, level: i32): void {
   const osz = opSize();
   const ebp = st(EBP);
+  for (let i = 1; i < level; i++) {
+    const v = rdN(linear(SEG_SS, (ebp - i * osz) | 0), osz);
+    if (aborted()) return;
+    setSt(S_SCRATCH + i, v);
+  }
+  const top = st(ESP);
   pushN(regRead(EBP, osz), osz);
   const frame = st(ESP);
   if (level > 0) {
-    let bp = ebp;
     for (let i = 1; i < level; i++) {
-      bp = (bp - osz) | 0;
-      const v = rdN(linear(SEG_SS, bp), osz);
-      if (aborted()) return;
-      pushN(v, osz);
+      const off = (ebp - i * osz) | 0;
+      const sp = st(ESP);
+      // Does [off, off+osz) meet the bytes pushed so far, [sp, top)?
+      const hit = ltu((off - sp) | 0, (top - sp) | 0) || ltu((sp - off) | 0, osz);
+      pushN(hit ? rdN(linear(SEG_SS, off), osz) : st(S_SCRATCH + i), osz);
     }
     pushN(frame, osz);
   }

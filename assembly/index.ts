@@ -2,7 +2,7 @@
 // pure-TypeScript build. host/engine/ wraps them in the Engine interface.
 
 import { st, setSt, leu, MAX_RAM } from "./target/wasm";
-import { S_MMIO_COUNT, S_MMIO, MMIO_MAX, S_ANSWER, S_ANSWER_VALID } from "./state";
+import { S_MMIO_COUNT, S_MMIO, MMIO_MAX, S_ANSWER, S_ANSWER_VALID, S_MMIOR_COUNT, S_MMIOR, MMIOR_MAX } from "./state";
 import { getFlags, setFlags } from "./flags";
 import { stored } from "./memory";
 import { cpuInit, cpuReset, run as cpuRun, step as cpuStep } from "./cpu";
@@ -35,6 +35,19 @@ export function setAnswer(a: i32, b: i32, c: i32, d: i32): void {
   setSt(S_ANSWER + 2, c);
   setSt(S_ANSWER + 3, d);
   setSt(S_ANSWER_VALID, 1);
+}
+
+/**
+ * The host's value for the MMIO read the last exit reported. An instruction
+ * may read MMIO several times: each exit is answered in turn, and the answers
+ * are consumed in order when it runs again. Returns -1 if too many.
+ */
+export function answerMmio(v: i32): i32 {
+  const n = st(S_MMIOR_COUNT);
+  if (n >= MMIOR_MAX) return -1;
+  setSt(S_MMIOR + n, v);
+  setSt(S_MMIOR_COUNT, n + 1);
+  return 0;
 }
 
 /** Registers [start, end) as MMIO. Returns the range index, or -1 when the table is full or the range is empty. */

@@ -15,7 +15,7 @@ import {
 } from "./target/wasm";
 import {
   S_RAMSIZE, S_MMIO_COUNT, S_MMIO, S_MMIOW_COUNT, S_MMIOW, MMIOW_MAX, S_EXIT, S_ABORT,
-  S_EXIT_ADDR, S_EXIT_SIZE, S_ANSWER_VALID, S_ANSWER, EXIT_MMIO_READ, EXIT_MMIO_WRITE,
+  S_EXIT_ADDR, S_EXIT_SIZE, S_MMIOR_POS, S_MMIOR_COUNT, S_MMIOR, EXIT_MMIO_READ, EXIT_MMIO_WRITE,
 } from "./state";
 
 let ramSizeG: i32 = 0;
@@ -102,9 +102,12 @@ function inMmio(a: i32): bool { return mmioRange(a, 1) >= 0; }
 
 function rdSlow(a: i32, size: i32): i32 {
   if (mmioRange(a, size) >= 0) {
-    if (st(S_ANSWER_VALID) != 0) {
-      setSt(S_ANSWER_VALID, 0);
-      const v = st(S_ANSWER);
+    // Already aborted by an earlier read: keep that exit, read nothing.
+    if (st(S_ABORT) != 0) return 0;
+    const pos = st(S_MMIOR_POS);
+    if (pos < st(S_MMIOR_COUNT)) {
+      setSt(S_MMIOR_POS, pos + 1);
+      const v = st(S_MMIOR + pos);
       return size == 4 ? v : size == 2 ? v & 0xffff : v & 0xff;
     }
     setSt(S_EXIT, EXIT_MMIO_READ);

@@ -57,9 +57,16 @@ export const S_MMIO_COUNT: i32 = 60;
 export const S_MMIO: i32 = 61;       // 16 words
 export const MMIO_MAX: i32 = 8;
 // MMIO writes queued by the current instruction (address, size, value) x 4.
+// (ENTER with nesting level 31 makes 32 stack writes, the most of any instruction.)
 export const S_MMIOW_COUNT: i32 = 80;
-export const S_MMIOW: i32 = 81;      // 12 words
-export const MMIOW_MAX: i32 = 4;
+export const S_MMIOW: i32 = 200;     // 3 words each
+export const MMIOW_MAX: i32 = 64;
+// The host's answers to the MMIO reads of the instruction being executed, in
+// the order it makes them (CMPSD reads two; POPA from an MMIO stack eight).
+export const S_MMIOR_COUNT: i32 = 81;
+export const S_MMIOR_POS: i32 = 82;
+export const S_MMIOR: i32 = 168;     // MMIOR_MAX words
+export const MMIOR_MAX: i32 = 32;
 
 // Control registers, stored for later paging support.
 export const S_CR0: i32 = 96;
@@ -68,8 +75,8 @@ export const S_CR3: i32 = 98;
 export const S_CR4: i32 = 99;
 
 // Scratch words for instructions that must read several values before
-// committing any (POPA).
-export const S_SCRATCH: i32 = 104; // 8 words
+// committing any (POPA, ENTER's frame links).
+export const S_SCRATCH: i32 = 104; // 32 words
 
 // Why run() returned.
 export const EXIT_BUDGET: i32 = 0;

@@ -5,14 +5,18 @@
 
 export const MAX_RAM: i32 = 0x40000000;
 
-let S32: Int32Array = new Int32Array(1024);
-let S16: Uint16Array = new Uint16Array(S32.buffer);
-let S8: Uint8Array = new Uint8Array(S32.buffer);
+// Fixed-size arrays are `const` so V8 can treat them as constants in optimized
+// code (a reassigned module variable is reloaded and re-checked at every use).
+// The line generations are sized for the largest RAM (16 MiB, which an OS
+// commits only as pages are touched); only RAM itself depends on init().
+const S32: Int32Array = new Int32Array(1024);
+const S16: Uint16Array = new Uint16Array(S32.buffer);
+const S8: Uint8Array = new Uint8Array(S32.buffer);
+const DIRTY: Uint8Array = new Uint8Array(0x40000);
+const IC: Int32Array = new Int32Array(65536 * 8);
+const GEN: Int32Array = new Int32Array((MAX_RAM >>> 8) + 1);
 let RAM: Uint8Array = new Uint8Array(16);
 let RAMV: DataView = new DataView(RAM.buffer);
-let DIRTY: Uint8Array = new Uint8Array(1);
-let IC: Int32Array = new Int32Array(65536 * 8);
-let GEN: Int32Array = new Int32Array(1);
 const PARITY: Uint8Array = new Uint8Array(256);
 for (let i = 0; i < 256; i++) {
   let c = 0;
@@ -118,15 +122,12 @@ export function divS64(hi: i32, lo: i32, d: i32): i32 {
 }
 
 export function targetInit(ramSize: i32): void {
-  S32 = new Int32Array(1024);
-  S16 = new Uint16Array(S32.buffer);
-  S8 = new Uint8Array(S32.buffer);
+  S32.fill(0);
+  DIRTY.fill(0);
+  GEN.fill(0, 0, (ramSize >>> 8) + 1);
   RAM = new Uint8Array((ramSize >>> 0) + 16);
   RAM.fill(0xff, ramSize >>> 0);
   RAMV = new DataView(RAM.buffer);
-  DIRTY = new Uint8Array(0x40000);
-  IC = new Int32Array(65536 * 8);
-  GEN = new Int32Array((ramSize >>> 8) + 1);
   icClearTags();
 }
 

@@ -22,7 +22,7 @@ export class CoreEngine implements Engine {
     this.dirty = views.dirty;
   }
 
-  reset(): void { this.core.reset(); }
+  reset(): void { this.core.reset(); this.lastReason = ExitReason.Budget; }
   getReg(i: number): number { return this.core.getState(i & 7) >>> 0; }
   setReg(i: number, v: number): void { this.core.setState(i & 7, v | 0); }
   get eip(): number { return this.core.getState(S_EIP) >>> 0; }
@@ -52,7 +52,13 @@ export class CoreEngine implements Engine {
     return this.exitInfo(this.core.run(budget));
   }
   step(): Exit { return this.exitInfo(this.core.step()); }
-  answer(a: number, b = 0, c = 0, d = 0): void { this.core.setAnswer(a | 0, b | 0, c | 0, d | 0); }
+  answer(a: number, b = 0, c = 0, d = 0): void {
+    if (this.lastReason === ExitReason.MmioRead) {
+      if (this.core.answerMmio(a | 0) < 0) throw new RangeError("answer: too many MMIO reads in one instruction");
+    } else {
+      this.core.setAnswer(a | 0, b | 0, c | 0, d | 0);
+    }
+  }
 
   get icount(): bigint {
     const lo = BigInt(this.core.getState(S_ICOUNT_LO) >>> 0);
@@ -71,7 +77,10 @@ export class CoreEngine implements Engine {
   }
   dirtyMap(): Uint8Array { return this.dirty; }
 
+  private lastReason: ExitReason = ExitReason.Budget;
+
   private exitInfo(reason: ExitReason): Exit {
+    this.lastReason = reason;
     const c = this.core;
     const e: Exit = { reason, executed: c.getState(S_EXECUTED) };
     switch (reason) {

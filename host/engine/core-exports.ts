@@ -11,6 +11,7 @@ export interface CoreExports<View> {
   getEflags(): number;
   setEflags(v: number): void;
   setAnswer(a: number, b: number, c: number, d: number): void;
+  answerMmio(v: number): number;
   addMmio(start: number, end: number): number;
   clearMmio(): void;
   hostWrote(addr: number, len: number): void;
