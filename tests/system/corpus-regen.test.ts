@@ -3,6 +3,7 @@
 // forms from Unicorn into a temporary folder and every re-generated line must
 // be byte-identical to the committed line of that form. Needs Debian's
 // python3-unicorn (CI installs it); without it the test fails, it does not skip.
+// Also: the oracle itself reproduces the shared silicon and qemu samples.
 //
 // The sample seed is CORPUS_REGEN_SEED when set, otherwise the day number, so
 // successive runs cover different forms; a failure names the seed and the
@@ -80,6 +81,13 @@ describe("conformance corpus regeneration", () => {
       return c.file !== `${group}.jsonl` || c.lines.length !== n;
     });
     expect(wrong.map(([n]) => n), "forms whose file or case count differ from the generator's").toEqual([]);
+  });
+
+  it("the oracle reproduces the shared samples (silicon and qemu) under their masks", () => {
+    const samples = join(corpus, "samples");
+    const files = jsonl(samples).map((f) => join(samples, f));
+    const r = python(["--verify", ...files]);
+    expect(r.status, `the oracle differs from the samples:\n${r.stdout}\n${r.stderr}`).toBe(0);
   });
 
   it(`a seeded ${FRACTION * 100}% of the forms re-generate byte-identically (sample seed ${seed})`, () => {
