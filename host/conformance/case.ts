@@ -33,6 +33,8 @@ export class CaseFormatError extends Error {
 }
 
 const U32_MAX = 0xffffffff;
+/** Cases keep their memory (and the instruction) in the first 4 MiB of guest memory. */
+export const CASE_ADDR_LIMIT = 4 << 20;
 
 function fail(path: string, what: string): never {
   throw new Error(`${path}: ${what}`);
@@ -87,12 +89,22 @@ export function parseCase(text: string, file: string, line: number): TestCase {
     final.mem.forEach((w, k) => {
       if (w.addr !== init.mem[k].addr || w.bytes.length !== init.mem[k].bytes.length) fail(`final.mem[${k}]`, "must match init.mem's window");
     });
+    const inLimit = (addr: number, len: number) => addr + len <= CASE_ADDR_LIMIT;
+    init.mem.forEach((w, k) => {
+      if (!inLimit(w.addr, w.bytes.length)) fail(`init.mem[${k}]`, `window 0x${w.addr.toString(16)}+${w.bytes.length} reaches past 4 MiB`);
+    });
+    if (!inLimit(init.eip, bytes.length)) fail("init.eip", `instruction at 0x${init.eip.toString(16)} reaches past 4 MiB`);
+    if (o.i !== undefined && (typeof o.i !== "number" || !Number.isInteger(o.i) || o.i < 0)) fail("i", "expected a non-negative integer");
     const undef = o.undef === undefined ? {} : obj(o.undef, "undef");
     const undefRegs = (undef.regs ?? []) as unknown[];
     const undefMem = (undef.mem ?? []) as unknown[];
     if (!Array.isArray(undefRegs)) fail("undef.regs", "expected an array");
     if (!Array.isArray(undefMem)) fail("undef.mem", "expected an array");
     for (const r of undefRegs) if (!REG_NAMES.includes(r as RegName)) fail("undef.regs", `unknown register ${JSON.stringify(r)}`);
+    undefMem.forEach((a, k) => {
+      const addr = u32(a, `undef.mem[${k}]`);
+      if (!init.mem.some((w) => addr >= w.addr && addr < w.addr + w.bytes.length)) fail(`undef.mem[${k}]`, `0x${addr.toString(16)} is in no memory window`);
+    });
     return {
       name: o.name,
       i: typeof o.i === "number" ? o.i : 0,

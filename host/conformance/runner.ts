@@ -23,9 +23,10 @@ export interface CaseResult {
 /** RAM the runner gives the engine: the format keeps addresses under 4 MiB. */
 export const CONFORMANCE_RAM = 8 << 20;
 
-const FLAG_BITS: [number, string][] = [
+const FLAG_NAMES = new Map<number, string>([
   [0, "CF"], [2, "PF"], [4, "AF"], [6, "ZF"], [7, "SF"], [8, "TF"], [9, "IF"], [10, "DF"], [11, "OF"],
-];
+  [14, "NT"], [18, "AC"], [21, "ID"],
+]);
 const hex32 = (v: number) => "0x" + (v >>> 0).toString(16).padStart(8, "0");
 
 export function runCase(engine: Engine, tc: TestCase): CaseResult {
@@ -55,11 +56,10 @@ export function runCase(engine: Engine, tc: TestCase): CaseResult {
   if (engine.eip !== tc.final.eip) mismatches.push({ what: "eip", expected: hex32(tc.final.eip), got: hex32(engine.eip) });
   const f = engine.eflags;
   const diff = (f ^ tc.final.flags) & tc.flagsMask;
-  if (diff !== 0) {
-    for (const [bit, name] of FLAG_BITS) {
-      if (diff & (1 << bit)) {
-        mismatches.push({ what: `flags.${name}`, expected: String((tc.final.flags >> bit) & 1), got: String((f >> bit) & 1) });
-      }
+  for (let bit = 0; bit < 32; bit++) {
+    if ((diff >>> bit) & 1) {
+      const name = FLAG_NAMES.get(bit) ?? `bit${bit}`;
+      mismatches.push({ what: `flags.${name}`, expected: String((tc.final.flags >>> bit) & 1), got: String((f >>> bit) & 1) });
     }
   }
   for (const w of tc.final.mem) {
