@@ -1,13 +1,21 @@
 /*
- * Console output for lockstep guests: bytes go to the debug console port
- * (0xE9). printf understands %d %i %u %x %X %p %s %c %% with an optional
- * '-' (left-justify) or '0' (zero-pad) flag, a field width, and an ignored
- * 'l' length modifier (int and long are both 32 bits here).
+ * Console output for lockstep guests: each byte goes to the selected sinks,
+ * the debug console port (0xE9) and/or the UART (serial.c). printf
+ * understands %d %i %u %x %X %p %s %c %% with an optional '-' (left-justify)
+ * or '0' (zero-pad) flag, a field width, an ignored 'l' length modifier (int
+ * and long are both 32 bits here) and 'll' for 64-bit integers.
  */
-#include "io.h"
 #include "runtime.h"
 
-void console_putc(int c) { outb(DEBUGCON_PORT, (uint8_t)c); }
+static unsigned sinks = CONSOLE_DEBUGCON;
+
+void console_set_sink(unsigned s) { sinks = s & (CONSOLE_DEBUGCON | CONSOLE_SERIAL); }
+unsigned console_sink(void) { return sinks; }
+
+void console_putc(int c) {
+	if (sinks & CONSOLE_DEBUGCON) outb(DEBUGCON_PORT, (uint8_t)c);
+	if (sinks & CONSOLE_SERIAL) serial_putc(c);
+}
 
 void console_puts(const char *s) {
 	while (*s) console_putc(*s++);
@@ -39,6 +47,17 @@ static char *format_uint(char *end, uint32_t v, unsigned base, int upper) {
 	return p;
 }
 
+/* The same for 64-bit values (kept apart so 32-bit printing stays cheap). */
+static char *format_uint64(char *end, uint64_t v, unsigned base, int upper) {
+	const char *digits = upper ? "0123456789ABCDEF" : "0123456789abcdef";
+	char *p = end;
+	do {
+		*--p = digits[v % base];
+		v /= base;
+	} while (v != 0);
+	return p;
+}
+
 int vprintf(const char *fmt, va_list ap) {
 	int n = 0;
 	for (; *fmt; fmt++) {
@@ -58,14 +77,22 @@ int vprintf(const char *fmt, va_list ap) {
 		if (left) pad = ' ';
 		int width = 0;
 		while (*fmt >= '0' && *fmt <= '9') width = width * 10 + (*fmt++ - '0');
-		while (*fmt == 'l') fmt++;
+		int longs = 0;
+		while (*fmt == 'l') fmt++, longs++;
 
-		char buf[12];
+		char buf[24];
 		char *end = buf + sizeof buf;
 		char *p;
 		switch (*fmt) {
 		case 'd':
 		case 'i': {
+			if (longs >= 2) {
+				int64_t v = va_arg(ap, int64_t);
+				p = format_uint64(end, v < 0 ? 0u - (uint64_t)v : (uint64_t)v, 10, 0);
+				if (v < 0) *--p = '-';
+				n += emit_field(p, (int)(end - p), width, left, pad);
+				break;
+			}
 			int32_t v = va_arg(ap, int32_t);
 			p = format_uint(end, v < 0 ? 0u - (uint32_t)v : (uint32_t)v, 10, 0);
 			if (v < 0) *--p = '-';
@@ -73,12 +100,14 @@ int vprintf(const char *fmt, va_list ap) {
 			break;
 		}
 		case 'u':
-			p = format_uint(end, va_arg(ap, uint32_t), 10, 0);
+			if (longs >= 2) p = format_uint64(end, va_arg(ap, uint64_t), 10, 0);
+			else p = format_uint(end, va_arg(ap, uint32_t), 10, 0);
 			n += emit_field(p, (int)(end - p), width, left, pad);
 			break;
 		case 'x':
 		case 'X':
-			p = format_uint(end, va_arg(ap, uint32_t), 16, *fmt == 'X');
+			if (longs >= 2) p = format_uint64(end, va_arg(ap, uint64_t), 16, *fmt == 'X');
+			else p = format_uint(end, va_arg(ap, uint32_t), 16, *fmt == 'X');
 			n += emit_field(p, (int)(end - p), width, left, pad);
 			break;
 		case 'p':

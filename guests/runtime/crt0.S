@@ -1,25 +1,28 @@
 /*
  * crt0 for lockstep guests: the Multiboot v1 header and the entry point.
  *
- * Entered in flat 32-bit protected mode with interrupts off, either by a
- * Multiboot loader (EAX = 0x2BADB002, EBX = the info structure) or by the
- * lockstep simple runner (same EAX, EBX = 0). Sets up a stack, zeroes .bss,
- * calls main(), then writes main's return value to port 0xF4 (the
- * isa-debug-exit convention) and halts for good.
+ * A Multiboot loader enters _start in flat 32-bit protected mode with paging
+ * and interrupts off, EAX = 0x2BADB002 and EBX = the physical address of the
+ * boot information structure. The segment registers hold flat selectors of
+ * the loader's GDT, which we must not rely on (GDTR itself is undefined), and
+ * ESP is undefined. So: our own stack first, EAX and EBX saved, .bss zeroed,
+ * then runtime_start() (boot.c) loads our GDT and IDT and sets up the
+ * devices, main() runs, and its return value goes to exit().
  */
 
 	.file "crt0.S"                    /* else the symbol table names a random temporary object */
 
-#define MB_MAGIC     0x1BADB002
-#define MB_FLAGS     0x00000003          /* bit 0: page-align modules, bit 1: memory info */
-#define MB_CHECKSUM  (-(MB_MAGIC + MB_FLAGS))
+#include "multiboot.h"
 
-#define EXIT_PORT    0xF4
+#define MB_FLAGS     (MULTIBOOT_PAGE_ALIGN | MULTIBOOT_MEMORY_INFO)
+#define MB_CHECKSUM  (-(MULTIBOOT_HEADER_MAGIC + MB_FLAGS))
+
 #define STACK_SIZE   0x10000
 
+	/* First in .text (link.ld), so well inside the first 8 KiB of the file. */
 	.section .multiboot, "a"
 	.balign 4
-	.long MB_MAGIC
+	.long MULTIBOOT_HEADER_MAGIC
 	.long MB_FLAGS
 	.long MB_CHECKSUM
 
@@ -43,10 +46,10 @@ _start:
 	movl %edx, boot_magic
 	movl %ebp, boot_info
 	xorl %ebp, %ebp                  /* end of the frame chain */
+	call runtime_start
 	call main
-
-	movw $EXIT_PORT, %dx
-	outl %eax, %dx
+	pushl %eax
+	call exit                        /* does not return */
 1:	cli
 	hlt
 	jmp 1b

@@ -50,3 +50,18 @@ size_t strlen(const char *s) {
 	while (*p) p++;
 	return (size_t)(p - s);
 }
+
+int strcmp(const char *a, const char *b) {
+	const unsigned char *p = (const unsigned char *)a, *q = (const unsigned char *)b;
+	for (; *p && *p == *q; p++, q++) continue;
+	return *p < *q ? -1 : *p > *q;
+}
+
+int strncmp(const char *a, const char *b, size_t n) {
+	const unsigned char *p = (const unsigned char *)a, *q = (const unsigned char *)b;
+	for (; n > 0; n--, p++, q++) {
+		if (*p != *q) return *p < *q ? -1 : 1;
+		if (!*p) break;
+	}
+	return 0;
+}
