@@ -51,7 +51,7 @@ function patterned(sectors: number): MemoryBlockStore {
 }
 
 /** A device with a driver's-eye view of it. */
-function rig(store: BlockStore = patterned(64), opts: Partial<AtaDiskOptions> = {}) {
+function rig<S extends BlockStore = MemoryBlockStore>(store: S = patterned(64) as BlockStore as S, opts: Partial<AtaDiskOptions> = {}) {
   const clock = new FakeClock();
   const irq = new RecordingIrq();
   const disk = new AtaDisk({ store, clock, irq, ...opts });
