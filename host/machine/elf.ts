@@ -11,10 +11,29 @@
 
 import type { Engine } from "../engine/engine.js";
 
-/** A refused image: `offset` is the file offset of the offending field or structure. */
-export class ElfError extends Error {
-  constructor(readonly problem: string, readonly offset: number) {
-    super(`bad ELF image: ${problem} (at file offset 0x${offset.toString(16)})`);
+/** What the loaders need of a machine: its RAM size and a dirty-tracked write. An Engine is one. */
+export type GuestRam = Pick<Engine, "ramSize" | "writeMem">;
+
+/** Whether the file starts with the ELF magic. */
+export const isElf = (file: Uint8Array): boolean =>
+  file.length >= 4 && file[0] === 0x7f && file[1] === 0x45 && file[2] === 0x4c && file[3] === 0x46;
+
+/**
+ * A refused guest image: `problem` says what is wrong, `offset` is the file
+ * offset of the offending field or structure. The Multiboot loader
+ * (multiboot.ts) throws it directly; ELF problems are its subclass ElfError.
+ */
+export class LoadError extends Error {
+  constructor(readonly problem: string, readonly offset: number, what = "guest image") {
+    super(`bad ${what}: ${problem} (at file offset 0x${offset.toString(16)})`);
+    this.name = "LoadError";
+  }
+}
+
+/** A refused ELF image (a LoadError). */
+export class ElfError extends LoadError {
+  constructor(problem: string, offset: number) {
+    super(problem, offset, "ELF image");
     this.name = "ElfError";
   }
 }
@@ -87,7 +106,7 @@ export const MULTIBOOT_HEADER_MAGIC = 0x1badb002;
 /** The loader's magic in EAX at entry. */
 export const MULTIBOOT_BOOTLOADER_MAGIC = 0x2badb002;
 /** The Multiboot header must lie in the first 8 KiB of the file. */
-const MULTIBOOT_SEARCH = 8192;
+export const MULTIBOOT_SEARCH = 8192;
 
 const hex = (n: number) => `0x${n.toString(16)}`;
 
@@ -177,6 +196,7 @@ export function parseElf(file: Uint8Array): ElfImage {
     }
   }
 
+  if (entry === 0) throw new ElfError("no entry point (e_entry is 0)", 24);
   const inExec = segments.some((s) => (s.flags & PF_X) !== 0 && entry >= s.paddr && entry < s.paddr + s.memSize);
   if (!inExec) {
     const where = segments.find((s) => entry >= s.paddr && entry < s.paddr + s.memSize);
@@ -258,7 +278,7 @@ export function checkFitsRam(image: ElfImage, ramSize: number): void {
  * are marked dirty). Nothing is written if the image is refused. Registers are
  * left alone: the caller sets EIP = entry.
  */
-export function loadElf(engine: Engine, file: Uint8Array): ElfImage {
+export function loadElf(engine: GuestRam, file: Uint8Array): ElfImage {
   const image = parseElf(file);
   checkFitsRam(image, engine.ramSize);
   for (const s of image.segments) {
