@@ -1,0 +1,140 @@
+// Frames over UDP on localhost: one frame is one datagram. Used by
+// `lockstep kv-client` and, on the VM side, by `lockstep run --nic
+// udp:LISTENPORT:PEERPORT`: the transport receives the datagrams sent to its
+// listen port and sends each frame to the peer. It has no notion of time or
+// order beyond what the socket gives; for the fault-tolerant VM the caller
+// turns each received frame into a logged input event.
+
+import { createSocket, type Socket } from "node:dgram";
+import type { FrameTransport } from "../kv/client.js";
+
+/** The largest frame the NIC carries (docs/nic.md). */
+export const MAX_FRAME = 1514;
+
+export interface UdpTransportOptions {
+  /** Local port to receive on (0: any free port; see localPort). */
+  listenPort: number;
+  /** Local address to bind (default 127.0.0.1). */
+  listenHost?: string;
+  /** Where frames are sent. */
+  peerPort: number;
+  /** Default 127.0.0.1. */
+  peerHost?: string;
+  /** Largest frame accepted either way (default 1514). */
+  maxFrame?: number;
+}
+
+export interface UdpTransportStats {
+  framesIn: number;
+  framesOut: number;
+  /** Datagrams received that were empty or longer than maxFrame (not delivered). */
+  droppedIn: number;
+}
+
+export interface NicSpec {
+  kind: "udp";
+  listenPort: number;
+  peerPort: number;
+}
+
+/** Parses the `--nic` value "udp:LISTENPORT:PEERPORT"; throws a RangeError naming what is wrong. */
+export function parseNicSpec(text: string): NicSpec {
+  const m = /^udp:([^:]*):([^:]*)$/.exec(text);
+  if (!m) throw new RangeError(`bad NIC spec '${text}': expected udp:LISTENPORT:PEERPORT`);
+  return { kind: "udp", listenPort: parsePort(m[1], "LISTENPORT"), peerPort: parsePort(m[2], "PEERPORT") };
+}
+
+/** A port number 1..65535 (0 too if allowZero); throws a RangeError naming `what`. */
+export function parsePort(text: string, what: string, allowZero = false): number {
+  if (!/^\d{1,5}$/.test(text)) throw new RangeError(`${what} must be a port number, got '${text}'`);
+  const n = Number(text);
+  if (n > 65535 || (n === 0 && !allowZero)) throw new RangeError(`${what} must be ${allowZero ? 0 : 1}..65535, got ${n}`);
+  return n;
+}
+
+/** Parses "HOST:PORT" (an IPv4 address or localhost). */
+export function parseHostPort(text: string, what: string): { host: string; port: number } {
+  const k = text.lastIndexOf(":");
+  if (k <= 0) throw new RangeError(`${what} must be HOST:PORT, got '${text}'`);
+  const host = text.slice(0, k);
+  if (host !== "localhost" && !/^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.test(host)) {
+    throw new RangeError(`${what}: the host must be an IPv4 address or localhost, got '${host}'`);
+  }
+  if (host !== "localhost" && host.split(".").some((p) => Number(p) > 255)) throw new RangeError(`${what}: bad IPv4 address '${host}'`);
+  return { host: host === "localhost" ? "127.0.0.1" : host, port: parsePort(text.slice(k + 1), `${what} port`) };
+}
+
+export class UdpTransport implements FrameTransport {
+  private readonly listeners: ((frame: Uint8Array) => void)[] = [];
+  private readonly errorListeners: ((e: Error) => void)[] = [];
+  private closed = false;
+  readonly stats: UdpTransportStats = { framesIn: 0, framesOut: 0, droppedIn: 0 };
+
+  private constructor(
+    private readonly socket: Socket,
+    readonly localPort: number,
+    readonly peerHost: string,
+    readonly peerPort: number,
+    private readonly maxFrame: number,
+  ) {
+    socket.on("message", (msg) => {
+      if (msg.length === 0 || msg.length > this.maxFrame) {
+        this.stats.droppedIn++;
+        return;
+      }
+      this.stats.framesIn++;
+      const frame = new Uint8Array(msg.buffer.slice(msg.byteOffset, msg.byteOffset + msg.length));
+      for (const cb of [...this.listeners]) cb(frame);
+    });
+    socket.on("error", (e) => {
+      for (const cb of [...this.errorListeners]) cb(e);
+    });
+  }
+
+  /** Binds the listen port; rejects (e.g. EADDRINUSE) if it cannot. */
+  static open(opts: UdpTransportOptions): Promise<UdpTransport> {
+    const maxFrame = opts.maxFrame ?? MAX_FRAME;
+    const socket = createSocket({ type: "udp4" });
+    return new Promise((resolve, reject) => {
+      const fail = (e: Error) => {
+        socket.close();
+        reject(e);
+      };
+      socket.once("error", fail);
+      socket.bind(opts.listenPort, opts.listenHost ?? "127.0.0.1", () => {
+        socket.off("error", fail);
+        resolve(new UdpTransport(socket, socket.address().port, opts.peerHost ?? "127.0.0.1", opts.peerPort, maxFrame));
+      });
+    });
+  }
+
+  send(frame: Uint8Array): void {
+    if (this.closed) throw new Error("udp transport is closed");
+    if (frame.length === 0 || frame.length > this.maxFrame) throw new RangeError(`a frame must be 1 to ${this.maxFrame} bytes, got ${frame.length}`);
+    this.stats.framesOut++;
+    this.socket.send(frame, this.peerPort, this.peerHost);
+  }
+
+  onFrame(cb: (frame: Uint8Array) => void): () => void {
+    this.listeners.push(cb);
+    return () => {
+      const k = this.listeners.indexOf(cb);
+      if (k >= 0) this.listeners.splice(k, 1);
+    };
+  }
+
+  /** Socket errors after open (rare for UDP on localhost). */
+  onError(cb: (e: Error) => void): () => void {
+    this.errorListeners.push(cb);
+    return () => {
+      const k = this.errorListeners.indexOf(cb);
+      if (k >= 0) this.errorListeners.splice(k, 1);
+    };
+  }
+
+  close(): Promise<void> {
+    if (this.closed) return Promise.resolve();
+    this.closed = true;
+    return new Promise((resolve) => this.socket.close(() => resolve()));
+  }
+}
