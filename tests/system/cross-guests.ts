@@ -64,7 +64,7 @@ export const CROSS_GUESTS: CrossGuest[] = [
     status: 0,
     args: (dir) => {
       const image = `${dir}/disk.img`;
-      writeFileSync(image, new Uint8Array(1 << 20));
+      writeFileSync(image, new Uint8Array(16 << 20)); // as make qemu-disk: a fresh 16 MiB image
       return {
         qemu: ["-drive", `file=${image},format=raw,if=ide,index=0,media=disk`],
         lockstep: ["--disk", image],
