@@ -238,6 +238,9 @@ export class Uart16550 implements PortDevice, StatefulDevice, TimedDevice {
       case 1:
         return dlab ? s.dlm : s.ier;
       case 2: {
+        // A character timeout already due shows even if advance() has not been called yet.
+        const due = this.nextEventNs();
+        if (due !== null) this.advance(this.clock.nowNs());
         const id = this.interruptId();
         // Reading IIR while it shows the THR-empty interrupt clears that interrupt.
         if (id === IIR_THRE) {

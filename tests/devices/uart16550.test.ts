@@ -232,6 +232,18 @@ describe("16550A: character timeout", () => {
     });
   }
 
+  it("an IIR read after the deadline shows the timeout even before advance() is called", () => {
+    const r = rig();
+    init(r);
+    r.out(IER, 0x01);
+    r.uart.receive([1]);
+    r.clock.t += fourChars(10, 1) - 1;
+    expect(r.inb(IIR)).toBe(FIFO_BITS | NO_INT);
+    r.clock.t += 1;
+    expect(r.inb(IIR)).toBe(FIFO_BITS | ID_CTI);
+    expect(r.irqHigh()).toBe(true);
+  });
+
   it("a new character restarts the timer; an empty FIFO or 16450 mode has none", () => {
     const r = rig();
     init(r);
