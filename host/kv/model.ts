@@ -1,9 +1,13 @@
 // The kv server's semantics in TypeScript (docs/kv-protocol.md), without the
 // disk: what guests/kv/kv.c answers, request for request. Used as the fake
 // server behind the client tests and as the oracle the guest's replies are
-// compared with. The disk-related STATS counters (generation, log records)
-// are reported as the model's own count of records it would have logged, with
-// generation 1 and no checkpoints.
+// compared with. The disk-related STATS counters: generation is a constructor
+// option (1, a fresh disk, by default; 0 for a server without a disk) and the
+// log record count is the number of records the server would have logged (it
+// never checkpoints, which the guest does only after about 1300 records).
+// restart() models a reboot of the guest: the store and what the log holds
+// about each client survive, the request counters and the replies that were
+// only in memory do not.
 
 import {
   compareKeys, crc32, encodeListValue, encodeReply, encodeStats, KIND_REQUEST, KV_HEADER, KV_MAGIC, KV_MAX_CLIENTS,
@@ -28,14 +32,47 @@ const MAX_I64 = 2n ** 63n - 1n;
 /** A result before it becomes a reply: status, result number, value, flags, and whether the store changed. */
 interface Outcome { status: Status; result?: number; value?: Uint8Array; flags?: number; mutated?: boolean }
 
+export interface KvModelOptions {
+  /** The disk generation STATS reports (default 1); 0 models a server without a disk. */
+  generation?: number;
+}
+
 export class KvModel {
   private readonly store = new Map<string, { key: Uint8Array; value: Uint8Array }>();
   private readonly clients = new Map<number, ClientEntry>();
+  /** Per client, what the last logged record says, and the record's position in the log. */
+  private readonly logged = new Map<number, ClientEntry & { order: number }>();
   private stamp = 0;
+  readonly generation: number;
   requests = 0;
   replays = 0;
   logRecords = 0;
   dropped = 0;
+
+  constructor(opts: KvModelOptions = {}) {
+    this.generation = opts.generation ?? 1;
+  }
+
+  /**
+   * A reboot: the store stays (it is on the disk; without a disk it is lost
+   * too), the clients become what the log says (the most recently logged
+   * KV_MAX_CLIENTS of them, in log order), the counters start again.
+   */
+  restart(): void {
+    this.requests = this.replays = this.dropped = 0;
+    if (this.generation === 0) {
+      // No disk: nothing survives.
+      this.store.clear();
+      this.logged.clear();
+    }
+    this.clients.clear();
+    this.stamp = 0;
+    const entries = [...this.logged].sort((a, b) => a[1].order - b[1].order);
+    for (const [id, e] of entries) {
+      if (this.clients.size >= KV_MAX_CLIENTS) this.evict();
+      this.clients.set(id, { last: e.last, requestCrc: e.requestCrc, reply: e.reply, stamp: ++this.stamp });
+    }
+  }
 
   get keys(): number {
     return this.store.size;
@@ -90,10 +127,13 @@ export class KvModel {
     const outcome = this.execute(b, op);
     const out = reply(outcome);
     if (outcome.status === Status.IoError) return out;
-    if (outcome.mutated) this.logRecords++;
     c.last = n;
     c.requestCrc = crc;
     c.reply = out.slice();
+    if (outcome.mutated) {
+      this.logRecords++;
+      this.logged.set(clientId, { last: n, requestCrc: crc, reply: out.slice(), stamp: 0, order: this.logRecords });
+    }
     return out;
   }
 
@@ -199,7 +239,8 @@ export class KvModel {
           status: Status.Ok,
           value: encodeStats({
             keys: this.store.size, keyCapacity: KV_MAX_KEYS, clients: this.clients.size, clientCapacity: KV_MAX_CLIENTS,
-            generation: 1, logRecords: this.logRecords, requests: this.requests, replays: this.replays,
+            generation: this.generation, logRecords: this.generation ? this.logRecords : 0,
+            requests: this.requests, replays: this.replays,
           }),
         };
       case Op.Hello:
