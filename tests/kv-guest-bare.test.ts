@@ -17,7 +17,7 @@ import { KvModel } from "../host/kv/model.js";
 import { crc32, decodeReply, decodeStats, encodeRequest, Op, REPLY_FLAG_REPLAYED, request, Status } from "../host/kv/protocol.js";
 import { ENGINE_KINDS, type EngineKind } from "./helpers/machine.js";
 import { KvBareMachine } from "./helpers/kv-bare-machine.js";
-import { checkStandardTranscript, runKvExchange, standardKvScript } from "./helpers/kv-script.js";
+import { checkStandardTranscript, randomKvScript, runKvExchange, standardKvScript } from "./helpers/kv-script.js";
 
 const ELF = new Uint8Array(readFileSync(new URL("../guests/bin/kvbare.elf", import.meta.url)));
 const RAM = 32 << 20;
@@ -132,6 +132,15 @@ describe.each(ENGINE_KINDS)("kv guest, bare build (%s)", (kind) => {
     expect(after.records).toHaveLength(2);
     expect(text(after.store.get(Buffer.from("a").toString("hex"))!.value)).toBe("two");
     expect(after.records[1].requestCrc).toBe(crc32(encodeRequest(request(Op.Put, 5, 2, { key: t("a"), value: t("two") }))));
+  });
+});
+
+describe("kv guest, bare build: random exchanges", () => {
+  it.each([[1, "wasm"], [2, "wasm"], [3, "ts"]] as const)("seed %i on %s matches the model, reboots included", async (seed, kind) => {
+    const steps = randomKvScript(seed, 400, { restarts: true });
+    expect(steps.filter((s) => "restart" in s).length).toBeGreaterThan(0);
+    const log = runKvExchange(await machine(kind), steps);
+    expect(log.filter((r) => r.reply && r.reply[18] & REPLY_FLAG_REPLAYED).length).toBeGreaterThan(10);
   });
 });
 

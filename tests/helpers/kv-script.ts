@@ -217,3 +217,77 @@ export function checkStandardTranscript(log: KvExchangeRecord[]): void {
     throw new Error(`the counter should end at -56 (1 + 41 - 100 + 1 + 1), got ${describe(log.at(-2)?.reply ?? null)}`);
   }
 }
+
+/**
+ * A seeded random exchange: three clients issuing every operation on a small
+ * set of keys, resending requests, reusing old numbers, malformed frames and
+ * (with `restarts`) reboots. The same seed gives the same steps.
+ */
+export function randomKvScript(seed: number, length: number, opts: { restarts?: boolean } = {}): KvStep[] {
+  let x = seed >>> 0 || 1;
+  const rnd = () => {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    x >>>= 0;
+    return x / 0x100000000;
+  };
+  const pick = <T>(a: readonly T[]): T => a[Math.floor(rnd() * a.length)];
+  const keys = ["a", "b", "c", "counter", "n", "k".repeat(64), "list/1", "list/2", "list/3", "\u00ff", "x/y", "zz"].map(t);
+  const bytes = (max: number) => Uint8Array.from({ length: Math.floor(rnd() * (max + 1)) }, () => Math.floor(rnd() * 256));
+  const number = () => {
+    const r = rnd();
+    if (r < 0.05) return t("9223372036854775807");
+    if (r < 0.1) return t("-9223372036854775808");
+    const digits = Array.from({ length: 1 + Math.floor(rnd() * rnd() * 19) }, () => Math.floor(rnd() * 10)).join("");
+    return t((rnd() < 0.3 ? "-" : "") + digits);
+  };
+  const clients = [11, 22, 33];
+  const next = new Map(clients.map((c) => [c, 1]));
+  const lastFrame = new Map<number, Uint8Array>();
+  const steps: KvStep[] = [];
+  for (let k = 0; k < length; k++) {
+    const c = pick(clients);
+    const r = rnd();
+    if (opts.restarts && r < 0.02) {
+      steps.push({ restart: true });
+      continue;
+    }
+    if (r < 0.15 && lastFrame.has(c)) {
+      steps.push({ send: lastFrame.get(c)!, times: 1 + Math.floor(rnd() * 2), note: "resend" });
+      continue;
+    }
+    if (r < 0.19) {
+      steps.push({ send: rawRequest({ op: pick([Op.Get, Op.Put, 0, 42]), client: c, n: next.get(c)!, key: bytes(70), value: bytes(20), reserved: rnd() < 0.3 ? 1 : 0 }), note: "malformed" });
+      next.set(c, next.get(c)! + 1);
+      continue;
+    }
+    if (r < 0.22) {
+      steps.push({ send: request(Op.Get, c, Math.max(1, next.get(c)! - 3), { key: pick(keys) }), note: "old number" });
+      continue;
+    }
+    const n = next.get(c)!;
+    const op = pick([Op.Get, Op.Put, Op.Put, Op.Del, Op.Incr, Op.Incr, Op.Cas, Op.Count, Op.List, Op.Ping, Op.Stats, Op.Hello]);
+    const key = pick(keys);
+    let req: KvRequest;
+    switch (op) {
+      case Op.Get: case Op.Del: req = request(op, c, n, { key }); break;
+      case Op.Put: req = request(op, c, n, { key, value: rnd() < 0.5 ? number() : bytes(40) }); break;
+      case Op.Incr: req = request(op, c, n, { key, value: rnd() < 0.2 ? new Uint8Array(0) : number() }); break;
+      case Op.Cas:
+        req = rnd() < 0.3
+          ? request(op, c, n, { key, value2: bytes(10), flags: REQ_FLAG_EXPECT_ABSENT })
+          : request(op, c, n, { key, value: rnd() < 0.5 ? number() : bytes(3), value2: number() });
+        break;
+      case Op.List: req = request(op, c, n, { key: rnd() < 0.5 ? t("list/") : new Uint8Array(0), value: rnd() < 0.3 ? pick(keys) : new Uint8Array(0) }); break;
+      case Op.Ping: req = request(op, c, n, { value: bytes(100) }); break;
+      case Op.Hello: req = request(op, c, 0); break;
+      default: req = request(op, c, n);
+    }
+    if (op !== Op.Hello) next.set(c, n + 1 + (rnd() < 0.1 ? Math.floor(rnd() * 5) : 0));
+    const frame = encodeRequest(req);
+    if (op !== Op.Hello) lastFrame.set(c, frame);
+    steps.push({ send: frame });
+  }
+  return steps;
+}
