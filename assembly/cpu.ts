@@ -8,9 +8,12 @@
 import { st, setSt, ltu, targetInit } from "./target/wasm";
 import {
   S_EXIT, S_ABORT, S_LEFT, S_STEP_MODE, S_EXECUTED, S_ICOUNT_LO, S_ICOUNT_HI, S_MMIOW_COUNT,
-  S_RAMSIZE, S_EIP, S_SEL, S_BASE, S_CR0, S_EXIT_ERROR, EXIT_BUDGET, SEG_CS, ZERO_REG,
+  S_RAMSIZE, S_EIP, S_SEL, S_BASE, S_CR0, S_EXIT_ERROR, EXIT_BUDGET, SEG_CS, ZERO_REG, EXIT_HLT,
+  S_GDT_BASE, S_GDT_LIMIT, S_IDT_BASE, S_IDT_LIMIT, S_IDT_SET, S_HALTED, S_SHADOW, S_IRQ_PENDING,
+  S_PENDING_EXIT,
 } from "./state";
 import { runLoop } from "./dispatch";
+import { flatSegments } from "./segment";
 import { getIp, setIp } from "./decode";
 import { flagsReset } from "./flags";
 import { memoryInit } from "./memory";
@@ -27,7 +30,10 @@ export function cpuReset(): void {
   for (let i = 0; i < 8; i++) setSt(i, 0);
   setSt(ZERO_REG, 0);
   setSt(S_EIP, 0);
-  for (let s = 0; s < 6; s++) { setSt(S_SEL + s, 0); setSt(S_BASE + s, 0); }
+  flatSegments();
+  setSt(S_GDT_BASE, 0); setSt(S_GDT_LIMIT, 0);
+  setSt(S_IDT_BASE, 0); setSt(S_IDT_LIMIT, 0); setSt(S_IDT_SET, 0);
+  setSt(S_HALTED, 0); setSt(S_SHADOW, 0); setSt(S_IRQ_PENDING, 0); setSt(S_PENDING_EXIT, 0);
   setSt(S_CR0, 0x11); // PE set (protected mode), ET set
   setSt(S_ICOUNT_LO, 0);
   setSt(S_ICOUNT_HI, 0);
@@ -37,11 +43,18 @@ export function cpuReset(): void {
 }
 
 export function run(budget: i32): i32 {
+  // A triple-faulted machine stays dead (until reset).
+  if (st(S_PENDING_EXIT) != 0) {
+    setSt(S_EXIT, st(S_PENDING_EXIT));
+    setSt(S_EXECUTED, 0);
+    return st(S_EXIT);
+  }
   setSt(S_EXIT, EXIT_BUDGET);
   setSt(S_ABORT, 0);
   setSt(S_MMIOW_COUNT, 0);
   setIp((st(S_BASE + SEG_CS) + st(S_EIP)) | 0);
-  const left = budget > 0 ? runLoop(budget) : 0;
+  // Halted: nothing runs until the host delivers an interrupt.
+  const left = st(S_HALTED) != 0 ? (setHlt(), budget) : budget > 0 ? runLoop(budget) : 0;
   setSt(S_EIP, (getIp() - st(S_BASE + SEG_CS)) | 0);
   const done = budget > 0 ? (budget - left) | 0 : 0;
   setSt(S_EXECUTED, done);
@@ -58,3 +71,5 @@ export function step(): i32 {
   setSt(S_STEP_MODE, 0);
   return r;
 }
+
+function setHlt(): void { setSt(S_EXIT, EXIT_HLT); }

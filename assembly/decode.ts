@@ -6,7 +6,10 @@
 // fetch that runs past the end of RAM sees all ones, as unassigned memory reads.
 
 import { st, reg16, ram8, ram16, ram32 } from "./target/wasm";
-import { S_BASE, SEG_DS, SEG_SS, EBP, ESP } from "./state";
+import { S_BASE, S_LIMIT, S_ATTR, ATTR_DB, ATTR_UNUSABLE, SEG_DS, SEG_SS, EBP, ESP, VEC_GP, VEC_SS } from "./state";
+import { fault } from "./exits";
+import { ramEnd } from "./memory";
+import { leu, ltu } from "./target/wasm";
 
 let ip: i32 = 0;
 let segOvr: i32 = -1;   // segment override prefix, -1 if none
@@ -59,9 +62,38 @@ let anyPrefix: bool = false; // so the common prefix-free instruction resets not
 // @ts-ignore: decorator
 @inline export function lastSeg(): i32 { return eaSeg; }
 
+let segsFlat: bool = true;
+/** Whether every segment is flat (segment.ts keeps it current): then nothing is checked. */
+// @ts-ignore: decorator
+@inline export function allSegsFlat(): bool { return segsFlat; }
+export function setSegsFlat(f: bool): void { segsFlat = f; }
+
 /** Linear address of seg:off. The one place segmentation is applied. */
 // @ts-ignore: decorator
-@inline export function linear(seg: i32, off: i32): i32 { return (st(S_BASE + seg) + off) | 0; }
+@inline export function linear(seg: i32, off: i32): i32 {
+  if (segsFlat) return (st(S_BASE + seg) + off) | 0;
+  return checkedLinear(seg, off);
+}
+
+/**
+ * seg:off with the segment's checks (segment.ts). On a violation it raises
+ * #GP(0) (#SS(0) for SS) and returns the first address past RAM, where the
+ * aborted instruction's access reads all ones and writes nothing.
+ */
+function checkedLinear(seg: i32, off: i32): i32 {
+  const attr = st(S_ATTR + seg);
+  const limit = st(S_LIMIT + seg);
+  let ok = (attr & ATTR_UNUSABLE) == 0;
+  if (ok) {
+    if ((attr & 0x8) == 0 && (attr & 0x4) != 0) {
+      // Expand-down data: valid offsets are (limit, 0xFFFF] or (limit, 0xFFFFFFFF].
+      ok = ltu(limit, off) && ((attr & ATTR_DB) != 0 || leu(off, 0xffff));
+    } else ok = leu(off, limit);
+  }
+  if (ok) return (st(S_BASE + seg) + off) | 0;
+  fault(seg == SEG_SS ? VEC_SS : VEC_GP, 0);
+  return ramEnd();
+}
 
 /**
  * Decodes the memory form of a ModRM byte (mod != 3) and its SIB/displacement,
@@ -133,9 +165,14 @@ function modrmOffset16(m: i32): i32 {
   return off & 0xffff;
 }
 
+let eaOff: i32 = 0;
 /** Linear address of a ModRM memory operand. */
 // @ts-ignore: decorator
 @inline export function modrmEA(m: i32): i32 {
   const off = modrmOffset(m);
+  eaOff = off;
   return linear(eaSeg, off);
 }
+/** Offset (before segmentation) of the operand modrmEA() decoded last: far pointers read the selector after it. */
+// @ts-ignore: decorator
+@inline export function modrmOffsetLast(): i32 { return eaOff; }

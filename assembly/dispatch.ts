@@ -8,12 +8,16 @@
 // runs through this loop, so both paths are checked against the reference.
 
 import { st, setSt, ic, lineGen, ltu, leu, ram8, ram16, ram32, setRam8, setRam32, reg8, setReg8 } from "./target/wasm";
-import { S_BASE, SEG_CS, SEG_SS, ESP, S_LEFT, S_EXIT, S_ABORT, S_MMIOW_COUNT, S_MMIOR_COUNT } from "./state";
-import { getIp, setIp } from "./decode";
+import {
+  S_BASE, SEG_CS, SEG_SS, ESP, S_LEFT, S_EXIT, S_ABORT, S_MMIOW_COUNT, S_MMIOR_COUNT, S_SHADOW,
+  S_IRQ_PENDING, EXIT_FAULT, EXIT_IRQ_WINDOW, IF,
+} from "./state";
+import { idtActive, deliverException } from "./interrupts";
+import { getIp, setIp, allSegsFlat } from "./decode";
 import { exec, instrStart } from "./exec";
 import { ramEnd, stored } from "./memory";
 import { alu, inc, dec } from "./alu";
-import { cond, flagsLogic } from "./flags";
+import { cond, flagsLogic, rawFlags } from "./flags";
 import { shift } from "./shift";
 import { imulTrunc } from "./muldiv";
 import {
@@ -44,12 +48,14 @@ import {
 @inline function addrOf(info: i32, e: i32): i32 {
   return (offsetOf(info, e) + st(S_BASE + ((info >> 26) & 7))) | 0;
 }
+// A memory operand the cached handlers may use directly: inside RAM, and no
+// segment checks to make (all segments flat); else the byte interpreter runs it.
 // @ts-ignore: decorator
-@inline function fits4(a: i32): bool { return leu(a, (ramEnd() - 4) | 0); }
+@inline function fits4(a: i32): bool { return allSegsFlat() && leu(a, (ramEnd() - 4) | 0); }
 // @ts-ignore: decorator
-@inline function fits2(a: i32): bool { return leu(a, (ramEnd() - 2) | 0); }
+@inline function fits2(a: i32): bool { return allSegsFlat() && leu(a, (ramEnd() - 2) | 0); }
 // @ts-ignore: decorator
-@inline function fits1(a: i32): bool { return ltu(a, ramEnd()); }
+@inline function fits1(a: i32): bool { return allSegsFlat() && ltu(a, ramEnd()); }
 // @ts-ignore: decorator
 @inline function put32(a: i32, v: i32): void { setRam32(a, v); stored(a); stored((a + 3) | 0); }
 // @ts-ignore: decorator
@@ -62,7 +68,13 @@ import {
 export function runLoop(budget: i32): i32 {
   let pc = getIp();
   let left = budget;
-  while (left > 0) {
+  // Where the loop must stop early: one instruction after an STI / MOV SS
+  // shadow begins (or, if the run starts inside one, after its first).
+  // `left` once the shadow is over; the loop stops there only if the host is
+  // waiting to deliver an interrupt.
+  let shadowEnd = st(S_SHADOW) != 0 ? budget - 1 : -1;
+  let stop = shadowEnd > 0 && st(S_IRQ_PENDING) != 0 ? shadowEnd : 0;
+  while (left > stop) {
     const e = (pc & IC_MASK) << 3;
     let info: i32 = H_SLOW;
     if (ic(e) == pc && ic(e + 1) == lineGen(pc)) info = ic(e + 2);
@@ -296,6 +308,9 @@ export function runLoop(budget: i32): i32 {
     // The byte interpreter: REP loops and exits need the budget and the flags.
     setIp(pc);
     setSt(S_LEFT, left);
+    // A shadow is over once the instruction after it retired.
+    if (shadowEnd >= 0 && left <= shadowEnd) { setSt(S_SHADOW, 0); shadowEnd = -1; }
+    const shadowBefore = st(S_SHADOW);
     exec();
     left = st(S_LEFT);
     if (st(S_EXIT) != 0) {
@@ -303,12 +318,36 @@ export function runLoop(budget: i32): i32 {
       else {
         pc = instrStart();            // did not retire: EIP stays on it
         setSt(S_MMIOW_COUNT, 0);      // and it wrote nothing
+        // With an IDT, a fault is delivered here and execution goes on (no
+        // instruction counted); without one, or on a triple fault, run() ends.
+        if (st(S_EXIT) == EXIT_FAULT && idtActive()) {
+          setIp(pc);
+          if (deliverException((pc - st(S_BASE + SEG_CS)) | 0)) { pc = getIp(); continue; }
+        }
       }
       break;
     }
     pc = getIp();
     left--;
     setSt(S_MMIOR_COUNT, 0); // it retired: its MMIO read answers are used up
+    // STI (IF was 0) or a load of SS: interrupts wait for one more instruction.
+    if (shadowBefore == 0 && st(S_SHADOW) != 0) {
+      shadowEnd = left - 1;
+      stop = shadowEnd > 0 && st(S_IRQ_PENDING) != 0 ? shadowEnd : 0;
+      continue;
+    }
+    // The host waits to deliver an interrupt and it just became possible
+    // (only the byte interpreter runs STI, POPF, IRET...).
+    if (st(S_IRQ_PENDING) != 0 && (rawFlags() & IF) != 0 && st(S_SHADOW) == 0) {
+      setSt(S_EXIT, EXIT_IRQ_WINDOW);
+      break;
+    }
+  }
+  // The instruction after the shadow retired: interrupts are possible again,
+  // and if that is why the loop stopped, say so.
+  if (shadowEnd >= 0 && left <= shadowEnd && st(S_SHADOW) != 0) {
+    setSt(S_SHADOW, 0);
+    if (st(S_EXIT) == 0 && st(S_IRQ_PENDING) != 0 && (rawFlags() & IF) != 0) setSt(S_EXIT, EXIT_IRQ_WINDOW);
   }
   setIp(pc);
   return left;

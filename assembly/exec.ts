@@ -10,11 +10,12 @@ import { st, setSt, reg8, setReg8, reg16, setReg16, ltu, ram8 } from "./target/w
 import {
   EAX, ECX, EDX, EBX, ESP, EBP, S_EIP, S_BASE, S_SEL, SEG_CS, SEG_ES, SEG_SS, SEG_DS, SEG_FS, SEG_GS,
   S_RAMSIZE, S_EXIT, S_ABORT, EXIT_HLT, EXIT_IN, EXIT_OUT, VEC_UD, VEC_GP, VEC_BP, VEC_OF,
-  CF, IF, DF, FLAGS_WRITABLE, S_SCRATCH, S_MMIOR_POS,
+  CF, IF, DF, FLAGS_WRITABLE, S_SCRATCH, S_MMIOR_POS, S_HALTED, S_SHADOW,
 } from "./state";
 import {
   fetch8, fetchS8, fetch16, fetch32, getIp, setIp, resetPrefixes, setSegOverride, setOpsize16,
   setAdsize16, setRep, isO16, isA16, dataSeg, linear, modrmOffset, modrmEA, setLock, hasLock,
+  lastSeg, modrmOffsetLast,
 } from "./decode";
 import { instrLength, lockAllowed } from "./length";
 import { rd8, rdN, wr8, wrN, rd32, wr32, aborted, ramEnd } from "./memory";
@@ -30,7 +31,8 @@ import { push32, pushN, popN, peekN, push16 } from "./stack";
 import { stringOp, STR_MOVS, STR_CMPS, STR_STOS, STR_LODS, STR_SCAS, STR_INS, STR_OUTS } from "./string";
 import { fault, softInt, input, answer, output } from "./exits";
 import { nextEip, jumpTo, jumpRel } from "./control";
-import { loadSeg, pushSeg, popSeg } from "./segment";
+import { loadSeg, loadCS, pushSeg, popSeg } from "./segment";
+import { deliver, iret, idtActive } from "./interrupts";
 import { exec0f } from "./exec0f";
 
 let start: i32 = 0; // linear address of the current instruction's first byte
@@ -160,7 +162,7 @@ function fetchImm(size: i32): i32 {
     case 0x16: pushSeg(SEG_SS); return;
     case 0x1e: pushSeg(SEG_DS); return;
     case 0x07: popSeg(SEG_ES); return;
-    case 0x17: popSeg(SEG_SS); return;
+    case 0x17: popSeg(SEG_SS); if (!aborted()) setSt(S_SHADOW, 1); return;
     case 0x1f: popSeg(SEG_DS); return;
     case 0x0f: exec0f(); return;
 
@@ -348,7 +350,7 @@ function fetchImm(size: i32): i32 {
       if (sreg == SEG_CS || sreg > 5) { fault(VEC_UD, -1); return; }
       const sel = rmRead(m, 2);
       if (aborted()) return;
-      loadSeg(sreg, sel);
+      if (loadSeg(sreg, sel) && sreg == SEG_SS) setSt(S_SHADOW, 1); // MOV SS: no interrupt before the next instruction
       return;
     }
     case 0x8f: { // POP r/m: ESP is incremented before the destination address is computed
@@ -483,11 +485,39 @@ function fetchImm(size: i32): i32 {
       return;
     }
 
-    // ---- software interrupts (exits to the host for now)
-    case 0xcc: softInt(VEC_BP, nextEip()); return;
-    case 0xcd: { const v = fetch8(); softInt(v, nextEip()); return; }
-    case 0xce: if (getOF() != 0) softInt(VEC_OF, nextEip()); return;
-    case 0xf1: softInt(1, nextEip()); return;
+    // ---- software interrupts: through the IDT once the guest has one
+    case 0xcc: intN(VEC_BP); return;
+    case 0xcd: intN(fetch8()); return;
+    case 0xce: if (getOF() != 0) intN(VEC_OF); return;
+    case 0xf1: intN(1); return;
+    case 0xcf: iret(); return;
+
+    // ---- far transfers and far pointers
+    case 0xea: { // JMP ptr16:32
+      const off = isO16() ? fetch16() : fetch32();
+      const sel = fetch16();
+      if (loadCS(sel, off)) setIp((st(S_BASE + SEG_CS) + off) | 0);
+      return;
+    }
+    case 0x9a: { // CALL ptr16:32
+      const off = isO16() ? fetch16() : fetch32();
+      farCall(fetch16(), off);
+      return;
+    }
+    case 0xca: case 0xcb: { // RETF [imm16]
+      const extra = op == 0xca ? fetch16() : 0;
+      const size = opSize();
+      const eip = peekN(0, size);
+      const cs = peekN(size, size) & 0xffff;
+      if (aborted()) return;
+      const target = size == 2 ? eip & 0xffff : eip;
+      if (!loadCS(cs, target)) return;
+      setSt(ESP, (st(ESP) + 2 * size + extra) | 0);
+      setIp((st(S_BASE + SEG_CS) + target) | 0);
+      return;
+    }
+    case 0xc4: loadFarPointer(SEG_ES); return; // LES
+    case 0xc5: loadFarPointer(SEG_DS); return; // LDS
 
     // ---- BCD, SALC, XLAT
     case 0xd4: aam(fetch8()); return;
@@ -548,12 +578,15 @@ function fetchImm(size: i32): i32 {
     case 0xeb: jumpRel(fetchS8()); return;
 
     // ---- HLT and flag instructions
-    case 0xf4: setSt(S_EXIT, EXIT_HLT); return;
+    case 0xf4: setSt(S_EXIT, EXIT_HLT); setSt(S_HALTED, 1); return;
     case 0xf5: setFlagBits(CF, getCF() == 0); return;
     case 0xf8: setFlagBits(CF, false); return;
     case 0xf9: setFlagBits(CF, true); return;
     case 0xfa: setFlagBits(IF, false); return;
-    case 0xfb: setFlagBits(IF, true); return;
+    case 0xfb: // STI: interrupts wait one more instruction when IF was 0 (SDM "STI")
+      if ((rawFlags() & IF) == 0) setSt(S_SHADOW, 1);
+      setFlagBits(IF, true);
+      return;
     case 0xfc: setFlagBits(DF, false); return;
     case 0xfd: setFlagBits(DF, true); return;
 
@@ -649,7 +682,17 @@ function group5(): void {
       pushN(v, size);
       return;
     }
-    default: fault(VEC_UD, -1); return; // /3 /5 far forms come with segmentation; /7 undefined
+    case 3: case 5: { // CALL m16:32 / JMP m16:32
+      if (m >= 0xc0) { fault(VEC_UD, -1); return; }
+      const a = modrmEA(m);
+      const off = size == 4 ? rd32(a) : rdN(a, 2);
+      const sel = rdN(linear(lastSeg(), (modrmOffsetLast() + size) | 0), 2);
+      if (aborted()) return;
+      if (sub == 3) farCall(sel, off);
+      else if (loadCS(sel, off)) setIp((st(S_BASE + SEG_CS) + off) | 0);
+      return;
+    }
+    default: fault(VEC_UD, -1); return; // /7 undefined
   }
 }
 
@@ -682,4 +725,36 @@ function enter(size: i32, level: i32): void {
   }
   regWrite(EBP, osz, frame);
   setSt(ESP, (st(ESP) - size) | 0);
+}
+
+/** INT n / INT3 / INTO / INT1: a trap; returns to the next instruction. */
+function intN(vec: i32): void {
+  if (!idtActive()) { softInt(vec, nextEip()); return; }
+  deliver(vec, nextEip(), -1, 0);
+}
+
+/** CALL ptr16:32 / m16:32: push CS and the return EIP, then load CS (undone if that faults). */
+function farCall(sel: i32, off: i32): void {
+  const size = opSize();
+  const sp0 = st(ESP);
+  pushN(st(S_SEL + SEG_CS) & 0xffff, size);
+  if (!aborted()) pushN(nextEip(), size);
+  if (aborted()) { setSt(ESP, sp0); return; }
+  const target = size == 2 ? off & 0xffff : off;
+  if (!loadCS(sel, target)) { setSt(ESP, sp0); return; }
+  setIp((st(S_BASE + SEG_CS) + target) | 0);
+}
+
+/** LDS/LES/LFS/LGS/LSS r, m16:32. */
+export function loadFarPointer(seg: i32): void {
+  const m = fetch8();
+  if (m >= 0xc0) { fault(VEC_UD, -1); return; }
+  const size = opSize();
+  const a = modrmEA(m);
+  const off = rdN(a, size);
+  const sel = rdN(linear(lastSeg(), (modrmOffsetLast() + size) | 0), 2);
+  if (aborted()) return;
+  if (!loadSeg(seg, sel)) return;
+  if (seg == SEG_SS) setSt(S_SHADOW, 1);
+  regWrite((m >> 3) & 7, size, off);
 }

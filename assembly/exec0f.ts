@@ -8,6 +8,8 @@ import {
 } from "./state";
 import { fetch8, fetch16, fetch32, isO16, modrmEA } from "./decode";
 import { pushSeg, popSeg } from "./segment";
+import { loadFarPointer } from "./exec";
+import { system01 } from "./system";
 import { rdN, wrN, rd32, wr32, aborted } from "./memory";
 import { getFlags, setFlags, cond, flagsSub, flagsStatus } from "./flags";
 import { shiftDouble } from "./shift";
@@ -23,7 +25,11 @@ function opSize(): i32 { return isO16() ? 2 : 4; }
 export function exec0f(): void {
   const op = fetch8();
   switch (op) {
+    case 0x01: system01(); return;                      // LGDT LIDT SGDT SIDT
     case 0x06: setSt(S_CR0, st(S_CR0) & ~8); return; // CLTS
+    case 0xb2: loadFarPointer(SEG_SS); return;         // LSS
+    case 0xb4: loadFarPointer(SEG_FS); return;         // LFS
+    case 0xb5: loadFarPointer(SEG_GS); return;         // LGS
     case 0x08: case 0x09: return;                       // INVD, WBINVD: no caches to model
     case 0x18: case 0x19: case 0x1a: case 0x1b: case 0x1c: case 0x1d: case 0x1e: case 0x1f: {
       // Hint NOPs / multi-byte NOP (0F 1F /0): decode the operand, touch nothing.

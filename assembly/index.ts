@@ -2,9 +2,14 @@
 // pure-TypeScript build. host/engine/ wraps them in the Engine interface.
 
 import { st, setSt, leu, MAX_RAM } from "./target/wasm";
-import { S_MMIO_COUNT, S_MMIO, MMIO_MAX, S_ANSWER, S_ANSWER_VALID, S_MMIOR_COUNT, S_MMIOR, MMIOR_MAX } from "./state";
+import {
+  S_MMIO_COUNT, S_MMIO, MMIO_MAX, S_ANSWER, S_ANSWER_VALID, S_MMIOR_COUNT, S_MMIOR, MMIOR_MAX, S_SHADOW,
+  S_EIP, S_BASE, SEG_CS, S_EXIT, S_ABORT, S_HALTED, S_IRQ_PENDING, IF,
+} from "./state";
 import { getFlags, setFlags } from "./flags";
 import { stored } from "./memory";
+import { deliver, deliverException, idtActive } from "./interrupts";
+import { getIp, setIp } from "./decode";
 import { cpuInit, cpuReset, run as cpuRun, step as cpuStep } from "./cpu";
 
 // Where the host finds guest RAM, the dirty-page bytemap and the state words:
@@ -73,3 +78,31 @@ export function hostWrote(addr: i32, len: i32): void {
     if (a == (last & ~0xff)) break;
   }
 }
+
+/** 1 when an external interrupt could be delivered now: IF set, no STI/MOV SS shadow. */
+export function interruptible(): i32 {
+  return (getFlags() & IF) != 0 && st(S_SHADOW) == 0 ? 1 : 0;
+}
+
+/**
+ * Delivers external interrupt `vector` now, between instructions (counts as
+ * no instruction; wakes a halted CPU). Returns 0 if it cannot be delivered
+ * now (IF clear or a shadow), 1 if delivered, 2 if delivering it faulted all
+ * the way to a triple fault (the next run() reports it), 3 with no IDT loaded
+ * (the guest never executed LIDT).
+ */
+export function raiseInterrupt(vector: i32): i32 {
+  if (interruptible() == 0) return 0;
+  if (!idtActive()) return 3;
+  const eip = st(S_EIP);
+  setIp((st(S_BASE + SEG_CS) + eip) | 0);
+  setSt(S_EXIT, 0);
+  setSt(S_ABORT, 0);
+  if (!deliver(vector & 0xff, eip, -1, 1) && !deliverException(eip)) return 2;
+  setSt(S_EIP, (getIp() - st(S_BASE + SEG_CS)) | 0);
+  setSt(S_HALTED, 0);
+  return 1;
+}
+
+/** The host has an interrupt it could not deliver: run() then ends as soon as it can be (EXIT_IRQ_WINDOW). */
+export function setIrqPending(on: i32): void { setSt(S_IRQ_PENDING, on != 0 ? 1 : 0); }

@@ -78,6 +78,34 @@ export const S_CR4: i32 = 99;
 // committing any (POPA, ENTER's frame links).
 export const S_SCRATCH: i32 = 104; // 32 words
 
+// Segment limits (the last valid offset, byte-granular) and attributes
+// (descriptor access byte | D/B bit << 8 | unusable << 9), by segment.
+export const S_LIMIT: i32 = 136;     // 6 words
+export const S_ATTR: i32 = 142;      // 6 words
+export const ATTR_DB: i32 = 0x100;
+export const ATTR_UNUSABLE: i32 = 0x200;
+// Descriptor tables.
+export const S_GDT_BASE: i32 = 148;
+export const S_GDT_LIMIT: i32 = 149;
+export const S_IDT_BASE: i32 = 150;
+export const S_IDT_LIMIT: i32 = 151;
+// Interrupt state: halted by HLT; the one-instruction STI / MOV SS shadow;
+// the host has an interrupt waiting (ends run() at the first point where it
+// could be delivered).
+export const S_HALTED: i32 = 152;
+export const S_SHADOW: i32 = 153;
+export const S_IRQ_PENDING: i32 = 154;
+// Faults raised while delivering an exception (for double/triple fault).
+export const S_DELIVERING: i32 = 155;
+export const S_FIRST_VECTOR: i32 = 156;
+// 1 once the guest has executed LIDT: exceptions and INT n go through the
+// IDT. Before that they exit to the host (Fault / Int), as a machine with no
+// handlers at all would otherwise triple-fault on the first one.
+export const S_IDT_SET: i32 = 157;
+// A triple fault raised while the host delivered an interrupt: reported by
+// the next run().
+export const S_PENDING_EXIT: i32 = 158;
+
 // Why run() returned.
 export const EXIT_BUDGET: i32 = 0;
 export const EXIT_HLT: i32 = 1;
@@ -91,12 +119,22 @@ export const EXIT_RDSEED: i32 = 8;
 export const EXIT_CPUID: i32 = 9;
 export const EXIT_INT: i32 = 10;
 export const EXIT_FAULT: i32 = 11;
+// A fault while delivering a double fault: the machine is dead (the vector
+// field holds the first exception, the error field the second).
+export const EXIT_TRIPLE_FAULT: i32 = 12;
+// The host asked to be told when an interrupt can be delivered (IF=1, no
+// shadow) and that moment has come; the last instruction retired.
+export const EXIT_IRQ_WINDOW: i32 = 13;
 
 // Exception vectors.
 export const VEC_DE: i32 = 0;
 export const VEC_BP: i32 = 3;
 export const VEC_OF: i32 = 4;
 export const VEC_UD: i32 = 6;
+export const VEC_DF: i32 = 8;
+export const VEC_TS: i32 = 10;
+export const VEC_NP: i32 = 11;
+export const VEC_SS: i32 = 12;
 export const VEC_GP: i32 = 13;
 
 // EFLAGS bits.

@@ -2,10 +2,12 @@
 // (CoreExports) and differ only in how guest RAM and the dirty map are reached.
 
 import type { CoreExports } from "./core-exports.js";
-import { ExitReason, type Engine, type EngineKind, type Exit, type MmioWrite } from "./engine.js";
+import { ExitReason, type Engine, type EngineKind, type Exit, type InterruptResult, type MmioWrite } from "./engine.js";
+
+const INTERRUPT_RESULTS: InterruptResult[] = ["blocked", "delivered", "triple-fault", "no-idt"];
 import {
   S_EIP, S_SEL, S_BASE, S_ICOUNT_LO, S_ICOUNT_HI, S_EXIT_ADDR, S_EXIT_SIZE, S_EXIT_VALUE,
-  S_EXIT_VECTOR, S_EXIT_ERROR, S_EXIT_NEXT, S_EXECUTED, S_MMIOW_COUNT, S_MMIOW,
+  S_EXIT_VECTOR, S_EXIT_ERROR, S_EXIT_NEXT, S_EXECUTED, S_MMIOW_COUNT, S_MMIOW, S_HALTED,
 } from "../../assembly/state.js";
 
 export class CoreEngine implements Engine {
@@ -26,7 +28,11 @@ export class CoreEngine implements Engine {
   getReg(i: number): number { return this.core.getState(i & 7) >>> 0; }
   setReg(i: number, v: number): void { this.core.setState(i & 7, v | 0); }
   get eip(): number { return this.core.getState(S_EIP) >>> 0; }
-  set eip(v: number) { this.core.setState(S_EIP, v | 0); }
+  /** Moving EIP also ends a HLT: the host is redirecting the CPU. */
+  set eip(v: number) {
+    this.core.setState(S_EIP, v | 0);
+    this.core.setState(S_HALTED, 0);
+  }
   get eflags(): number { return this.core.getEflags() >>> 0; }
   set eflags(v: number) { this.core.setEflags(v | 0); }
   getSegSelector(seg: number): number { return this.core.getState(S_SEL + seg) & 0xffff; }
@@ -77,6 +83,14 @@ export class CoreEngine implements Engine {
   }
   dirtyMap(): Uint8Array { return this.dirty; }
 
+  get interruptible(): boolean { return this.core.interruptible() !== 0; }
+  get halted(): boolean { return this.core.getState(S_HALTED) !== 0; }
+  raiseInterrupt(vector: number): InterruptResult {
+    if (!Number.isInteger(vector) || vector < 0 || vector > 255) throw new RangeError(`raiseInterrupt: vector must be 0..255, got ${vector}`);
+    return INTERRUPT_RESULTS[this.core.raiseInterrupt(vector)];
+  }
+  setIrqPending(pending: boolean): void { this.core.setIrqPending(pending ? 1 : 0); }
+
   private lastReason: ExitReason = ExitReason.Budget;
 
   private exitInfo(reason: ExitReason): Exit {
@@ -123,6 +137,7 @@ export class CoreEngine implements Engine {
         e.nextEip = c.getState(S_EXIT_NEXT) >>> 0;
         break;
       case ExitReason.Fault:
+      case ExitReason.TripleFault:
         e.vector = c.getState(S_EXIT_VECTOR);
         e.errorCode = c.getState(S_EXIT_ERROR);
         break;

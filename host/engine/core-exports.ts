@@ -15,6 +15,9 @@ export interface CoreExports<View> {
   addMmio(start: number, end: number): number;
   clearMmio(): void;
   hostWrote(addr: number, len: number): void;
+  interruptible(): number;
+  raiseInterrupt(vector: number): number;
+  setIrqPending(on: number): void;
   ramBase(): View;
   dirtyBase(): View;
   stateBase(): View;

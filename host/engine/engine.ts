@@ -18,7 +18,14 @@ export enum ExitReason {
   Cpuid = 9,
   Int = 10,
   Fault = 11,
+  /** A fault while delivering a double fault: the machine is dead until reset (vector: first exception, errorCode: last). */
+  TripleFault = 12,
+  /** An interrupt the host is holding (setIrqPending) can be delivered now; the last instruction retired. */
+  IrqWindow = 13,
 }
+
+/** What raiseInterrupt() did. */
+export type InterruptResult = "delivered" | "blocked" | "no-idt" | "triple-fault";
 
 export const REG_NAMES = ["eax", "ecx", "edx", "ebx", "esp", "ebp", "esi", "edi"] as const;
 export type RegName = (typeof REG_NAMES)[number];
@@ -73,6 +80,7 @@ export interface Engine {
   /** General register i (0..7 = EAX..EDI) as an unsigned 32-bit number. */
   getReg(i: number): number;
   setReg(i: number, v: number): void;
+  /** Setting EIP also takes the CPU out of a HLT. */
   eip: number;
   /** EFLAGS with every lazy flag computed. */
   eflags: number;
@@ -96,6 +104,19 @@ export interface Engine {
   /** Retired-instruction count since reset. */
   readonly icount: bigint;
   setIcount(v: bigint): void;
+
+  /** True when an external interrupt could be delivered now (IF set, no STI/MOV SS shadow). */
+  readonly interruptible: boolean;
+  /** True after HLT until an interrupt is delivered: run() returns Hlt at once. */
+  readonly halted: boolean;
+  /**
+   * Delivers external interrupt `vector` through the guest's IDT now, between
+   * instructions (no instruction counted). "blocked": IF clear or in a shadow —
+   * hold it, and call setIrqPending(true) so run() stops (IrqWindow) as soon as
+   * it can be delivered. "no-idt": the guest never loaded an IDT.
+   */
+  raiseInterrupt(vector: number): InterruptResult;
+  setIrqPending(pending: boolean): void;
 
   /** Registers guest physical [start, end) as MMIO (at most 8 ranges). */
   addMmio(start: number, end: number): void;
