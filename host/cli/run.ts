@@ -1,16 +1,21 @@
-// lockstep run GUEST: boots an ELF guest on one engine with the minimal
-// machine of host/machine/simple-run.ts (debug console, exit port, no devices
-// yet). Guest console bytes go to stdout, a one-line summary to stderr, and
-// the guest's exit status becomes the process's.
+// lockstep run GUEST: boots a Multiboot kernel or ELF32 executable on the PC
+// machine (host/machine/machine.ts). COM1 and the debug console go to stdout
+// (or COM1 to a TCP client), a one-line summary to stderr, and the guest's
+// exit status (port 0xF4) becomes the process's.
 
 import { readFileSync } from "node:fs";
-import { createEngine, MAX_RAM, MIN_RAM } from "../engine/load.js";
-import { ElfError } from "../machine/elf.js";
-import { simpleRun, type SimpleRunResult } from "../machine/simple-run.js";
+import { createServer, type Socket } from "node:net";
+import { MAX_RAM, MIN_RAM } from "../engine/load.js";
+import { LoadError } from "../machine/elf.js";
+import { Machine, type RunOutcome } from "../machine/machine.js";
+import { VECTOR_NAMES } from "../machine/simple-run.js";
+import { FileBlockStore, BlockStoreError } from "../devices/block-store.js";
+import { parseNicSpec, UdpTransport } from "../net/udp-transport.js";
 import { UsageError } from "./args.js";
 import { CommandError, defineCommand, EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from "./command.js";
 
 const DEFAULT_MEM = 32 << 20;
+const hex8 = (n: number) => "0x" + (n >>> 0).toString(16).padStart(8, "0");
 
 function readGuest(file: string): Uint8Array {
   try {
@@ -22,50 +27,70 @@ function readGuest(file: string): Uint8Array {
   }
 }
 
-/** The process exit status for a finished run. */
-export function runExitStatus(r: SimpleRunResult): number {
-  switch (r.reason) {
-    case "exit":
-      return Math.min(r.exitStatus!, 255);
-    case "halt":
-      return EXIT_OK;
-    default:
-      return EXIT_FAILURE;
+/** Why the run ended, in words, for the summary line. */
+export function describeOutcome(m: Machine, o: RunOutcome): string {
+  const eip = m.engine.eip;
+  const bytes = () => Array.from(m.engine.readMem(eip, Math.min(8, m.engine.ramSize - Math.min(eip, m.engine.ramSize))), (x) => x.toString(16).padStart(2, "0")).join(" ");
+  switch (o.reason) {
+    case "exit-port": return `guest exit status ${o.exitStatus}`;
+    case "halted": return `HLT at ${hex8(eip - 1)} with interrupts disabled`;
+    case "idle": return `HLT at ${hex8(eip - 1)} with interrupts enabled but no interrupt sources`;
+    case "limit": return `instruction limit reached at EIP ${hex8(eip)}`;
+    case "int": return `INT ${o.exit!.vector!.toString(16).padStart(2, "0")} at EIP ${hex8(eip)} (no IDT loaded)`;
+    case "fault": {
+      const e = o.exit!;
+      const code = e.errorCode! >= 0 ? `, error code ${hex8(e.errorCode!)}` : "";
+      return `${VECTOR_NAMES[e.vector!] ?? "exception"} (vector ${e.vector}${code}) at EIP ${hex8(eip)}, bytes ${bytes()} (no IDT loaded)`;
+    }
+    case "triple-fault": {
+      const e = o.exit!;
+      return `triple fault: ${VECTOR_NAMES[e.vector!] ?? `vector ${e.vector}`} could not be delivered (then vector ${e.errorCode}), at EIP ${hex8(eip)}`;
+    }
   }
 }
 
-export function formatSummary(r: SimpleRunResult, engine: string): string {
-  const mips = r.seconds > 0 ? r.instructions / r.seconds / 1e6 : 0;
-  return `lockstep run: ${r.instructions} instructions in ${r.seconds.toFixed(3)} s, ${mips.toFixed(1)} MIPS (${engine}); ${r.detail.message}\n`;
+export function runExitStatus(o: RunOutcome): number {
+  if (o.reason === "exit-port") return Math.min(o.exitStatus!, 255);
+  if (o.reason === "halted" || o.reason === "idle") return EXIT_OK;
+  return EXIT_FAILURE;
 }
 
 export default defineCommand({
-  usage: "GUEST [--engine wasm|ts] [--mem SIZE] [--max-instructions N]",
+  usage: "GUEST [--engine wasm|ts] [--mem SIZE] [--disk FILE] [--serial stdio|tcp:PORT|none] [--debugcon stdout|stderr|none] [--nic udp:LISTEN:PEER] [--clock host|virtual] [--cmdline TEXT] [--max-instructions N]",
   description: `
-Loads GUEST, a static ELF32 i386 executable (e.g. guests/bin/bench.elf), into
-a machine with --mem bytes of RAM and runs it from its entry point with
-EAX = 0x2BADB002 and ESP at the top of RAM. This stage of the machine has no
-devices: bytes the guest writes to port 0xE9 (the debug console) go to stdout,
-a write to port 0xF4 ends the run with that value as the exit status, and
-CPUID, RDTSC (the retired-instruction count), RDRAND and reads of unassigned
-ports get fixed, deterministic answers.
+Boots GUEST, a Multiboot kernel or a static ELF32 i386 executable (e.g.
+guests/bin/hello.elf), on the lockstep PC: 16550A UART (COM1, IRQ 4), 8259A
+PICs, 8254 PIT (IRQ 0), CMOS RTC, debug console (port 0xE9), exit port (0xF4),
+an ATA disk (IRQ 14) with --disk and the paravirtual NIC (IRQ 11) with --nic.
+See docs/machine.md.
 
-The run ends when the guest writes port 0xF4, executes HLT, faults or
-executes INT n (there is no IDT yet), or retires --max-instructions
-instructions. A one-line summary then goes to stderr: instructions retired,
-seconds, MIPS, the engine and why the run ended (for a fault: the vector,
-EIP and the instruction bytes).`,
+COM1 and the debug console go to stdout; with --serial stdio, standard input
+is COM1's input; with --serial tcp:PORT, COM1 is a TCP server on 127.0.0.1.
+Time follows the host clock (--clock host, the default) or the instruction
+count (--clock virtual: 10 ns an instruction; runs are then deterministic).
+
+The run ends when the guest writes port 0xF4, halts with interrupts off,
+faults or executes INT n before loading an IDT, triple-faults, or retires
+--max-instructions instructions; with the virtual clock also when it waits in
+HLT with nothing scheduled and no input source. A one-line summary then goes
+to stderr: instructions retired, seconds, MIPS, engine and why it ended.`,
   flags: {
     engine: { type: "enum", values: ["wasm", "ts"], default: "wasm", help: "the CPU engine" },
     mem: { type: "size", default: DEFAULT_MEM, arg: "SIZE", help: "guest RAM: a multiple of 4K from 1M to 1G" },
+    disk: { type: "string", arg: "FILE", help: "raw disk image for the ATA disk (lockstep disk create)" },
+    serial: { type: "string", default: "stdio", arg: "stdio|tcp:PORT|none", help: "where COM1 goes" },
+    nic: { type: "string", arg: "udp:LISTEN:PEER", help: "the NIC's frames as UDP datagrams on 127.0.0.1" },
+    debugcon: { type: "enum", values: ["stdout", "stderr", "none"], default: "stdout", help: "where the debug console (port 0xE9) goes" },
+    clock: { type: "enum", values: ["host", "virtual"], default: "host", help: "guest time source" },
+    cmdline: { type: "string", default: "", arg: "TEXT", help: "the Multiboot command line" },
     "max-instructions": { type: "int", min: 0, arg: "N", help: "stop after N retired instructions (default: no limit)" },
   },
-  positionals: { min: 1, max: 1, name: "GUEST (an ELF32 i386 executable)" },
+  positionals: { min: 1, max: 1, name: "GUEST (a Multiboot kernel or ELF32 i386 executable)" },
   exitStatus: [
     "N  the guest wrote N to port 0xF4 (values above 255 are reported as 255)",
     "0  the guest halted (HLT with nothing to wake it) without writing an exit status",
-    "1  the guest faulted or executed INT n, or --max-instructions was reached",
-    "2  usage error, or a GUEST that is missing, unreadable or not a loadable ELF image",
+    "1  the guest faulted, executed INT n or triple-faulted, or --max-instructions was reached",
+    "2  usage error, or a GUEST or disk that is missing, unreadable or not loadable",
     "3  internal error (e.g. the engines are not built: npm run build)",
   ],
   async run({ flags, positionals, stdout, stderr }) {
@@ -73,21 +98,86 @@ EIP and the instruction bytes).`,
     if (mem < MIN_RAM || mem > MAX_RAM || mem % 4096 !== 0) {
       throw new UsageError(`--mem must be a multiple of 4K between 1M and 1G, got ${mem}`);
     }
+    const serial = flags.serial;
+    const tcp = /^tcp:(\d+)$/.exec(serial);
+    if (serial !== "stdio" && serial !== "none" && !(tcp && Number(tcp[1]) > 0 && Number(tcp[1]) < 65536)) {
+      throw new UsageError(`--serial must be stdio, none or tcp:PORT, got ${serial}`);
+    }
+    let nicSpec: ReturnType<typeof parseNicSpec> | undefined;
+    if (flags.nic !== undefined) {
+      try { nicSpec = parseNicSpec(flags.nic); } catch (e) { throw new UsageError((e as Error).message); }
+    }
     const file = positionals[0];
-    const elf = readGuest(file);
-    const engine = await createEngine(flags.engine, { ramSize: mem });
-    let result: SimpleRunResult;
+    const image = readGuest(file);
+    let disk: FileBlockStore | undefined;
+    if (flags.disk !== undefined) {
+      try { disk = FileBlockStore.open(flags.disk); } catch (e) {
+        if (e instanceof BlockStoreError) throw new CommandError(e.message, EXIT_USAGE);
+        throw e;
+      }
+    }
+
+    let client: Socket | null = null;
+    const toSerial = (b: number) => {
+      if (serial === "stdio") stdout.write(Uint8Array.of(b));
+      else if (client) client.write(Uint8Array.of(b));
+    };
+    let machine: Machine;
     try {
-      result = simpleRun(engine, elf, {
-        maxInstructions: flags["max-instructions"],
-        onOutput: (bytes) => stdout.write(bytes),
-        collectOutput: false,
+      machine = await Machine.create(image, {
+        engine: flags.engine, ramSize: mem, clock: flags.clock, cmdline: `${file} ${flags.cmdline}`,
+        disk, nic: nicSpec !== undefined,
+        onSerial: toSerial,
+        onDebugcon: flags.debugcon === "none" ? undefined
+          : (b) => (flags.debugcon === "stderr" ? stderr : stdout).write(Uint8Array.of(b)),
       });
     } catch (e) {
-      if (e instanceof ElfError) throw new CommandError(`${file}: ${e.message}`, EXIT_USAGE);
+      if (e instanceof LoadError) throw new CommandError(`${file}: ${e.message}`, EXIT_USAGE);
       throw e;
     }
-    stderr.write(formatSummary(result, flags.engine));
-    return runExitStatus(result);
+
+    // Outside input: stdin or a TCP client for COM1, UDP for the NIC.
+    let inputs = 0;
+    const cleanups: (() => void)[] = [];
+    if (serial === "stdio" && !process.stdin.isTTY && flags.clock === "host") {
+      inputs++;
+      const onData = (d: Buffer) => machine.serialInput(d);
+      process.stdin.on("data", onData);
+      cleanups.push(() => { process.stdin.off("data", onData); process.stdin.pause(); });
+    }
+    if (tcp) {
+      inputs++;
+      const server = createServer((s) => {
+        client = s;
+        s.on("data", (d) => machine.serialInput(d));
+        s.on("close", () => { if (client === s) client = null; });
+      });
+      await new Promise<void>((res) => server.listen(Number(tcp[1]), "127.0.0.1", res));
+      cleanups.push(() => { client?.destroy(); server.close(); });
+    }
+    if (nicSpec && machine.nic) {
+      inputs++;
+      const udp = await UdpTransport.open({ listenPort: nicSpec.listenPort, peerPort: nicSpec.peerPort });
+      udp.onFrame((f) => machine.nic!.receive(f));
+      machine.nic.onTransmit((f) => udp.send(f));
+      cleanups.push(() => udp.close());
+    }
+
+    const t0 = performance.now();
+    let outcome: RunOutcome;
+    const max = flags["max-instructions"];
+    try {
+      outcome = inputs > 0 || flags.clock === "host"
+        ? await machine.run(max, () => inputs > 0 || flags.clock === "host")
+        : machine.runSync(max);
+    } finally {
+      for (const c of cleanups) c();
+      disk?.flush();
+    }
+    const seconds = (performance.now() - t0) / 1000;
+    const n = Number(outcome.instructions);
+    const mips = seconds > 0 ? n / seconds / 1e6 : 0;
+    stderr.write(`lockstep run: ${n} instructions in ${seconds.toFixed(3)} s, ${mips.toFixed(1)} MIPS (${flags.engine}); ${describeOutcome(machine, outcome)}\n`);
+    return runExitStatus(outcome);
   },
 });

@@ -70,7 +70,7 @@ export interface SimpleRunResult {
   image: ElfImage;
 }
 
-const VECTOR_NAMES: Record<number, string> = {
+export const VECTOR_NAMES: Record<number, string> = {
   0: "#DE divide error", 1: "#DB debug", 3: "#BP breakpoint", 4: "#OF overflow", 5: "#BR bound range",
   6: "#UD invalid opcode", 7: "#NM device not available", 8: "#DF double fault", 10: "#TS invalid TSS",
   11: "#NP segment not present", 12: "#SS stack fault", 13: "#GP general protection", 14: "#PF page fault",

@@ -48,7 +48,7 @@ function runLockstep(g: CrossGuest, elf: string): Outcome {
   const dir = scratch(`lockstep-${g.name}`);
   const extra = g.args?.(dir).lockstep ?? [];
   const r = spawnSync(process.execPath, [
-    join(root, "bin", "lockstep.mjs"), "run", elf, "--mem", `${g.memMiB ?? DEFAULT_MEM_MIB}M`, "--serial", "stdio", ...extra,
+    join(root, "bin", "lockstep.mjs"), "run", elf, "--mem", `${g.memMiB ?? DEFAULT_MEM_MIB}M`, "--serial", "stdio", "--debugcon", "none", ...extra,
   ], { cwd: root, encoding: "latin1", timeout: g.timeoutMs ?? DEFAULT_TIMEOUT_MS, input: "" });
   if (r.error) throw new Error(`lockstep run ${elf}: ${r.error.message}`);
   return { serial: r.stdout, status: r.status, stderr: r.stderr };
