@@ -28,14 +28,14 @@ function readGuest(file: string): Uint8Array {
 }
 
 /** Why the run ended, in words, for the summary line. */
-export function describeOutcome(m: Machine, o: RunOutcome): string {
+export function describeOutcome(m: Machine, o: RunOutcome, limit?: number): string {
   const eip = m.engine.eip;
   const bytes = () => Array.from(m.engine.readMem(eip, Math.min(8, m.engine.ramSize - Math.min(eip, m.engine.ramSize))), (x) => x.toString(16).padStart(2, "0")).join(" ");
   switch (o.reason) {
     case "exit-port": return `guest exit status ${o.exitStatus}`;
     case "halted": return `HLT at ${hex8(eip - 1)} with interrupts disabled`;
     case "idle": return `HLT at ${hex8(eip - 1)} with interrupts enabled but no interrupt sources`;
-    case "limit": return `instruction limit reached at EIP ${hex8(eip)}`;
+    case "limit": return `instruction limit ${limit ?? o.instructions} reached at EIP ${hex8(eip)}`;
     case "int": return `INT ${o.exit!.vector!.toString(16).padStart(2, "0")} at EIP ${hex8(eip)} (no IDT loaded)`;
     case "fault": {
       const e = o.exit!;
@@ -177,7 +177,7 @@ to stderr: instructions retired, seconds, MIPS, engine and why it ended.`,
     const seconds = (performance.now() - t0) / 1000;
     const n = Number(outcome.instructions);
     const mips = seconds > 0 ? n / seconds / 1e6 : 0;
-    stderr.write(`lockstep run: ${n} instructions in ${seconds.toFixed(3)} s, ${mips.toFixed(1)} MIPS (${flags.engine}); ${describeOutcome(machine, outcome)}\n`);
+    stderr.write(`lockstep run: ${n} instructions in ${seconds.toFixed(3)} s, ${mips.toFixed(1)} MIPS (${flags.engine}); ${describeOutcome(machine, outcome, max)}\n`);
     return runExitStatus(outcome);
   },
 });
