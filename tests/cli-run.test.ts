@@ -68,7 +68,7 @@ describe("lockstep run", () => {
     writeFileSync(notElf, "hello, this is not an ELF file at all, just text padding it out to size\n");
     const bad = await lockstep("run", notElf);
     expect(bad.status).toBe(2);
-    expect(bad.stderr).toMatch(/text\.elf: bad ELF image: not an ELF file \(bad magic\) \(at file offset 0x0\)/);
+    expect(bad.stderr).toMatch(/text\.elf: bad guest image: neither an ELF file nor a Multiboot image .*\(at file offset 0x0\)/);
     const big = await lockstep("run", guest("fits.elf", exitWith(0)), "--mem", "1M");
     expect(big.status).toBe(2);
     expect(big.stderr).toMatch(/is outside RAM \[0, 0x100000\)/);
