@@ -9,7 +9,7 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { MemoryBlockStore } from "../host/devices/block-store.js";
-import { ENGINE_KINDS, ExitReason, type EngineKind } from "../host/engine/engine.js";
+import { ENGINE_KINDS, type EngineKind } from "../host/engine/engine.js";
 import { readDisk } from "../host/kv/disk-layout.js";
 import { KvModel } from "../host/kv/model.js";
 import { decodeReply, REPLY_FLAG_REPLAYED } from "../host/kv/protocol.js";
@@ -23,42 +23,9 @@ const RAM = 32 << 20;
 const DISK_SECTORS = 8192; // 4 MiB: room for the store's 4160 sectors
 const SLICE = 20_000;
 
-/**
- * WORKAROUND for a Machine bug (reported): kv.elf waits for frames in HLT with
- * interrupts on and IRQ 0 masked, while the PIT (never programmed by this
- * guest) keeps scheduling events; under the virtual clock runSync then skips
- * time from one PIT event to the next forever, retiring no instructions, so
- * runSync(max) never returns. The test escapes by throwing out of the engine's
- * run() after this many consecutive HLT exits that retired nothing, and treats
- * that as "idle". The machine's state is consistent there (a HLT exit needs no
- * answer), and the decision depends only on the guest, so both engines escape
- * at the same points.
- */
-const IDLE_HLT_EXITS = 4;
-class IdleEscape extends Error {}
-function escapeWhenStuckInHlt(m: Machine): void {
-  const engine = m.engine;
-  const run = engine.run.bind(engine);
-  let idle = 0;
-  engine.run = (budget: number) => {
-    const x = run(budget);
-    if (x.reason === ExitReason.Hlt && x.executed === 0 && engine.halted && (engine.eflags & 0x200) !== 0) {
-      if (++idle >= IDLE_HLT_EXITS) {
-        idle = 0;
-        throw new IdleEscape();
-      }
-    } else idle = 0;
-    return x;
-  };
-}
+/** A slice of the machine: runSync returns "idle" when the guest waits in HLT with nothing that can wake it. */
 function runSlice(m: Machine, n: number): { reason: string; exitStatus?: number; instructions: bigint } {
-  const before = m.engine.icount;
-  try {
-    return m.runSync(n);
-  } catch (e) {
-    if (e instanceof IdleEscape) return { reason: "idle", instructions: m.engine.icount - before };
-    throw e;
-  }
+  return m.runSync(n);
 }
 
 /**
@@ -92,7 +59,7 @@ class KvMachineVm implements KvVm {
         onSerial: (b) => (vm.consoles[index] += String.fromCharCode(b)),
         onTransmit: (f) => vm.pending.push(f.slice()),
       });
-      escapeWhenStuckInHlt(m);
+      
       vm.spare.push(m);
     }
     return vm;

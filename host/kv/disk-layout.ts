@@ -3,7 +3,7 @@
 // for building images in tests (a log that is nearly full, a torn record).
 // An independent implementation of the format the guest's kvlog.c writes.
 
-import { crc32 } from "./protocol.js";
+import { crc32, u16, u32, put16, put32 } from "./protocol.js";
 
 export const SECTOR = 512;
 export const SB_VERSION = 1;
@@ -46,16 +46,6 @@ export interface DiskState {
   clients: Map<number, { last: number; requestCrc: number; reply: Uint8Array }>;
 }
 
-const u16 = (b: Uint8Array, at: number) => b[at] | (b[at + 1] << 8);
-const u32 = (b: Uint8Array, at: number) => (b[at] | (b[at + 1] << 8) | (b[at + 2] << 16) | (b[at + 3] << 24)) >>> 0;
-function put16(b: Uint8Array, at: number, v: number): void {
-  b[at] = v & 0xff;
-  b[at + 1] = (v >>> 8) & 0xff;
-}
-function put32(b: Uint8Array, at: number, v: number): void {
-  put16(b, at, v & 0xffff);
-  put16(b, at + 2, v >>> 16);
-}
 
 export const regionLba = (generation: number) => REGION_START + (generation & 1) * REGION_SECTORS;
 export const sectorsFor = (len: number) => Math.ceil(len / SECTOR);

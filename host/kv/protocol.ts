@@ -117,13 +117,14 @@ export const OP_RULES: Record<Op, OpRule> = {
 const isOp = (n: number): n is Op => Object.hasOwn(OP_NAMES, n);
 const isStatus = (n: number): n is Status => Object.hasOwn(STATUS_NAMES, n);
 
-const u16 = (b: Uint8Array, at: number) => b[at] | (b[at + 1] << 8);
-const u32 = (b: Uint8Array, at: number) => (b[at] | (b[at + 1] << 8) | (b[at + 2] << 16) | (b[at + 3] << 24)) >>> 0;
-function put16(b: Uint8Array, at: number, v: number): void {
+/** Little-endian field access (also used by the on-disk layout in disk-layout.ts). */
+export const u16 = (b: Uint8Array, at: number) => b[at] | (b[at + 1] << 8);
+export const u32 = (b: Uint8Array, at: number) => (b[at] | (b[at + 1] << 8) | (b[at + 2] << 16) | (b[at + 3] << 24)) >>> 0;
+export function put16(b: Uint8Array, at: number, v: number): void {
   b[at] = v & 0xff;
   b[at + 1] = (v >>> 8) & 0xff;
 }
-function put32(b: Uint8Array, at: number, v: number): void {
+export function put32(b: Uint8Array, at: number, v: number): void {
   put16(b, at, v & 0xffff);
   put16(b, at + 2, v >>> 16);
 }
