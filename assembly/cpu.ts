@@ -53,8 +53,10 @@ export function run(budget: i32): i32 {
   setSt(S_ABORT, 0);
   setSt(S_MMIOW_COUNT, 0);
   setIp((st(S_BASE + SEG_CS) + st(S_EIP)) | 0);
-  // Halted: nothing runs until the host delivers an interrupt.
-  const left = st(S_HALTED) != 0 ? (setHlt(), budget) : budget > 0 ? runLoop(budget) : 0;
+  // Running again ends a HLT: the host either delivered an interrupt or chose
+  // to go on (the machine layer does not run a halted CPU until one arrives).
+  setSt(S_HALTED, 0);
+  const left = budget > 0 ? runLoop(budget) : 0;
   setSt(S_EIP, (getIp() - st(S_BASE + SEG_CS)) | 0);
   const done = budget > 0 ? (budget - left) | 0 : 0;
   setSt(S_EXECUTED, done);
@@ -71,5 +73,3 @@ export function step(): i32 {
   setSt(S_STEP_MODE, 0);
   return r;
 }
-
-function setHlt(): void { setSt(S_EXIT, EXIT_HLT); }

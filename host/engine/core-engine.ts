@@ -28,11 +28,7 @@ export class CoreEngine implements Engine {
   getReg(i: number): number { return this.core.getState(i & 7) >>> 0; }
   setReg(i: number, v: number): void { this.core.setState(i & 7, v | 0); }
   get eip(): number { return this.core.getState(S_EIP) >>> 0; }
-  /** Moving EIP also ends a HLT: the host is redirecting the CPU. */
-  set eip(v: number) {
-    this.core.setState(S_EIP, v | 0);
-    this.core.setState(S_HALTED, 0);
-  }
+  set eip(v: number) { this.core.setState(S_EIP, v | 0); }
   get eflags(): number { return this.core.getEflags() >>> 0; }
   set eflags(v: number) { this.core.setEflags(v | 0); }
   getSegSelector(seg: number): number { return this.core.getState(S_SEL + seg) & 0xffff; }

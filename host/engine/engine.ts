@@ -80,7 +80,6 @@ export interface Engine {
   /** General register i (0..7 = EAX..EDI) as an unsigned 32-bit number. */
   getReg(i: number): number;
   setReg(i: number, v: number): void;
-  /** Setting EIP also takes the CPU out of a HLT. */
   eip: number;
   /** EFLAGS with every lazy flag computed. */
   eflags: number;
@@ -107,7 +106,11 @@ export interface Engine {
 
   /** True when an external interrupt could be delivered now (IF set, no STI/MOV SS shadow). */
   readonly interruptible: boolean;
-  /** True after HLT until an interrupt is delivered: run() returns Hlt at once. */
+  /**
+   * True after a HLT exit until an interrupt is delivered or run() is called
+   * again. The CPU waits for an interrupt by the host not running it: run()
+   * after HLT simply goes on with the next instruction.
+   */
   readonly halted: boolean;
   /**
    * Delivers external interrupt `vector` through the guest's IDT now, between

@@ -206,6 +206,20 @@ export class Machine implements GuestClock {
     for (;;) {
       if (this.exitStatus !== null) return this.outcome("exit-port", start);
       this.service();
+      // A halted CPU waits for an interrupt: it is not run until service() delivers one.
+      if (this.engine.halted) {
+        if ((this.engine.eflags & 0x200) === 0) return this.outcome("halted", start);
+        const next = this.nextEventNs();
+        if (next === null || this.config.clock === "host") return this.outcome("idle", start);
+        // Virtual clock: nothing happens until the next device event; skip to
+        // it. A device whose interrupt is masked (the PIT's power-on square
+        // wave when the guest never programs it) keeps having events that
+        // wake nothing: after a few such skips the guest is idle.
+        if (++idleSkips > MAX_IDLE_SKIPS) return this.outcome("idle", start);
+        const now = this.nowNs();
+        if (next > now) this.idleNs += next - now;
+        continue;
+      }
       const left = limit - this.engine.icount;
       if (left <= 0n) return this.outcome("limit", start);
       let budget = Math.min(SLICE, Number(left));
@@ -247,23 +261,8 @@ export class Machine implements GuestClock {
           break;
         case ExitReason.MmioWrite:
           break;
-        case ExitReason.Hlt: {
-          if (this.exitStatus !== null) break;
-          if (!this.engine.halted) break;
-          this.service();
-          if (!this.engine.halted) break;
-          if ((this.engine.eflags & 0x200) === 0) return this.outcome("halted", start);
-          const next = this.nextEventNs();
-          if (next === null || this.config.clock === "host") return this.outcome("idle", start);
-          // Virtual clock: nothing happens until the next device event; skip to
-          // it. A device whose interrupt is masked (the PIT's power-on square
-          // wave when the guest never programs it) keeps having events that
-          // wake nothing: after a few such skips the guest is idle.
-          if (++idleSkips > MAX_IDLE_SKIPS) return this.outcome("idle", start);
-          const now = this.nowNs();
-          if (next > now) this.idleNs += next - now;
-          break;
-        }
+        case ExitReason.Hlt:
+          break; // the loop's top waits for an interrupt
         case ExitReason.Fault:
           return this.outcome("fault", start, x);
         case ExitReason.Int:
