@@ -17,7 +17,7 @@ export const COMMANDS: CommandEntry[] = [
   { name: "conformance", summary: "run single-instruction CPU test cases against the engines", load: () => import("./conformance.js") },
   { name: "disk create", summary: "create a zero-filled raw disk image for the ATA disk", load: () => import("./disk.js") },
   { name: "kv-client", summary: "send a request to the kv guest through a VM's UDP-attached NIC", load: () => import("./kv-client.js") },
-  { name: "run", summary: "run a guest ELF image on one engine (debug console and exit port; no devices yet)", load: () => import("./run.js") },
+  { name: "run", summary: "boot a guest (Multiboot kernel or ELF) on the lockstep PC: UART, PIC, PIT, RTC, disk, NIC", load: () => import("./run.js") },
 ];
 
 const GENERAL_EXIT_STATUS = [
