@@ -15,6 +15,7 @@ interface CommandEntry {
 
 export const COMMANDS: CommandEntry[] = [
   { name: "conformance", summary: "run single-instruction CPU test cases against the engines", load: () => import("./conformance.js") },
+  { name: "log inspect", summary: "show what a replay log holds: events and bytes per kind, its rate", load: () => import("./log-inspect.js") },
   { name: "disk create", summary: "create a zero-filled raw disk image for the ATA disk", load: () => import("./disk.js") },
   { name: "kv-client", summary: "send a request to the kv guest through a VM's UDP-attached NIC", load: () => import("./kv-client.js") },
   { name: "run", summary: "boot a guest (Multiboot kernel or ELF) on the lockstep PC: UART, PIC, PIT, RTC, disk, NIC", load: () => import("./run.js") },
