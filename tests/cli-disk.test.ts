@@ -2,29 +2,18 @@
 // child process: the image it makes, the sizes it takes and refuses, and
 // existing files.
 
-import { execFile } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
+import { runLockstep } from "./helpers/cli.js";
 import { imageSizeProblem, MAX_IMAGE_BYTES } from "../host/cli/disk.js";
 import { FileBlockStore, MemoryBlockStore } from "../host/devices/block-store.js";
 
-const root = fileURLToPath(new URL("..", import.meta.url));
-const BIN = join(root, "bin", "lockstep.mjs");
 const tmp = mkdtempSync(join(tmpdir(), "lockstep-disk-"));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
-interface Run { status: number; stdout: string; stderr: string }
-function lockstep(...args: string[]): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [BIN, ...args], { cwd: tmp, encoding: "utf8" }, (err, stdout, stderr) => {
-      const code = err ? (err as { code?: unknown }).code : 0;
-      resolve({ status: typeof code === "number" ? code : -1, stdout, stderr });
-    });
-  });
-}
+const lockstep = (...args: string[]) => runLockstep(tmp, ...args);
 const HINT = "Run 'lockstep disk create --help' for usage.\n";
 
 describe("lockstep disk create", () => {

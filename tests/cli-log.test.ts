@@ -2,27 +2,17 @@
 // with the log-format module: the counts it reports, and refusals of a
 // truncated or corrupted log with the byte offset.
 
-import { execFile } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
+import { runLockstep } from "./helpers/cli.js";
 import { EventKind, LogWriter } from "../host/replay/log-format.js";
 
-const root = fileURLToPath(new URL("..", import.meta.url));
-const BIN = join(root, "bin", "lockstep.mjs");
 const tmp = mkdtempSync(join(tmpdir(), "lockstep-log-"));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
-function lockstep(...args: string[]): Promise<{ status: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [BIN, ...args], { cwd: tmp, encoding: "utf8" }, (err, stdout, stderr) => {
-      const code = err ? (err as { code?: unknown }).code : 0;
-      resolve({ status: typeof code === "number" ? code : -1, stdout, stderr });
-    });
-  });
-}
+const lockstep = (...args: string[]) => runLockstep(tmp, ...args);
 
 /** A log of 3 SERIAL_RX events (1, 2, 3 bytes) and 2 IRQ events (1 byte) over 1,000,000 instructions. */
 function sampleLog(): Uint8Array {

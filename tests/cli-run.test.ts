@@ -2,29 +2,18 @@
 // process: console bytes on stdout, the summary on stderr, the guest's exit
 // status as the process's, and status 2 for missing or malformed images.
 
-import { execFile } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
+import { runLockstep } from "./helpers/cli.js";
 import { codeElf } from "./helpers/elf-builder.js";
 import { le32 } from "./helpers/x86.js";
 
-const root = fileURLToPath(new URL("..", import.meta.url));
-const BIN = join(root, "bin", "lockstep.mjs");
 const tmp = mkdtempSync(join(tmpdir(), "lockstep-run-"));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
-interface Run { status: number; stdout: string; stderr: string }
-function lockstep(...args: string[]): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [BIN, ...args], { cwd: tmp, encoding: "utf8" }, (err, stdout, stderr) => {
-      const code = err ? (err as { code?: unknown }).code : 0;
-      resolve({ status: typeof code === "number" ? code : -1, stdout, stderr });
-    });
-  });
-}
+const lockstep = (...args: string[]) => runLockstep(tmp, ...args);
 function guest(name: string, code: number[]): string {
   const p = join(tmp, name);
   writeFileSync(p, codeElf(code));
