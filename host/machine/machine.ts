@@ -3,16 +3,18 @@
 // core's exits into device accesses and injects hardware interrupts between
 // instructions. docs/machine.md describes the machine the guest sees.
 //
-// Time is guest time in nanoseconds, from one GuestClock: with the virtual
-// clock it is derived from the instruction count (10 ns an instruction, plus
-// the time skipped while the CPU idles in HLT), so a run is deterministic; with
-// the host clock it follows the host's monotonic clock, as on real hardware.
-// Devices see time, calendar time, entropy and outside input only through the
-// sources handed in here (the replay layer stands behind them).
+// Time is guest time in nanoseconds (guest-time.ts): a function of the
+// instruction count and of anchors set at instruction boundaries. With the
+// virtual clock the anchors are the idle skips (10 ns an instruction plus the
+// time skipped while the CPU idles in HLT); with the host clock they are
+// readings of the host's clock. Every value from outside the VM — clock
+// readings, entropy, COM1 bytes, NIC frames, disk data — comes through one
+// InputGate (host/replay/gate.ts): live, it reads the world and can log what
+// it read; in replay it reads the log. Devices never see anything else.
 
 import { createEngine } from "../engine/load.js";
 import { ExitReason, type Engine, type EngineKind, type Exit } from "../engine/engine.js";
-import type { GuestClock, WallClock } from "../devices/device.js";
+import type { GuestClock } from "../devices/device.js";
 import { PortBus } from "./bus.js";
 import { Pic8259 } from "../devices/pic8259.js";
 import { Pit8254 } from "../devices/pit8254.js";
@@ -20,19 +22,22 @@ import { Uart16550 } from "../devices/uart16550.js";
 import { CmosRtc } from "../devices/cmos-rtc.js";
 import { DebugPort } from "../devices/debug-port.js";
 import { ExitPort } from "../devices/exit-port.js";
-import { AtaDisk } from "../devices/ata-disk.js";
+import { AtaDisk, type AtaOperation } from "../devices/ata-disk.js";
 import type { BlockStore } from "../devices/block-store.js";
 import { Pvnic } from "../devices/pvnic.js";
 import { loadMultiboot, applyBootState, type BootImage } from "./multiboot.js";
 import { cpuidAnswer } from "./simple-run.js";
+import { GuestTime, NS_PER_INSTRUCTION, type ClockMode } from "./guest-time.js";
+import type { BoundaryView, InputGate, InputSink } from "../replay/gate.js";
+import { LiveGate, VIRTUAL_EPOCH_MS, type World } from "../replay/live-gate.js";
+import { GatedBlockStore } from "../replay/gated-store.js";
 
-export type ClockMode = "host" | "virtual";
+export type { ClockMode };
+export { VIRTUAL_EPOCH_MS };
 
 /** Guest time per retired instruction under the virtual clock. */
-export const VIRTUAL_NS_PER_INSTRUCTION = 10;
-/** The calendar time at guest time 0 under the virtual clock. */
-export const VIRTUAL_EPOCH_MS = Date.UTC(2026, 0, 1);
-/** Device events in a row that may pass without waking a halted guest before runSync calls it idle. */
+export const VIRTUAL_NS_PER_INSTRUCTION = NS_PER_INSTRUCTION.virtual;
+/** Device events in a row that may pass without waking a halted guest before it counts as idle (virtual clock). */
 export const MAX_IDLE_SKIPS = 16;
 /** Instructions per run() slice when nothing is due sooner. */
 export const SLICE = 200_000;
@@ -52,12 +57,13 @@ export interface MachineConfig {
   onDebugcon?: (byte: number) => void;
   /** Frames the guest transmits on the NIC. */
   onTransmit?: (frame: Uint8Array) => void;
-  /** Calendar time for the RTC; default: the host's. */
-  wallClock?: WallClock;
-  /** The host's monotonic clock in ns (host clock mode); default: performance.now. */
-  hostNs?: () => number;
-  /** 32 random bits for RDRAND/RDSEED; default: crypto (host clock), a seeded generator (virtual). */
-  entropy?: () => number;
+  /**
+   * Where outside values come from (host/replay/gate.ts). Default: a live
+   * gate on the host's clock and entropy (`world` replaces any of them), not
+   * recording.
+   */
+  gate?: InputGate;
+  world?: Partial<World>;
 }
 
 export type StopReason =
@@ -78,20 +84,7 @@ export interface RunOutcome {
   instructions: bigint;
 }
 
-/** A 32-bit xorshift: deterministic "entropy" for the virtual clock. */
-function seededEntropy(seed: number): () => number {
-  let s = seed >>> 0 || 1;
-  return () => {
-    s ^= s << 13; s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5; s >>>= 0;
-    return s;
-  };
-}
-
-function hostEntropy(): number {
-  return crypto.getRandomValues(new Uint32Array(1))[0];
-}
+const ATA_OPS: readonly AtaOperation[] = ["identify", "read", "write", "flush", "reset"];
 
 export class Machine implements GuestClock {
   readonly bus = new PortBus();
@@ -103,23 +96,27 @@ export class Machine implements GuestClock {
   readonly exitPort: ExitPort;
   readonly disk?: AtaDisk;
   readonly nic?: Pvnic;
+  readonly gate: InputGate;
+  readonly time: GuestTime;
   boot!: BootImage;
 
-  private idleNs = 0;
-  private readonly hostNs: () => number;
-  private readonly hostStart: number;
-  private readonly entropy: () => number;
   private exitStatus: number | null = null;
-  private pendingSerial: number[] = [];
+  /**
+   * Device events skipped in a row while halted without waking the guest
+   * (virtual clock). At MAX_IDLE_SKIPS the guest is parked: idle until an
+   * input arrives. It is machine state, not a per-call count, so that where
+   * idle time ends does not depend on how the host slices the run.
+   */
+  private idleSkips = 0;
+  private readonly view: BoundaryView;
+  private readonly sink: InputSink;
 
   private constructor(readonly engine: Engine, readonly config: MachineConfig) {
-    this.hostNs = config.hostNs ?? (() => performance.now() * 1e6);
-    this.hostStart = this.hostNs();
-    this.entropy = config.entropy ?? (config.clock === "virtual" ? seededEntropy(0x6c6f636b) : hostEntropy);
-    // Calendar time: the host's, or under the virtual clock a fixed epoch
-    // (2026-01-01 UTC) plus guest time, so a virtual run is deterministic.
-    const wall: WallClock = config.wallClock ??
-      (config.clock === "virtual" ? { epochMs: () => VIRTUAL_EPOCH_MS + this.nowNs() / 1e6 } : { epochMs: () => Date.now() });
+    this.gate = config.gate ?? new LiveGate({ clock: config.clock, world: config.world });
+    this.time = new GuestTime(NS_PER_INSTRUCTION[config.clock]);
+    // Calendar time is the gate's base (the host's at the start, or the
+    // virtual clock's fixed epoch) plus guest time.
+    const wall = { epochMs: () => this.gate.epochMs + this.nowNs() / 1e6 };
     this.bus.attach(this.pic);
     this.pit = new Pit8254({ clock: this, irq: this.pic.line(0) });
     this.uart = new Uart16550({ clock: this, irq: this.pic.line(4), onTransmit: (b) => config.onSerial?.(b) });
@@ -128,7 +125,8 @@ export class Machine implements GuestClock {
     this.exitPort = new ExitPort({ onExit: (v) => { this.exitStatus = v >>> 0; } });
     for (const d of [this.pit, this.uart, this.rtc, this.debugcon, this.exitPort]) this.bus.attach(d);
     if (config.disk) {
-      this.disk = new AtaDisk({ store: config.disk, clock: this, irq: this.pic.line(14) });
+      const store = new GatedBlockStore(config.disk, this.gate, () => this.engine.icount);
+      this.disk = new AtaDisk({ store, clock: this, irq: this.pic.line(14) });
       this.bus.attach(this.disk);
     }
     if (config.nic) {
@@ -139,6 +137,23 @@ export class Machine implements GuestClock {
       if (config.onTransmit) this.nic.onTransmit(config.onTransmit);
       this.bus.attach(this.nic);
     }
+    const m = this;
+    this.view = {
+      get icount() { return m.engine.icount; },
+      get guestNs() { return m.nowNs(); },
+      get nextEventNs() { return m.nextEventNs(); },
+      get halted() { return m.engine.halted; },
+      get serialSpace() { return m.uart.rxSpace(); },
+    };
+    this.sink = {
+      setTime: (ns) => this.time.set(this.engine.icount, ns),
+      serialReceive: (bytes) => { this.uart.receive(bytes); this.idleSkips = 0; },
+      nicReceive: (frame) => {
+        if (!this.nic) throw new Error("a frame for a machine without a NIC");
+        this.nic.receive(frame);
+        this.idleSkips = 0;
+      },
+    };
   }
 
   /** Creates the machine and boots `image` (a Multiboot kernel or an ELF32 executable). */
@@ -151,15 +166,20 @@ export class Machine implements GuestClock {
     return m;
   }
 
-  /** Guest time (ns). */
+  /** Guest time (ns): a function of the instruction count and the gate's time anchors. */
   nowNs(): number {
-    if (this.config.clock === "virtual") return Number(this.engine.icount) * VIRTUAL_NS_PER_INSTRUCTION + this.idleNs;
-    return this.hostNs() - this.hostStart;
+    return this.time.at(this.engine.icount);
   }
 
-  /** Bytes arriving on COM1 from outside; handed to the UART between instructions. */
+  /** Bytes arriving on COM1 from outside; the gate hands them to the UART at an instruction boundary. */
   serialInput(bytes: Uint8Array | readonly number[]): void {
-    for (const b of bytes) this.pendingSerial.push(b & 0xff);
+    this.gate.queueSerial(bytes);
+  }
+
+  /** A frame arriving on the NIC from outside; delivered at an instruction boundary. */
+  nicInput(frame: Uint8Array): void {
+    if (!this.nic) throw new Error("this machine has no NIC");
+    this.gate.queueFrame(frame);
   }
 
   private timed(): { nextEventNs(): number | null; advance(now: number): void }[] {
@@ -177,20 +197,41 @@ export class Machine implements GuestClock {
     return next;
   }
 
-  /** Brings devices up to now, feeds pending input, and delivers an interrupt if one can go. */
+  /**
+   * Brings devices up to guest time now and delivers an interrupt if one can
+   * go. Everything here follows from machine state: the gate only checks the
+   * consequences (a replay must complete the same disk operations and
+   * deliver the same vectors at the same counts).
+   */
   private service(): void {
     const now = this.nowNs();
-    for (const d of this.timed()) d.advance(now);
-    if (this.pendingSerial.length > 0) {
-      const n = Math.min(this.pendingSerial.length, this.uart.rxSpace());
-      if (n > 0) this.uart.receive(this.pendingSerial.splice(0, n));
+    this.pit.advance(now);
+    this.uart.advance(now);
+    if (this.disk) {
+      const due = this.disk.nextEventNs();
+      if (due !== null && due <= now) {
+        const done = this.disk.completeNow()!;
+        this.gate.derived(this.engine.icount, "disk-complete", Uint8Array.of(ATA_OPS.indexOf(done.op)));
+      }
     }
     const vector = this.pic.pendingVector();
     if (vector === null) { this.engine.setIrqPending(false); return; }
     if (!this.engine.interruptible) { this.engine.setIrqPending(true); return; }
     // Acknowledged and delivered; a guest with no IDT yet simply misses it.
-    this.engine.raiseInterrupt(this.pic.acknowledge());
+    const v = this.pic.acknowledge();
+    this.gate.derived(this.engine.icount, "irq", Uint8Array.of(v));
+    this.engine.raiseInterrupt(v);
     this.engine.setIrqPending(false);
+  }
+
+  /**
+   * Whether outside input may arrive at this boundary. Not while a halted
+   * guest is part-way through skipping idle time (virtual clock): the live
+   * host cannot hand over input then, and the replay must not either.
+   */
+  private acceptsInput(): boolean {
+    return !(this.engine.halted && this.config.clock === "virtual" && (this.engine.eflags & 0x200) !== 0 &&
+      this.idleSkips < MAX_IDLE_SKIPS && this.nextEventNs() !== null);
   }
 
   /**
@@ -202,36 +243,48 @@ export class Machine implements GuestClock {
   runSync(maxInstructions = Number.MAX_SAFE_INTEGER): RunOutcome {
     const start = this.engine.icount;
     const limit = start + BigInt(maxInstructions);
-    let idleSkips = 0;
+    const rate = this.time.nsPerInstruction;
     for (;;) {
       if (this.exitStatus !== null) return this.outcome("exit-port", start);
+      if (this.acceptsInput()) this.gate.boundary(this.view, this.sink);
       this.service();
       // A halted CPU waits for an interrupt: it is not run until service() delivers one.
       if (this.engine.halted) {
         if ((this.engine.eflags & 0x200) === 0) return this.outcome("halted", start);
-        const next = this.nextEventNs();
-        if (next === null || this.config.clock === "host") return this.outcome("idle", start);
-        // Virtual clock: nothing happens until the next device event; skip to
-        // it. A device whose interrupt is masked (the PIT's power-on square
-        // wave when the guest never programs it) keeps having events that
-        // wake nothing: after a few such skips the guest is idle.
-        if (++idleSkips > MAX_IDLE_SKIPS) return this.outcome("idle", start);
-        const now = this.nowNs();
-        if (next > now) this.idleNs += next - now;
-        continue;
+        if (this.config.clock === "virtual" && this.idleSkips < MAX_IDLE_SKIPS) {
+          // Nothing happens until the next device event: skip to it. A device
+          // whose interrupt is masked (the PIT's power-on square wave when the
+          // guest never programs it) keeps having events that wake nothing:
+          // after a few such skips the guest is parked, idle.
+          const next = this.nextEventNs();
+          if (next !== null) {
+            this.idleSkips++;
+            const now = this.nowNs();
+            if (next > now) this.time.skip(next - now);
+            continue;
+          }
+          this.idleSkips = MAX_IDLE_SKIPS;
+        }
+        if (this.gate.pendingAt(this.engine.icount)) continue;
+        return this.outcome("idle", start);
       }
       const left = limit - this.engine.icount;
       if (left <= 0n) return this.outcome("limit", start);
       let budget = Math.min(SLICE, Number(left));
-      if (this.config.clock === "virtual") {
-        const next = this.nextEventNs();
-        if (next !== null) {
-          const until = Math.ceil((next - this.nowNs()) / VIRTUAL_NS_PER_INSTRUCTION);
-          budget = Math.max(1, Math.min(budget, until));
-        }
+      // Stop exactly where the next device event falls due, so it fires at
+      // the same count however the run is sliced.
+      const next = this.nextEventNs();
+      if (next !== null) {
+        const until = Math.ceil((next - this.nowNs()) / rate);
+        budget = Math.max(1, Math.min(budget, until));
+      }
+      const g = this.gate.budget(this.engine.icount);
+      if (g !== null) {
+        if (g === 0) continue; // an input due here first
+        budget = Math.min(budget, g);
       }
       const x = this.engine.run(budget);
-      if (x.executed > 0) idleSkips = 0;
+      if (x.executed > 0) this.idleSkips = 0;
       switch (x.reason) {
         case ExitReason.Budget:
         case ExitReason.IrqWindow:
@@ -243,13 +296,14 @@ export class Machine implements GuestClock {
           this.bus.write(x.port!, x.size as 1 | 2 | 4, x.value!);
           break;
         case ExitReason.Rdtsc: {
-          const t = BigInt(Math.floor(this.nowNs())); // a 1 GHz time-stamp counter
+          const icount = this.engine.icount;
+          const t = this.gate.rdtsc(icount, this.nowNs(), (ns) => this.time.set(icount, ns));
           this.engine.answer(Number(t & 0xffffffffn), Number(t >> 32n));
           break;
         }
         case ExitReason.Rdrand:
         case ExitReason.Rdseed:
-          this.engine.answer(this.entropy(), 1);
+          this.engine.answer(this.gate.entropy(this.engine.icount), 1);
           break;
         case ExitReason.Cpuid: {
           const [a, b, c, d] = cpuidAnswer(x.leaf!, x.subleaf!);
@@ -289,12 +343,31 @@ export class Machine implements GuestClock {
       if (!keepGoing()) return { ...r, instructions: this.engine.icount - start };
       if (r.reason === "idle") {
         const next = this.nextEventNs();
-        const waitMs = next === null ? 10 : Math.max(0, Math.min(10, (next - this.nowNs()) / 1e6));
+        const host = this.gate.hostElapsedNs() ?? this.nowNs();
+        const waitMs = next === null ? 10 : Math.max(0, Math.min(10, (next - host) / 1e6));
         await new Promise((res) => setTimeout(res, waitMs));
       } else {
         await new Promise((res) => setImmediate(res));
       }
     }
+  }
+
+  /** The state of every device and of guest time, for state hashes and snapshots. */
+  deviceStates(): Record<string, unknown> {
+    const s: Record<string, unknown> = {
+      time: this.time.saveState(),
+      idleSkips: this.idleSkips,
+      exitStatus: this.exitStatus,
+      pic: this.pic.saveState(),
+      pit: this.pit.saveState(),
+      uart: this.uart.saveState(),
+      rtc: this.rtc.saveState(),
+      debugcon: this.debugcon.saveState(),
+      exitPort: this.exitPort.saveState(),
+    };
+    if (this.disk) s.disk = this.disk.saveState();
+    if (this.nic) s.nic = this.nic.saveState();
+    return s;
   }
 
   private outcome(reason: StopReason, start: bigint, exit?: Exit): RunOutcome {

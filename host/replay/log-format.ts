@@ -18,14 +18,16 @@ export const MAX_ICOUNT = (1n << 64n) - 1n;
 
 /** Event kinds. 0 is reserved (never valid); 0xFF is the end record. */
 export const EventKind = {
-  TIME: 1, // host-clock reading, 8 bytes
-  RDTSC: 2, // time-stamp counter value, 8 bytes
-  ENTROPY: 3,
-  SERIAL_RX: 4,
-  NIC_RX: 5,
-  DISK_COMPLETE: 6,
-  DISK_READ_DATA: 7,
-  IRQ: 8,
+  TIME: 1, // guest time set from the host clock: u64le ns
+  RDTSC: 2, // the value an RDTSC read: u64le
+  ENTROPY: 3, // an RDRAND/RDSEED value: u32le
+  SERIAL_RX: 4, // bytes into COM1's receiver
+  NIC_RX: 5, // one frame into the NIC
+  DISK_COMPLETE: 6, // a disk operation completed (check): u8 operation
+  DISK_READ_DATA: 7, // a sector the disk read: u32le LBA, 512 bytes
+  IRQ: 8, // an interrupt delivered (check): u8 vector
+  WALLCLOCK: 9, // calendar time at guest time 0: u64le ms since 1970
+  CONFIG: 10, // the VM configuration, canonical JSON (UTF-8)
 } as const;
 export type EventKind = (typeof EventKind)[keyof typeof EventKind];
 export const END_KIND = 0xff;
@@ -35,10 +37,15 @@ const KIND_NAMES = new Map<number, string>(Object.entries(EventKind).map(([n, k]
 const FIXED_SIZE = new Map<number, number>([
   [EventKind.TIME, 8],
   [EventKind.RDTSC, 8],
+  [EventKind.WALLCLOCK, 8],
 ]);
 
 export function kindName(kind: number): string {
   return kind === END_KIND ? "END" : (KIND_NAMES.get(kind) ?? `unknown(${kind})`);
+}
+/** The payload size the format fixes for `kind`, or undefined if any length up to MAX_PAYLOAD is allowed. */
+export function fixedPayloadSize(kind: number): number | undefined {
+  return FIXED_SIZE.get(kind);
 }
 export function isKnownKind(kind: number): boolean {
   return KIND_NAMES.has(kind);

@@ -15,6 +15,7 @@ import {
   MAX_PAYLOAD,
   crc32,
   encodeLog,
+  fixedPayloadSize,
   encodeVarint,
   inspect,
   parseLog,
@@ -64,7 +65,7 @@ function randomLog(seed: number, count: number, start: bigint) {
     const step = r.int(4) === 0 ? 0n : BigInt(r.u32()) * BigInt(1 + r.int(1000));
     ic = ic + step > MAX_ICOUNT ? ic : ic + step;
     const kind = KINDS[r.int(KINDS.length)]!;
-    const len = kind === EventKind.TIME || kind === EventKind.RDTSC ? 8 : r.int(8) === 0 ? r.int(3000) : r.int(40);
+    const len = fixedPayloadSize(kind) ?? (r.int(8) === 0 ? r.int(3000) : r.int(40));
     entries.push({ icount: ic, kind, payload: r.bytes(len) });
   }
   const end = { finalIcount: ic + BigInt(r.int(100)), outputDigest: r.bytes(32), stateHash: r.bytes(32) };

@@ -1,0 +1,189 @@
+// The live side of the gate (gate.ts): reads the world — the host's clocks,
+// its entropy, the bytes and frames that arrive — and, when recording, logs
+// every value at the instruction count where the guest takes it.
+//
+// Host clock: guest time follows the host's monotonic clock, but only through
+// TIME anchors taken at instruction boundaries: when a device event has come
+// due by the host's clock, when the guest has been running for RESYNC_NS
+// since the last reading, and at every RDTSC. Between anchors guest time
+// advances at NS_PER_INSTRUCTION.host, so everything the guest sees about
+// time is a function of the instruction count and the logged anchors.
+// Virtual clock: time is the instruction count's; nothing about it is read
+// from the host or logged.
+
+import type { ClockMode } from "../machine/guest-time.js";
+import { EventKind } from "./log-format.js";
+import type { BoundaryView, DerivedKind, GateMode, InputGate, InputSink } from "./gate.js";
+
+/** The calendar time at guest time 0 under the virtual clock (2026-01-01 UTC). */
+export const VIRTUAL_EPOCH_MS = Date.UTC(2026, 0, 1);
+/** Longest a running guest goes without a host-clock reading (host clock). */
+export const RESYNC_NS = 10_000_000;
+
+/** Where the live gate reads the world; tests substitute their own. */
+export interface World {
+  /** The host's monotonic clock (ns). */
+  hostNs(): number;
+  /** Calendar time now (ms since 1970). */
+  epochMs(): number;
+  /** 32 random bits. */
+  entropy(): number;
+}
+
+/** A 32-bit xorshift: deterministic "entropy" for the virtual clock. */
+export function seededEntropy(seed: number): () => number {
+  let s = seed >>> 0 || 1;
+  return () => {
+    s ^= s << 13; s >>>= 0;
+    s ^= s >>> 17;
+    s ^= s << 5; s >>>= 0;
+    return s;
+  };
+}
+
+/** The seed of the virtual clock's default entropy ("lock"). */
+export const VIRTUAL_ENTROPY_SEED = 0x6c6f636b;
+
+export const HOST_WORLD: World = {
+  hostNs: () => performance.now() * 1e6,
+  epochMs: () => Date.now(),
+  entropy: () => crypto.getRandomValues(new Uint32Array(1))[0]!,
+};
+
+/** Receives each logged event (a LogWriter's append, or a network channel). */
+export type EventSink = (icount: bigint, kind: number, payload: Uint8Array) => void;
+
+export interface LiveGateOptions {
+  clock: ClockMode;
+  /** Sources; by default the host's (entropy: a seeded generator under the virtual clock). */
+  world?: Partial<World>;
+  /** Where to log events; none: a plain run. */
+  record?: EventSink;
+  /** The instruction count the machine starts at (where the calendar base is logged). */
+  startIcount?: bigint;
+}
+
+const DIRECT = { irq: EventKind.IRQ, "disk-complete": EventKind.DISK_COMPLETE } as const;
+
+export function u64le(v: bigint | number): Uint8Array {
+  const b = new Uint8Array(8);
+  new DataView(b.buffer).setBigUint64(0, BigInt(v), true);
+  return b;
+}
+export function u32le(v: number): Uint8Array {
+  const b = new Uint8Array(4);
+  new DataView(b.buffer).setUint32(0, v >>> 0, true);
+  return b;
+}
+
+export class LiveGate implements InputGate {
+  readonly mode: GateMode = "live";
+  readonly epochMs: number;
+  private readonly clock: ClockMode;
+  private readonly hostNs: () => number;
+  private readonly random: () => number;
+  private readonly hostStart: number;
+  private readonly record: EventSink | null;
+  private lastReading = 0;
+  private serial: number[] = [];
+  private frames: Uint8Array[] = [];
+
+  constructor(opts: LiveGateOptions) {
+    const w = opts.world ?? {};
+    this.clock = opts.clock;
+    this.record = opts.record ?? null;
+    this.hostNs = w.hostNs ?? HOST_WORLD.hostNs;
+    this.random = w.entropy ?? (opts.clock === "virtual" ? seededEntropy(VIRTUAL_ENTROPY_SEED) : HOST_WORLD.entropy);
+    this.hostStart = this.hostNs();
+    if (opts.clock === "virtual") {
+      this.epochMs = VIRTUAL_EPOCH_MS;
+    } else {
+      this.epochMs = Math.floor((w.epochMs ?? HOST_WORLD.epochMs)());
+      this.log(opts.startIcount ?? 0n, EventKind.WALLCLOCK, u64le(this.epochMs));
+    }
+  }
+
+  private log(icount: bigint, kind: number, payload: Uint8Array): void {
+    this.record?.(icount, kind, payload);
+  }
+
+  /** Host time since the start, whole ns (never negative). */
+  private elapsed(): number {
+    return Math.max(0, Math.floor(this.hostNs() - this.hostStart));
+  }
+
+  hostElapsedNs(): number | null {
+    return this.clock === "host" ? this.elapsed() : null;
+  }
+
+  boundary(v: BoundaryView, sink: InputSink): void {
+    if (this.clock === "host") {
+      const h = this.elapsed();
+      const due = v.nextEventNs !== null && v.nextEventNs <= h;
+      if (h > v.guestNs && (due || h - this.lastReading >= RESYNC_NS)) this.setTime(v.icount, h, sink.setTime);
+    }
+    if (this.serial.length > 0 && v.serialSpace > 0) {
+      const bytes = Uint8Array.from(this.serial.splice(0, Math.min(this.serial.length, v.serialSpace)));
+      this.log(v.icount, EventKind.SERIAL_RX, bytes);
+      sink.serialReceive(bytes);
+    }
+    while (this.frames.length > 0) {
+      const f = this.frames.shift()!;
+      this.log(v.icount, EventKind.NIC_RX, f);
+      sink.nicReceive(f);
+    }
+  }
+
+  private setTime(icount: bigint, ns: number, set: (ns: number) => void): void {
+    this.lastReading = ns;
+    this.log(icount, EventKind.TIME, u64le(ns));
+    set(ns);
+  }
+
+  budget(): number | null {
+    return null;
+  }
+
+  pendingAt(): boolean {
+    return false;
+  }
+
+  rdtsc(icount: bigint, guestNs: number, setTime: (ns: number) => void): bigint {
+    if (this.clock === "virtual") return BigInt(Math.floor(guestNs)); // a 1 GHz counter on guest time
+    // A fresh reading, never behind guest time; it becomes the new anchor.
+    const v = Math.max(this.elapsed(), Math.ceil(guestNs));
+    this.lastReading = v;
+    this.log(icount, EventKind.RDTSC, u64le(v));
+    setTime(v);
+    return BigInt(v);
+  }
+
+  entropy(icount: bigint): number {
+    const v = this.random() >>> 0;
+    this.log(icount, EventKind.ENTROPY, u32le(v));
+    return v;
+  }
+
+  diskRead(icount: bigint, lba: number, read: () => Uint8Array): Uint8Array {
+    const data = read();
+    if (this.record) {
+      const p = new Uint8Array(4 + data.length);
+      p.set(u32le(lba), 0);
+      p.set(data, 4);
+      this.log(icount, EventKind.DISK_READ_DATA, p);
+    }
+    return data;
+  }
+
+  derived(icount: bigint, kind: DerivedKind, payload: Uint8Array): void {
+    this.log(icount, DIRECT[kind], payload);
+  }
+
+  queueSerial(bytes: ArrayLike<number>): void {
+    for (let i = 0; i < bytes.length; i++) this.serial.push(bytes[i]! & 0xff);
+  }
+
+  queueFrame(frame: Uint8Array): void {
+    this.frames.push(frame.slice());
+  }
+}
