@@ -2,12 +2,14 @@
 // (CoreExports) and differ only in how guest RAM and the dirty map are reached.
 
 import type { CoreExports } from "./core-exports.js";
-import { ExitReason, type Engine, type EngineKind, type Exit, type InterruptResult, type MmioWrite } from "./engine.js";
+import { ExitReason, type ArchState, type Engine, type EngineKind, type Exit, type InterruptResult, type MmioWrite } from "./engine.js";
 
 const INTERRUPT_RESULTS: InterruptResult[] = ["blocked", "delivered", "triple-fault", "no-idt"];
 import {
   S_EIP, S_SEL, S_BASE, S_ICOUNT_LO, S_ICOUNT_HI, S_EXIT_ADDR, S_EXIT_SIZE, S_EXIT_VALUE,
   S_EXIT_VECTOR, S_EXIT_ERROR, S_EXIT_NEXT, S_EXECUTED, S_MMIOW_COUNT, S_MMIOW, S_HALTED,
+  S_LIMIT, S_ATTR, S_CR0, S_GDT_BASE, S_GDT_LIMIT, S_IDT_BASE, S_IDT_LIMIT, S_SHADOW, S_IRQ_PENDING,
+  S_IDT_SET, S_DELIVERING, S_FIRST_VECTOR, S_PENDING_EXIT,
 } from "../../assembly/state.js";
 
 export class CoreEngine implements Engine {
@@ -78,6 +80,18 @@ export class CoreEngine implements Engine {
     }
   }
   dirtyMap(): Uint8Array { return this.dirty; }
+
+  archState(): ArchState {
+    const w = (i: number) => this.core.getState(i) >>> 0;
+    const words = (at: number, n: number) => Array.from({ length: n }, (_, i) => w(at + i));
+    return {
+      regs: words(0, 8), eip: this.eip, eflags: this.eflags,
+      segSel: words(S_SEL, 6), segBase: words(S_BASE, 6), segLimit: words(S_LIMIT, 6), segAttr: words(S_ATTR, 6),
+      cr: words(S_CR0, 4), gdt: [w(S_GDT_BASE), w(S_GDT_LIMIT)], idt: [w(S_IDT_BASE), w(S_IDT_LIMIT)],
+      icount: this.icount.toString(), halted: w(S_HALTED), shadow: w(S_SHADOW), irqPending: w(S_IRQ_PENDING),
+      idtLoaded: w(S_IDT_SET), delivering: w(S_DELIVERING), firstVector: w(S_FIRST_VECTOR), pendingExit: w(S_PENDING_EXIT),
+    };
+  }
 
   get interruptible(): boolean { return this.core.interruptible() !== 0; }
   get halted(): boolean { return this.core.getState(S_HALTED) !== 0; }

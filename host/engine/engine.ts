@@ -24,6 +24,29 @@ export enum ExitReason {
   IrqWindow = 13,
 }
 
+/** Architectural CPU state as unsigned 32-bit words (icount as a decimal string). */
+export interface ArchState {
+  regs: number[];
+  eip: number;
+  eflags: number;
+  /** ES CS SS DS FS GS. */
+  segSel: number[];
+  segBase: number[];
+  segLimit: number[];
+  segAttr: number[];
+  cr: number[];
+  gdt: [number, number];
+  idt: [number, number];
+  icount: string;
+  halted: number;
+  shadow: number;
+  irqPending: number;
+  idtLoaded: number;
+  delivering: number;
+  firstVector: number;
+  pendingExit: number;
+}
+
 /** What raiseInterrupt() did. */
 export type InterruptResult = "delivered" | "blocked" | "no-idt" | "triple-fault";
 
@@ -123,6 +146,15 @@ export interface Engine {
 
   /** Registers guest physical [start, end) as MMIO (at most 8 ranges). */
   addMmio(start: number, end: number): void;
+
+  /**
+   * Every piece of architectural CPU state, by name: what a state hash or a
+   * snapshot must cover (registers, EFLAGS, segment selectors, bases, limits
+   * and attributes, control registers, descriptor tables, the instruction
+   * count, and the interrupt state: halted, shadow, the host's pending flag).
+   * Transient exit bookkeeping is left out.
+   */
+  archState(): ArchState;
 
   /** The core's dirty-page bytemap (one byte per 4 KiB page). Only DirtyTracker reads and clears it. */
   dirtyMap(): Uint8Array;

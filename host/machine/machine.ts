@@ -57,6 +57,8 @@ export interface MachineConfig {
   onDebugcon?: (byte: number) => void;
   /** Frames the guest transmits on the NIC. */
   onTransmit?: (frame: Uint8Array) => void;
+  /** The status the guest writes to the exit port (0xF4). */
+  onExit?: (status: number) => void;
   /**
    * Where outside values come from (host/replay/gate.ts). Default: a live
    * gate on the host's clock and entropy (`world` replaces any of them), not
@@ -122,7 +124,7 @@ export class Machine implements GuestClock {
     this.uart = new Uart16550({ clock: this, irq: this.pic.line(4), onTransmit: (b) => config.onSerial?.(b) });
     this.rtc = new CmosRtc({ wallClock: wall, memoryBytes: config.ramSize });
     this.debugcon = new DebugPort({ onOutput: (b) => config.onDebugcon?.(b) });
-    this.exitPort = new ExitPort({ onExit: (v) => { this.exitStatus = v >>> 0; } });
+    this.exitPort = new ExitPort({ onExit: (v) => { this.exitStatus = v >>> 0; config.onExit?.(v >>> 0); } });
     for (const d of [this.pit, this.uart, this.rtc, this.debugcon, this.exitPort]) this.bus.attach(d);
     if (config.disk) {
       const store = new GatedBlockStore(config.disk, this.gate, () => this.engine.icount);
@@ -244,33 +246,40 @@ export class Machine implements GuestClock {
     const start = this.engine.icount;
     const limit = start + BigInt(maxInstructions);
     const rate = this.time.nsPerInstruction;
+    // After an input exit (IN, RDTSC, RDRAND, CPUID, MMIO read) the answered
+    // instruction has not retired yet: it is resumed at once, with no
+    // boundary in between, because a replay can only stop between
+    // instructions and must see every boundary where the recording did.
+    let resume = false;
     for (;;) {
-      if (this.exitStatus !== null) return this.outcome("exit-port", start);
-      if (this.acceptsInput()) this.gate.boundary(this.view, this.sink);
-      this.service();
-      // A halted CPU waits for an interrupt: it is not run until service() delivers one.
-      if (this.engine.halted) {
-        if ((this.engine.eflags & 0x200) === 0) return this.outcome("halted", start);
-        if (this.config.clock === "virtual" && this.idleSkips < MAX_IDLE_SKIPS) {
-          // Nothing happens until the next device event: skip to it. A device
-          // whose interrupt is masked (the PIT's power-on square wave when the
-          // guest never programs it) keeps having events that wake nothing:
-          // after a few such skips the guest is parked, idle.
-          const next = this.nextEventNs();
-          if (next !== null) {
-            this.idleSkips++;
-            const now = this.nowNs();
-            if (next > now) this.time.skip(next - now);
-            continue;
+      if (!resume) {
+        if (this.exitStatus !== null) return this.outcome("exit-port", start);
+        if (this.acceptsInput()) this.gate.boundary(this.view, this.sink);
+        this.service();
+        // A halted CPU waits for an interrupt: it is not run until service() delivers one.
+        if (this.engine.halted) {
+          if ((this.engine.eflags & 0x200) === 0) return this.outcome("halted", start);
+          if (this.config.clock === "virtual" && this.idleSkips < MAX_IDLE_SKIPS) {
+            // Nothing happens until the next device event: skip to it. A device
+            // whose interrupt is masked (the PIT's power-on square wave when the
+            // guest never programs it) keeps having events that wake nothing:
+            // after a few such skips the guest is parked, idle.
+            const next = this.nextEventNs();
+            if (next !== null) {
+              this.idleSkips++;
+              const now = this.nowNs();
+              if (next > now) this.time.skip(next - now);
+              continue;
+            }
+            this.idleSkips = MAX_IDLE_SKIPS;
           }
-          this.idleSkips = MAX_IDLE_SKIPS;
+          if (this.gate.pendingAt(this.engine.icount)) continue;
+          return this.outcome("idle", start);
         }
-        if (this.gate.pendingAt(this.engine.icount)) continue;
-        return this.outcome("idle", start);
       }
       const left = limit - this.engine.icount;
-      if (left <= 0n) return this.outcome("limit", start);
-      let budget = Math.min(SLICE, Number(left));
+      if (left <= 0n && !resume) return this.outcome("limit", start);
+      let budget = Math.min(SLICE, Math.max(1, Number(left)));
       // Stop exactly where the next device event falls due, so it fires at
       // the same count however the run is sliced.
       const next = this.nextEventNs();
@@ -280,9 +289,10 @@ export class Machine implements GuestClock {
       }
       const g = this.gate.budget(this.engine.icount);
       if (g !== null) {
-        if (g === 0) continue; // an input due here first
-        budget = Math.min(budget, g);
+        if (g === 0 && !resume) continue; // an input due here first
+        budget = Math.max(1, Math.min(budget, g));
       }
+      resume = false;
       const x = this.engine.run(budget);
       if (x.executed > 0) this.idleSkips = 0;
       switch (x.reason) {
@@ -291,6 +301,7 @@ export class Machine implements GuestClock {
           break;
         case ExitReason.In:
           this.engine.answer(this.bus.read(x.port!, x.size as 1 | 2 | 4));
+          resume = true;
           break;
         case ExitReason.Out:
           this.bus.write(x.port!, x.size as 1 | 2 | 4, x.value!);
@@ -299,19 +310,23 @@ export class Machine implements GuestClock {
           const icount = this.engine.icount;
           const t = this.gate.rdtsc(icount, this.nowNs(), (ns) => this.time.set(icount, ns));
           this.engine.answer(Number(t & 0xffffffffn), Number(t >> 32n));
+          resume = true;
           break;
         }
         case ExitReason.Rdrand:
         case ExitReason.Rdseed:
           this.engine.answer(this.gate.entropy(this.engine.icount), 1);
+          resume = true;
           break;
         case ExitReason.Cpuid: {
           const [a, b, c, d] = cpuidAnswer(x.leaf!, x.subleaf!);
           this.engine.answer(a, b, c, d);
+          resume = true;
           break;
         }
         case ExitReason.MmioRead:
           this.engine.answer(0xffffffff); // no MMIO devices: unassigned
+          resume = true;
           break;
         case ExitReason.MmioWrite:
           break;

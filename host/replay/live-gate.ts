@@ -82,7 +82,8 @@ export class LiveGate implements InputGate {
   private readonly clock: ClockMode;
   private readonly hostNs: () => number;
   private readonly random: () => number;
-  private readonly hostStart: number;
+  /** Host time at the first boundary: guest time 0 is when the guest starts running, not when the machine was built. */
+  private hostStart: number | null = null;
   private readonly record: EventSink | null;
   private lastReading = 0;
   private serial: number[] = [];
@@ -94,7 +95,6 @@ export class LiveGate implements InputGate {
     this.record = opts.record ?? null;
     this.hostNs = w.hostNs ?? HOST_WORLD.hostNs;
     this.random = w.entropy ?? (opts.clock === "virtual" ? seededEntropy(VIRTUAL_ENTROPY_SEED) : HOST_WORLD.entropy);
-    this.hostStart = this.hostNs();
     if (opts.clock === "virtual") {
       this.epochMs = VIRTUAL_EPOCH_MS;
     } else {
@@ -109,6 +109,7 @@ export class LiveGate implements InputGate {
 
   /** Host time since the start, whole ns (never negative). */
   private elapsed(): number {
+    this.hostStart ??= this.hostNs();
     return Math.max(0, Math.floor(this.hostNs() - this.hostStart));
   }
 

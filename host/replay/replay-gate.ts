@@ -46,8 +46,13 @@ export class EntryQueue {
 
 /** Entries applied at boundary(): outside input that arrives between instructions. */
 const INPUT_KINDS = new Set<number>([EventKind.TIME, EventKind.SERIAL_RX, EventKind.NIC_RX]);
-/** Entries an instruction or device asks for while running. */
-const SYNC_KINDS = new Set<number>([EventKind.RDTSC, EventKind.ENTROPY, EventKind.DISK_READ_DATA]);
+/**
+ * Entries an instruction asks for while it executes: the exit comes with the
+ * count before that instruction retires, so the run must be allowed one
+ * instruction past the entry's count to reach it. (DISK_READ_DATA is taken
+ * when the disk completes an operation, between instructions, like a check.)
+ */
+const INSTRUCTION_KINDS = new Set<number>([EventKind.RDTSC, EventKind.ENTROPY]);
 const DERIVED = { irq: EventKind.IRQ, "disk-complete": EventKind.DISK_COMPLETE } as const;
 const PAYLOAD_SIZE = new Map<number, number>([
   [EventKind.TIME, 8], [EventKind.RDTSC, 8], [EventKind.ENTROPY, 4], [EventKind.IRQ, 1],
@@ -141,7 +146,7 @@ export class ReplayGate implements InputGate {
     if (!e) return null;
     if (e.icount < icount) throw new DivergenceError(icount, `the log's next event, ${describe(e)}, was passed`, e.offset);
     const gap = e.icount - icount;
-    if (SYNC_KINDS.has(e.kind)) return Number(gap + 1n > 0x7fffffffn ? 0x7fffffffn : gap + 1n);
+    if (INSTRUCTION_KINDS.has(e.kind)) return Number(gap + 1n > 0x7fffffffn ? 0x7fffffffn : gap + 1n);
     if (gap === 0n) {
       if (!INPUT_KINDS.has(e.kind)) {
         throw new DivergenceError(icount, `the log has ${describe(e)} (${hexBytes(e.payload)}) but the replay did not produce it`, e.offset);
@@ -153,6 +158,11 @@ export class ReplayGate implements InputGate {
       return 0;
     }
     return Number(gap > 0x7fffffffn ? 0x7fffffffn : gap);
+  }
+
+  /** Entries not yet consumed. */
+  get remaining(): number {
+    return this.q.length;
   }
 
   pendingAt(icount: bigint): boolean {

@@ -1,0 +1,179 @@
+// Record and replay of a whole run, over the Machine and the gate:
+//
+//   record: CONFIG entry, then the live gate logs every outside value as the
+//           machine takes it; finish() writes the end record (final count,
+//           output digest, state hash).
+//   replay: the machine is rebuilt from the log's CONFIG and the guest image
+//           alone, its gate reads the log, and at the end the outputs and the
+//           state must hash to the end record's values.
+//
+// The log is written through a sink (a file, memory, or a channel) and read
+// from a parsed log; docs/replay.md describes the whole scheme.
+
+import { Machine, type MachineConfig, type RunOutcome } from "../machine/machine.js";
+import type { EngineKind } from "../engine/engine.js";
+import { EventKind, LogFormatError, LogWriter, type LogEnd, type LogHeader, type ParsedLog } from "./log-format.js";
+import { LiveGate, type World } from "./live-gate.js";
+import { EntryQueue, ReplayGate } from "./replay-gate.js";
+import { DivergenceError } from "./gate.js";
+import { DiscardStore } from "./gated-store.js";
+import { initHash, toHex } from "./hash.js";
+import { OutputDigest } from "./output-digest.js";
+import { stateHash } from "./state-hash.js";
+import {
+  ConfigMismatchError, decodeVmConfig, describeConfigDifference, encodeVmConfig, vmConfig, vmConfigHash, type VmConfig,
+} from "./vm-config.js";
+
+/** What the guest sends out; each callback is optional. */
+export interface OutputHandlers {
+  onSerial?: (byte: number) => void;
+  onDebugcon?: (byte: number) => void;
+  onTransmit?: (frame: Uint8Array) => void;
+}
+
+export interface RecordOptions extends OutputHandlers {
+  engine: EngineKind;
+  ramSize: number;
+  clock: MachineConfig["clock"];
+  cmdline?: string;
+  disk?: MachineConfig["disk"];
+  nic?: boolean;
+  world?: Partial<World>;
+  /** Receives the log, record by record. */
+  sink: (chunk: Uint8Array) => void;
+}
+
+function tapOutputs(h: OutputHandlers, digest: OutputDigest): Pick<MachineConfig, "onSerial" | "onDebugcon" | "onTransmit" | "onExit"> {
+  return {
+    onSerial: (b) => { digest.serial(b); h.onSerial?.(b); },
+    onDebugcon: (b) => { digest.debugcon(b); h.onDebugcon?.(b); },
+    onTransmit: (f) => { digest.frame(f); h.onTransmit?.(f); },
+    onExit: (s) => digest.exit(s),
+  };
+}
+
+/** A live run whose outside values are being logged. */
+export class Recording {
+  private constructor(
+    readonly machine: Machine,
+    readonly config: VmConfig,
+    readonly writer: LogWriter,
+    private readonly digest: OutputDigest,
+  ) {}
+
+  static async start(image: Uint8Array, o: RecordOptions): Promise<Recording> {
+    await initHash();
+    const config = vmConfig(image, o);
+    const writer = new LogWriter(o.sink, vmConfigHash(config), 0n);
+    writer.append(0n, EventKind.CONFIG, encodeVmConfig(config));
+    const digest = await OutputDigest.create();
+    const gate = new LiveGate({ clock: o.clock, world: o.world, record: (i, k, p) => writer.append(i, k, p) });
+    const machine = await Machine.create(image, {
+      engine: o.engine, ramSize: o.ramSize, clock: o.clock, cmdline: o.cmdline, disk: o.disk, nic: o.nic,
+      gate, ...tapOutputs(o, digest),
+    });
+    return new Recording(machine, config, writer, digest);
+  }
+
+  /** Events logged so far. */
+  get bytes(): number {
+    return this.writer.bytesWritten;
+  }
+
+  /** Ends the log at the machine's current count; returns the end record. */
+  finish(): LogEnd {
+    const end: LogEnd = { finalIcount: this.machine.engine.icount, outputDigest: this.digest.digest(), stateHash: stateHash(this.machine) };
+    this.writer.end(end.finalIcount, end.outputDigest, end.stateHash);
+    return end;
+  }
+}
+
+export interface ReplayOptions extends OutputHandlers {
+  engine: EngineKind;
+  /** Stop after this many instructions (default: the log's final count). */
+  until?: bigint;
+  /** Longest runSync() call, to replay in slices of another size than the recording's. */
+  slice?: number | (() => number);
+}
+
+export interface ReplayResult {
+  machine: Machine;
+  config: VmConfig;
+  /** Where the replay stopped and the last outcome. */
+  icount: bigint;
+  outcome: RunOutcome | null;
+  /** Only when the replay ran to the log's end. */
+  matched?: { outputDigest: boolean; stateHash: boolean };
+  outputDigest: Uint8Array;
+  stateHash: Uint8Array;
+  end: LogEnd;
+}
+
+/** The configuration a parsed log carries, checked against its header's hash. */
+export function logConfig(log: { header: LogHeader; entries: ParsedLog["entries"] }): VmConfig {
+  const first = log.entries[0];
+  if (!first || first.kind !== EventKind.CONFIG || first.icount !== log.header.startIcount) {
+    throw new LogFormatError(first?.offset ?? 0, "the first entry must be CONFIG at the start count");
+  }
+  let config: VmConfig;
+  try {
+    config = decodeVmConfig(first.payload);
+  } catch (e) {
+    throw new LogFormatError(first.offset ?? 0, (e as Error).message);
+  }
+  const h = vmConfigHash(config);
+  if (toHex(h) !== toHex(log.header.configHash)) {
+    throw new LogFormatError(first.offset ?? 0, `CONFIG does not hash to the header's configuration hash (${toHex(log.header.configHash).slice(0, 16)}…)`);
+  }
+  return config;
+}
+
+/**
+ * Replays a parsed log on `image`. Refuses (ConfigMismatchError) before
+ * running if the image is not the one recorded; throws DivergenceError at the
+ * first event the replay does not reproduce.
+ */
+export async function replay(image: Uint8Array, log: ParsedLog, o: ReplayOptions): Promise<ReplayResult> {
+  await initHash();
+  const config = logConfig(log);
+  const given = vmConfig(image, { ...config, disk: config.disk ? { sectors: config.disk.sectors, identity: () => config.disk!.identity } : undefined });
+  const diff = describeConfigDifference(config, given);
+  if (diff) throw new ConfigMismatchError(`this log was recorded for another configuration: ${diff}`);
+  const until = o.until ?? log.end.finalIcount;
+  if (until > log.end.finalIcount) throw new RangeError(`--until ${until} is past the log's end at instruction ${log.end.finalIcount}`);
+  if (until < log.header.startIcount) throw new RangeError(`--until ${until} is before the log's start at instruction ${log.header.startIcount}`);
+
+  const digest = await OutputDigest.create();
+  const gate = new ReplayGate({ clock: config.clock, queue: new EntryQueue(log.entries.slice(1)) });
+  const machine = await Machine.create(image, {
+    engine: o.engine, ramSize: config.ramSize, clock: config.clock, cmdline: config.cmdline, nic: config.nic,
+    disk: config.disk ? new DiscardStore(config.disk.sectors, config.disk.identity) : undefined,
+    gate, ...tapOutputs(o, digest),
+  });
+  const slice = typeof o.slice === "function" ? o.slice : () => (o.slice as number | undefined) ?? Number.MAX_SAFE_INTEGER;
+  let outcome: RunOutcome | null = null;
+  for (;;) {
+    const left = until - machine.engine.icount;
+    outcome = machine.runSync(Number(left < BigInt(slice()) ? left : BigInt(slice())));
+    if (machine.engine.icount >= until) break;
+    if (outcome.reason !== "limit") {
+      throw new DivergenceError(machine.engine.icount, `the guest stopped (${outcome.reason}) but the log goes on to instruction ${log.end.finalIcount}`);
+    }
+  }
+  const result: ReplayResult = {
+    machine, config, icount: machine.engine.icount, outcome,
+    outputDigest: digest.digest(), stateHash: stateHash(machine), end: log.end,
+  };
+  if (o.until === undefined || until === log.end.finalIcount) {
+    if (gate.remaining > 0) {
+      throw new DivergenceError(until, `the log has ${gate.remaining} events the replay never reached`);
+    }
+    result.matched = {
+      outputDigest: toHex(result.outputDigest) === toHex(log.end.outputDigest),
+      stateHash: toHex(result.stateHash) === toHex(log.end.stateHash),
+    };
+  }
+  return result;
+}
+
+export { ConfigMismatchError, DivergenceError };
