@@ -23,7 +23,7 @@ function sampleLog(): Uint8Array {
   w.append(300n, EventKind.SERIAL_RX, Uint8Array.of(1, 2));
   w.append(400n, EventKind.IRQ, Uint8Array.of(0));
   w.append(500n, EventKind.SERIAL_RX, Uint8Array.of(1, 2, 3));
-  w.end(1_000_000n, new Uint8Array(32).fill(1), new Uint8Array(32).fill(2));
+  w.end(1_000_000n, 20_000_000n, new Uint8Array(32).fill(1), new Uint8Array(32).fill(2));
   const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
   let at = 0;
   for (const c of chunks) { out.set(c, at); at += c.length; }
@@ -46,11 +46,14 @@ describe("lockstep log inspect", () => {
     expect(j.byKind.SERIAL_RX.payloadBytes).toBe(6);
     expect(j.byKind.IRQ.count).toBe(2);
     expect(j.byKind.IRQ.payloadBytes).toBe(2);
-    // 1,000,000 instructions = 10 ms of guest time at 10 ns an instruction.
-    expect(j.bytesPerGuestSecondAtVirtualRate).toBeCloseTo(bytes.length / 0.01, 6);
+    // The end record says 20 ms of guest time.
+    expect(j.guestSeconds).toBeCloseTo(0.02, 9);
+    expect(j.bytesPerGuestSecond).toBeCloseTo(bytes.length / 0.02, 6);
+    expect(j.eventsPerGuestSecond).toBeCloseTo(5 / 0.02, 6);
     const t = await lockstep("log", "inspect", file);
     expect(t.status).toBe(0);
     expect(t.stdout).toMatch(/SERIAL_RX\s+3\s+6\s/);
+    expect(t.stdout).toMatch(/20\.000 ms of guest time/);
   });
 
   it("refuses a truncated or corrupted log with the byte offset, exit 2", async () => {

@@ -3,7 +3,8 @@
 
 import { readFileSync } from "node:fs";
 import { inspect, LogFormatError, parseLog } from "../replay/log-format.js";
-import { VIRTUAL_NS_PER_INSTRUCTION } from "../machine/machine.js";
+import { logConfig } from "../replay/session.js";
+import { initHash } from "../replay/hash.js";
 import { CommandError, defineCommand, EXIT_OK, EXIT_USAGE } from "./command.js";
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
@@ -11,12 +12,13 @@ const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
 export default defineCommand({
   usage: "FILE [--json]",
   description: `
-Reads a replay log and prints its header (format version, configuration
-hash, start instruction count), its end record (final instruction count,
+Reads a replay log (lockstep record) and prints its header (format
+version, configuration hash, start instruction count), the configuration it
+was recorded with, its end record (final instruction count, guest time,
 output digest, state hash), the number of events and their bytes per kind,
-and the log's size per million instructions and per second of guest time
-at the virtual clock's rate (${VIRTUAL_NS_PER_INSTRUCTION} ns an instruction). A truncated or
-corrupted log is refused with the byte offset and what is wrong.`,
+and the log's rate: bytes and events per second of guest time and bytes
+per million instructions. A truncated or corrupted log is refused with the
+byte offset and what is wrong. See docs/log-format.md.`,
   flags: {
     json: { type: "boolean", default: false, help: "print one JSON object instead of the table" },
   },
@@ -45,15 +47,23 @@ corrupted log is refused with the byte offset and what is wrong.`,
     const s = inspect(log.entries, log.header.startIcount);
     const span = log.end.finalIcount - log.header.startIcount;
     const instructions = Number(span);
-    const guestSeconds = (instructions * VIRTUAL_NS_PER_INSTRUCTION) / 1e9;
+    const guestSeconds = Number(log.end.guestNs) / 1e9;
     const perMillion = instructions > 0 ? (bytes.length / instructions) * 1e6 : 0;
     const perSecond = guestSeconds > 0 ? bytes.length / guestSeconds : 0;
+    const eventsPerSecond = guestSeconds > 0 ? s.entries / guestSeconds : 0;
+    await initHash();
+    let config: unknown = null;
+    try {
+      config = logConfig(log);
+    } catch {
+      config = null; // a log without a CONFIG entry (written by hand or by a test) is still inspectable
+    }
     const summary = {
-      file, bytes: bytes.length, version: log.header.version, configHash: hex(log.header.configHash),
+      file, bytes: bytes.length, version: log.header.version, configHash: hex(log.header.configHash), config,
       startIcount: log.header.startIcount.toString(), finalIcount: log.end.finalIcount.toString(),
-      outputDigest: hex(log.end.outputDigest), stateHash: hex(log.end.stateHash),
+      guestSeconds, outputDigest: hex(log.end.outputDigest), stateHash: hex(log.end.stateHash),
       events: s.entries, byKind: s.byKind,
-      bytesPerMillionInstructions: perMillion, bytesPerGuestSecondAtVirtualRate: perSecond,
+      bytesPerMillionInstructions: perMillion, bytesPerGuestSecond: perSecond, eventsPerGuestSecond: eventsPerSecond,
     };
     if (flags.json) {
       stdout.write(JSON.stringify(summary) + "\n");
@@ -62,7 +72,8 @@ corrupted log is refused with the byte offset and what is wrong.`,
     const lines = [
       `${file}: replay log version ${summary.version}, ${bytes.length} bytes`,
       `config hash   ${summary.configHash}`,
-      `instructions  ${summary.startIcount} .. ${summary.finalIcount} (${span} retired)`,
+      `config        ${config ? JSON.stringify(config) : "(no CONFIG entry)"}`,
+      `instructions  ${summary.startIcount} .. ${summary.finalIcount} (${span} retired), ${(guestSeconds * 1000).toFixed(3)} ms of guest time`,
       `output digest ${summary.outputDigest}`,
       `state hash    ${summary.stateHash}`,
       "",
@@ -71,7 +82,7 @@ corrupted log is refused with the byte offset and what is wrong.`,
         `${k.padEnd(14)}  ${String(v.count).padStart(6)}  ${String(v.payloadBytes).padStart(13)}  ${String(v.encodedBytes).padStart(9)}`),
       `${"all".padEnd(14)}  ${String(s.entries).padStart(6)}  ${String(s.payloadBytes).padStart(13)}  ${String(s.encodedBytes).padStart(9)}`,
       "",
-      `${perMillion.toFixed(1)} bytes per million instructions; ${perSecond.toFixed(1)} bytes per second of guest time at ${VIRTUAL_NS_PER_INSTRUCTION} ns an instruction`,
+      `${perSecond.toFixed(1)} bytes and ${eventsPerSecond.toFixed(1)} events per second of guest time; ${perMillion.toFixed(1)} bytes per million instructions`,
     ];
     stdout.write(lines.join("\n") + "\n");
     return EXIT_OK;

@@ -5,7 +5,7 @@
 // Layout (version 1):
 //   header  = "LSLOG" version:u8 configHash:32 startIcount:varint crc32:u32le
 //   entry   = delta:varint kind:u8 length:varint payload:length crc32:u32le
-//   end     = delta:varint 0xFF outputDigest:32 stateHash:32 crc32:u32le
+//   end     = delta:varint 0xFF guestNs:varint outputDigest:32 stateHash:32 crc32:u32le
 // Varints are unsigned LEB128, minimal, at most 64 bits. Each record's CRC32
 // (IEEE) covers every byte of that record before the CRC itself.
 
@@ -75,6 +75,8 @@ export interface LogEntry {
 }
 export interface LogEnd {
   finalIcount: bigint;
+  /** Guest time at the final count (ns): what the log's rates are per. */
+  guestNs: bigint;
   outputDigest: Uint8Array;
   stateHash: Uint8Array;
 }
@@ -212,11 +214,12 @@ export class LogWriter {
     this.last = icount;
   }
 
-  end(finalIcount: bigint, outputDigest: Uint8Array, stateHash: Uint8Array): void {
+  end(finalIcount: bigint, guestNs: bigint, outputDigest: Uint8Array, stateHash: Uint8Array): void {
     checkHash(outputDigest, "output digest");
     checkHash(stateHash, "state hash");
+    if (typeof guestNs !== "bigint" || guestNs < 0n || guestNs > MAX_ICOUNT) throw new RangeError(`guest time ${guestNs} is not a 64-bit unsigned bigint`);
     const d = this.delta(finalIcount, "final icount");
-    this.emit(withCrc([d, Uint8Array.of(END_KIND), outputDigest, stateHash]));
+    this.emit(withCrc([d, Uint8Array.of(END_KIND), encodeVarint(guestNs), outputDigest, stateHash]));
     this.last = finalIcount;
     this.ended = true;
   }
@@ -333,12 +336,15 @@ export class LogReader {
     const kind = b[p]!;
     if (kind === END_KIND) {
       p++;
+      const g = readVarint(b, p, this.fill, this.base, "guest time");
+      if (g === NEED_MORE) return NEED_MORE;
+      p = g[1];
       if (p + 2 * HASH_BYTES > this.fill) return NEED_MORE;
       const outputDigest = b.slice(p, p + HASH_BYTES);
       const stateHash = b.slice(p + HASH_BYTES, p + 2 * HASH_BYTES);
       const q = this.checkCrc(p + 2 * HASH_BYTES);
       if (q === NEED_MORE) return NEED_MORE;
-      this.end = { finalIcount: icount, outputDigest, stateHash };
+      this.end = { finalIcount: icount, guestNs: g[0], outputDigest, stateHash };
       this.last = icount;
       this.start = q;
       return null;
@@ -391,7 +397,7 @@ export function encodeLog(log: { header: Omit<LogHeader, "version">; entries: Lo
   const chunks: Uint8Array[] = [];
   const w = new LogWriter((c) => chunks.push(c), log.header.configHash, log.header.startIcount);
   for (const e of log.entries) w.append(e.icount, e.kind, e.payload);
-  w.end(log.end.finalIcount, log.end.outputDigest, log.end.stateHash);
+  w.end(log.end.finalIcount, log.end.guestNs, log.end.outputDigest, log.end.stateHash);
   const out = new Uint8Array(w.bytesWritten);
   let o = 0;
   for (const c of chunks) {

@@ -82,8 +82,11 @@ export class Recording {
 
   /** Ends the log at the machine's current count; returns the end record. */
   finish(): LogEnd {
-    const end: LogEnd = { finalIcount: this.machine.engine.icount, outputDigest: this.digest.digest(), stateHash: stateHash(this.machine) };
-    this.writer.end(end.finalIcount, end.outputDigest, end.stateHash);
+    const m = this.machine;
+    const end: LogEnd = {
+      finalIcount: m.engine.icount, guestNs: BigInt(Math.floor(m.nowNs())), outputDigest: this.digest.digest(), stateHash: stateHash(m),
+    };
+    this.writer.end(end.finalIcount, end.guestNs, end.outputDigest, end.stateHash);
     return end;
   }
 }

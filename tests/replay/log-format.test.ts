@@ -68,7 +68,7 @@ function randomLog(seed: number, count: number, start: bigint) {
     const len = fixedPayloadSize(kind) ?? (r.int(8) === 0 ? r.int(3000) : r.int(40));
     entries.push({ icount: ic, kind, payload: r.bytes(len) });
   }
-  const end = { finalIcount: ic + BigInt(r.int(100)), outputDigest: r.bytes(32), stateHash: r.bytes(32) };
+  const end = { finalIcount: ic + BigInt(r.int(100)), guestNs: BigInt(r.u32()) * 1000n, outputDigest: r.bytes(32), stateHash: r.bytes(32) };
   if (end.finalIcount > MAX_ICOUNT) end.finalIcount = MAX_ICOUNT;
   return { header: { configHash: r.bytes(32), startIcount: start }, entries, end };
 }
@@ -113,7 +113,7 @@ function rec(...parts: (number[] | Uint8Array)[]): Uint8Array {
   return concat([body, crc]);
 }
 const header = (start = 0n, version = LOG_VERSION) => rec(LOG_MAGIC, [version], hash(7), encodeVarint(start));
-const endRec = (delta = 0n) => rec(encodeVarint(delta), [END_KIND], hash(1), hash(2));
+const endRec = (delta = 0n) => rec(encodeVarint(delta), [END_KIND], [0], hash(1), hash(2));
 
 describe("varints", () => {
   it("encode as minimal unsigned LEB128 up to 2^64-1", () => {
@@ -129,7 +129,7 @@ describe("varints", () => {
 
 describe("round trips", () => {
   it("an empty log (header and end record only)", () => {
-    const log = { header: { configHash: hash(9), startIcount: 5n }, entries: [], end: { finalIcount: 5n, outputDigest: hash(1), stateHash: hash(2) } };
+    const log = { header: { configHash: hash(9), startIcount: 5n }, entries: [], end: { finalIcount: 5n, guestNs: 0n, outputDigest: hash(1), stateHash: hash(2) } };
     const bytes = encodeLog(log);
     const p = parseLog(bytes);
     expect(p.header).toEqual({ version: LOG_VERSION, configHash: hash(9), startIcount: 5n });
@@ -175,7 +175,7 @@ describe("round trips", () => {
     expect(strip(p.entries)).toEqual(log.entries);
     expect(p.end.finalIcount).toBe(MAX_ICOUNT);
     // One huge delta: from 0 straight to 2^64-1.
-    const big = { header: { configHash: hash(0), startIcount: 0n }, entries: [{ icount: MAX_ICOUNT, kind: EventKind.ENTROPY, payload: hash(3) }], end: { finalIcount: MAX_ICOUNT, outputDigest: hash(4), stateHash: hash(5) } };
+    const big = { header: { configHash: hash(0), startIcount: 0n }, entries: [{ icount: MAX_ICOUNT, kind: EventKind.ENTROPY, payload: hash(3) }], end: { finalIcount: MAX_ICOUNT, guestNs: 0n, outputDigest: hash(4), stateHash: hash(5) } };
     const b = encodeLog(big);
     expect(strip(parseLog(b).entries)).toEqual(big.entries);
     expect(strip(streamParse(b, [1]).entries)).toEqual(big.entries);
@@ -194,7 +194,7 @@ describe("round trips", () => {
     expect(got.map((g) => g.map((e) => [e.icount, e.kind]))).toEqual([[[100n, 1]], [[150n, 4]], [[150n, 5]]]);
     expect(r.end).toBeNull();
     expect(() => r.finish()).toThrow(/missing end record/);
-    w.end(200n, hash(8), hash(9));
+    w.end(200n, 0n, hash(8), hash(9));
     const r2 = new LogReader();
     for (const c of chunks) r2.push(c);
     expect(r2.finish().end.finalIcount).toBe(200n);
@@ -209,7 +209,7 @@ describe("writer refuses bad input", () => {
     expect(() => x.append(9n, EventKind.IRQ, Uint8Array.of(1))).toThrow(/before/);
     x.append(20n, EventKind.IRQ, Uint8Array.of(1));
     expect(() => x.append(19n, EventKind.IRQ, Uint8Array.of(1))).toThrow(/before/);
-    expect(() => x.end(19n, hash(0), hash(0))).toThrow(/before/);
+    expect(() => x.end(19n, 0n, hash(0), hash(0))).toThrow(/before/);
   });
   it("unknown kinds, oversize or mis-sized payloads, icounts past 2^64-1, wrong hash sizes, use after end", () => {
     const x = w();
@@ -219,11 +219,11 @@ describe("writer refuses bad input", () => {
     expect(() => x.append(10n, EventKind.NIC_RX, new Uint8Array(MAX_PAYLOAD + 1))).toThrow(/exceeds/);
     expect(() => x.append(10n, EventKind.TIME, new Uint8Array(4))).toThrow(/8 bytes/);
     expect(() => x.append(MAX_ICOUNT + 1n, EventKind.IRQ, Uint8Array.of(1))).toThrow(/2\^64/);
-    expect(() => x.end(10n, new Uint8Array(31), hash(0))).toThrow(/32 bytes/);
+    expect(() => x.end(10n, 0n, new Uint8Array(31), hash(0))).toThrow(/32 bytes/);
     expect(() => new LogWriter(() => {}, new Uint8Array(16))).toThrow(/32 bytes/);
-    x.end(10n, hash(0), hash(0));
+    x.end(10n, 0n, hash(0), hash(0));
     expect(() => x.append(10n, EventKind.IRQ, Uint8Array.of(1))).toThrow(/ended/);
-    expect(() => x.end(10n, hash(0), hash(0))).toThrow(/ended/);
+    expect(() => x.end(10n, 0n, hash(0), hash(0))).toThrow(/ended/);
   });
 });
 
@@ -236,7 +236,7 @@ describe("reader refuses truncated and corrupted logs", () => {
       { icount: 1_000_000n, kind: EventKind.DISK_COMPLETE, payload: new Uint8Array(0) },
       { icount: 1_000_200n, kind: EventKind.IRQ, payload: Uint8Array.of(33) },
     ],
-    end: { finalIcount: 2_000_000n, outputDigest: hash(0x11), stateHash: hash(0x22) },
+    end: { finalIcount: 2_000_000n, guestNs: 0n, outputDigest: hash(0x11), stateHash: hash(0x22) },
   });
 
   it("truncation at every byte offset", () => {
