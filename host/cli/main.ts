@@ -18,6 +18,8 @@ export const COMMANDS: CommandEntry[] = [
   { name: "log inspect", summary: "show what a replay log holds: events and bytes per kind, its rate", load: () => import("./log-inspect.js") },
   { name: "disk create", summary: "create a zero-filled raw disk image for the ATA disk", load: () => import("./disk.js") },
   { name: "kv-client", summary: "send a request to the kv guest through a VM's UDP-attached NIC", load: () => import("./kv-client.js") },
+  { name: "record", summary: "run a guest and write a replay log of everything it takes from outside", load: () => import("./record.js") },
+  { name: "replay", summary: "rerun a guest from a replay log and check it against the log's end", load: () => import("./replay.js") },
   { name: "run", summary: "boot a guest (Multiboot kernel or ELF) on the lockstep PC: UART, PIC, PIT, RTC, disk, NIC", load: () => import("./run.js") },
 ];
 

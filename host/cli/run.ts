@@ -3,7 +3,7 @@
 // (or COM1 to a TCP client), a one-line summary to stderr, and the guest's
 // exit status (port 0xF4) becomes the process's.
 
-import { readFileSync } from "node:fs";
+import { closeSync, openSync, readFileSync, writeSync } from "node:fs";
 import { createServer, type Socket } from "node:net";
 import { MAX_RAM, MIN_RAM } from "../engine/load.js";
 import { LoadError } from "../machine/elf.js";
@@ -11,13 +11,14 @@ import { Machine, type RunOutcome } from "../machine/machine.js";
 import { VECTOR_NAMES } from "../machine/simple-run.js";
 import { FileBlockStore, BlockStoreError } from "../devices/block-store.js";
 import { parseNicSpec, UdpTransport } from "../net/udp-transport.js";
-import { UsageError } from "./args.js";
-import { CommandError, defineCommand, EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from "./command.js";
+import { UsageError, type Flags } from "./args.js";
+import { CommandError, defineCommand, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, type CommandContext } from "./command.js";
+import { Recording } from "../replay/session.js";
 
 const DEFAULT_MEM = 32 << 20;
 const hex8 = (n: number) => "0x" + (n >>> 0).toString(16).padStart(8, "0");
 
-function readGuest(file: string): Uint8Array {
+export function readGuest(file: string): Uint8Array {
   try {
     return new Uint8Array(readFileSync(file));
   } catch (e) {
@@ -55,8 +56,156 @@ export function runExitStatus(o: RunOutcome): number {
   return EXIT_FAILURE;
 }
 
+/** The flags `run` and `record` share. */
+export const RUN_FLAGS = {
+  engine: { type: "enum", values: ["wasm", "ts"], default: "wasm", help: "the CPU engine" },
+  mem: { type: "size", default: DEFAULT_MEM, arg: "SIZE", help: "guest RAM: a multiple of 4K from 1M to 1G" },
+  disk: { type: "string", arg: "FILE", help: "raw disk image for the ATA disk (lockstep disk create)" },
+  serial: { type: "string", default: "stdio", arg: "stdio|tcp:PORT|none", help: "where COM1 goes" },
+  nic: { type: "string", arg: "udp:LISTEN:PEER", help: "the NIC's frames as UDP datagrams on 127.0.0.1" },
+  debugcon: { type: "enum", values: ["stdout", "stderr", "none"], default: "stdout", help: "where the debug console (port 0xE9) goes" },
+  clock: { type: "enum", values: ["host", "virtual"], default: "host", help: "guest time source" },
+  cmdline: { type: "string", default: "", arg: "TEXT", help: "the Multiboot command line" },
+  "max-instructions": { type: "int", min: 0, arg: "N", help: "stop after N retired instructions (default: no limit)" },
+} as const;
+
+export const RUN_USAGE = "GUEST [--engine wasm|ts] [--mem SIZE] [--disk FILE] [--serial stdio|tcp:PORT|none] [--debugcon stdout|stderr|none] [--nic udp:LISTEN:PEER] [--clock host|virtual] [--cmdline TEXT] [--max-instructions N]";
+
+export const RUN_EXIT_STATUS = [
+  "N  the guest wrote N to port 0xF4 (values above 255 are reported as 255)",
+  "0  the guest halted (HLT with nothing to wake it) without writing an exit status",
+  "1  the guest faulted, executed INT n or triple-faulted, or --max-instructions was reached",
+  "2  usage error, or a GUEST or disk that is missing, unreadable or not loadable",
+  "3  internal error (e.g. the engines are not built: npm run build)",
+];
+
+/**
+ * Boots GUEST with the run flags and runs it to the end; with `logFile`,
+ * records: every outside value goes to that replay log as the guest takes
+ * it, and the end record is written when the run ends.
+ */
+export async function runGuest(
+  { flags, positionals, stdout, stderr }: CommandContext<typeof RUN_FLAGS>,
+  command: string,
+  logFile?: string,
+): Promise<number> {
+  const mem = flags.mem;
+  if (mem < MIN_RAM || mem > MAX_RAM || mem % 4096 !== 0) {
+    throw new UsageError(`--mem must be a multiple of 4K between 1M and 1G, got ${mem}`);
+  }
+  const serial = flags.serial;
+  const tcp = /^tcp:(\d+)$/.exec(serial);
+  if (serial !== "stdio" && serial !== "none" && !(tcp && Number(tcp[1]) > 0 && Number(tcp[1]) < 65536)) {
+    throw new UsageError(`--serial must be stdio, none or tcp:PORT, got ${serial}`);
+  }
+  let nicSpec: ReturnType<typeof parseNicSpec> | undefined;
+  if (flags.nic !== undefined) {
+    try { nicSpec = parseNicSpec(flags.nic); } catch (e) { throw new UsageError((e as Error).message); }
+  }
+  const file = positionals[0];
+  const image = readGuest(file);
+  let disk: FileBlockStore | undefined;
+  if (flags.disk !== undefined) {
+    try { disk = FileBlockStore.open(flags.disk); } catch (e) {
+      if (e instanceof BlockStoreError) throw new CommandError(e.message, EXIT_USAGE);
+      throw e;
+    }
+  }
+
+  let client: Socket | null = null;
+  const toSerial = (b: number) => {
+    if (serial === "stdio") stdout.write(Uint8Array.of(b));
+    else if (client) client.write(Uint8Array.of(b));
+  };
+  const machineConfig = {
+    engine: flags.engine, ramSize: mem, clock: flags.clock, cmdline: `${file} ${flags.cmdline}`,
+    disk, nic: nicSpec !== undefined,
+    onSerial: toSerial,
+    onDebugcon: flags.debugcon === "none" ? undefined
+      : (b: number) => (flags.debugcon === "stderr" ? stderr : stdout).write(Uint8Array.of(b)),
+  };
+  let machine: Machine;
+  let recording: Recording | null = null;
+  let logFd: number | null = null;
+  try {
+    if (logFile !== undefined) {
+      try {
+        logFd = openSync(logFile, "w");
+      } catch (e) {
+        throw new CommandError(`cannot write ${logFile}: ${(e as Error).message}`, EXIT_USAGE);
+      }
+      const fd = logFd;
+      recording = await Recording.start(image, { ...machineConfig, sink: (chunk) => { writeSync(fd, chunk); } });
+      machine = recording.machine;
+    } else {
+      machine = await Machine.create(image, machineConfig);
+    }
+  } catch (e) {
+    if (logFd !== null) closeSync(logFd);
+    if (e instanceof LoadError) throw new CommandError(`${file}: ${e.message}`, EXIT_USAGE);
+    throw e;
+  }
+
+  // Outside input: stdin or a TCP client for COM1, UDP for the NIC. All of
+  // it reaches the guest through the machine's gate (logged when recording).
+  let inputs = 0;
+  const cleanups: (() => void)[] = [];
+  if (serial === "stdio" && !process.stdin.isTTY && flags.clock === "host") {
+    inputs++;
+    const onData = (d: Buffer) => machine.serialInput(d);
+    process.stdin.on("data", onData);
+    cleanups.push(() => { process.stdin.off("data", onData); process.stdin.pause(); });
+  }
+  if (tcp) {
+    inputs++;
+    const server = createServer((s) => {
+      client = s;
+      s.on("data", (d) => machine.serialInput(d));
+      s.on("close", () => { if (client === s) client = null; });
+    });
+    await new Promise<void>((res) => server.listen(Number(tcp[1]), "127.0.0.1", res));
+    cleanups.push(() => { client?.destroy(); server.close(); });
+  }
+  if (nicSpec && machine.nic) {
+    inputs++;
+    const udp = await UdpTransport.open({ listenPort: nicSpec.listenPort, peerPort: nicSpec.peerPort });
+    udp.onFrame((f) => machine.nicInput(f));
+    machine.nic.onTransmit((f) => udp.send(f));
+    cleanups.push(() => udp.close());
+  }
+
+  // Ctrl-C (or SIGTERM) ends the run cleanly: a recording still gets its end record.
+  let interrupted = false;
+  const onSignal = () => { interrupted = true; };
+  process.once("SIGINT", onSignal);
+  process.once("SIGTERM", onSignal);
+  cleanups.push(() => { process.off("SIGINT", onSignal); process.off("SIGTERM", onSignal); });
+
+  const t0 = performance.now();
+  let outcome: RunOutcome;
+  const max = flags["max-instructions"];
+  try {
+    // The async run yields between slices, so input and signals get in.
+    outcome = await machine.run(max, () => !interrupted && (inputs > 0 || flags.clock === "host"));
+  } finally {
+    for (const c of cleanups) c();
+    disk?.flush();
+  }
+  const seconds = (performance.now() - t0) / 1000;
+  const n = Number(outcome.instructions);
+  const mips = seconds > 0 ? n / seconds / 1e6 : 0;
+  let logNote = "";
+  if (recording && logFd !== null) {
+    const end = recording.finish();
+    closeSync(logFd);
+    logNote = `; log ${logFile}: ${recording.bytes} bytes, ${(Number(end.guestNs) / 1e9).toFixed(3)} s of guest time`;
+  }
+  stderr.write(`lockstep ${command}: ${n} instructions in ${seconds.toFixed(3)} s, ${mips.toFixed(1)} MIPS (${flags.engine}); ${describeOutcome(machine, outcome, max)}${interrupted ? " (interrupted)" : ""}${logNote}\n`);
+  return runExitStatus(outcome);
+}
+
 export default defineCommand({
-  usage: "GUEST [--engine wasm|ts] [--mem SIZE] [--disk FILE] [--serial stdio|tcp:PORT|none] [--debugcon stdout|stderr|none] [--nic udp:LISTEN:PEER] [--clock host|virtual] [--cmdline TEXT] [--max-instructions N]",
+  usage: RUN_USAGE,
   description: `
 Boots GUEST, a Multiboot kernel or a static ELF32 i386 executable (e.g.
 guests/bin/hello.elf), on the lockstep PC: 16550A UART (COM1, IRQ 4), 8259A
@@ -73,111 +222,12 @@ The run ends when the guest writes port 0xF4, halts with interrupts off,
 faults or executes INT n before loading an IDT, triple-faults, or retires
 --max-instructions instructions; with the virtual clock also when it waits in
 HLT with nothing scheduled and no input source. A one-line summary then goes
-to stderr: instructions retired, seconds, MIPS, engine and why it ended.`,
-  flags: {
-    engine: { type: "enum", values: ["wasm", "ts"], default: "wasm", help: "the CPU engine" },
-    mem: { type: "size", default: DEFAULT_MEM, arg: "SIZE", help: "guest RAM: a multiple of 4K from 1M to 1G" },
-    disk: { type: "string", arg: "FILE", help: "raw disk image for the ATA disk (lockstep disk create)" },
-    serial: { type: "string", default: "stdio", arg: "stdio|tcp:PORT|none", help: "where COM1 goes" },
-    nic: { type: "string", arg: "udp:LISTEN:PEER", help: "the NIC's frames as UDP datagrams on 127.0.0.1" },
-    debugcon: { type: "enum", values: ["stdout", "stderr", "none"], default: "stdout", help: "where the debug console (port 0xE9) goes" },
-    clock: { type: "enum", values: ["host", "virtual"], default: "host", help: "guest time source" },
-    cmdline: { type: "string", default: "", arg: "TEXT", help: "the Multiboot command line" },
-    "max-instructions": { type: "int", min: 0, arg: "N", help: "stop after N retired instructions (default: no limit)" },
-  },
+to stderr: instructions retired, seconds, MIPS, engine and why it ended.
+'lockstep record' is the same run, logged for replay.`,
+  flags: RUN_FLAGS,
   positionals: { min: 1, max: 1, name: "GUEST (a Multiboot kernel or ELF32 i386 executable)" },
-  exitStatus: [
-    "N  the guest wrote N to port 0xF4 (values above 255 are reported as 255)",
-    "0  the guest halted (HLT with nothing to wake it) without writing an exit status",
-    "1  the guest faulted, executed INT n or triple-faulted, or --max-instructions was reached",
-    "2  usage error, or a GUEST or disk that is missing, unreadable or not loadable",
-    "3  internal error (e.g. the engines are not built: npm run build)",
-  ],
-  async run({ flags, positionals, stdout, stderr }) {
-    const mem = flags.mem;
-    if (mem < MIN_RAM || mem > MAX_RAM || mem % 4096 !== 0) {
-      throw new UsageError(`--mem must be a multiple of 4K between 1M and 1G, got ${mem}`);
-    }
-    const serial = flags.serial;
-    const tcp = /^tcp:(\d+)$/.exec(serial);
-    if (serial !== "stdio" && serial !== "none" && !(tcp && Number(tcp[1]) > 0 && Number(tcp[1]) < 65536)) {
-      throw new UsageError(`--serial must be stdio, none or tcp:PORT, got ${serial}`);
-    }
-    let nicSpec: ReturnType<typeof parseNicSpec> | undefined;
-    if (flags.nic !== undefined) {
-      try { nicSpec = parseNicSpec(flags.nic); } catch (e) { throw new UsageError((e as Error).message); }
-    }
-    const file = positionals[0];
-    const image = readGuest(file);
-    let disk: FileBlockStore | undefined;
-    if (flags.disk !== undefined) {
-      try { disk = FileBlockStore.open(flags.disk); } catch (e) {
-        if (e instanceof BlockStoreError) throw new CommandError(e.message, EXIT_USAGE);
-        throw e;
-      }
-    }
-
-    let client: Socket | null = null;
-    const toSerial = (b: number) => {
-      if (serial === "stdio") stdout.write(Uint8Array.of(b));
-      else if (client) client.write(Uint8Array.of(b));
-    };
-    let machine: Machine;
-    try {
-      machine = await Machine.create(image, {
-        engine: flags.engine, ramSize: mem, clock: flags.clock, cmdline: `${file} ${flags.cmdline}`,
-        disk, nic: nicSpec !== undefined,
-        onSerial: toSerial,
-        onDebugcon: flags.debugcon === "none" ? undefined
-          : (b) => (flags.debugcon === "stderr" ? stderr : stdout).write(Uint8Array.of(b)),
-      });
-    } catch (e) {
-      if (e instanceof LoadError) throw new CommandError(`${file}: ${e.message}`, EXIT_USAGE);
-      throw e;
-    }
-
-    // Outside input: stdin or a TCP client for COM1, UDP for the NIC.
-    let inputs = 0;
-    const cleanups: (() => void)[] = [];
-    if (serial === "stdio" && !process.stdin.isTTY && flags.clock === "host") {
-      inputs++;
-      const onData = (d: Buffer) => machine.serialInput(d);
-      process.stdin.on("data", onData);
-      cleanups.push(() => { process.stdin.off("data", onData); process.stdin.pause(); });
-    }
-    if (tcp) {
-      inputs++;
-      const server = createServer((s) => {
-        client = s;
-        s.on("data", (d) => machine.serialInput(d));
-        s.on("close", () => { if (client === s) client = null; });
-      });
-      await new Promise<void>((res) => server.listen(Number(tcp[1]), "127.0.0.1", res));
-      cleanups.push(() => { client?.destroy(); server.close(); });
-    }
-    if (nicSpec && machine.nic) {
-      inputs++;
-      const udp = await UdpTransport.open({ listenPort: nicSpec.listenPort, peerPort: nicSpec.peerPort });
-      udp.onFrame((f) => machine.nic!.receive(f));
-      machine.nic.onTransmit((f) => udp.send(f));
-      cleanups.push(() => udp.close());
-    }
-
-    const t0 = performance.now();
-    let outcome: RunOutcome;
-    const max = flags["max-instructions"];
-    try {
-      outcome = inputs > 0 || flags.clock === "host"
-        ? await machine.run(max, () => inputs > 0 || flags.clock === "host")
-        : machine.runSync(max);
-    } finally {
-      for (const c of cleanups) c();
-      disk?.flush();
-    }
-    const seconds = (performance.now() - t0) / 1000;
-    const n = Number(outcome.instructions);
-    const mips = seconds > 0 ? n / seconds / 1e6 : 0;
-    stderr.write(`lockstep run: ${n} instructions in ${seconds.toFixed(3)} s, ${mips.toFixed(1)} MIPS (${flags.engine}); ${describeOutcome(machine, outcome, max)}\n`);
-    return runExitStatus(outcome);
-  },
+  exitStatus: RUN_EXIT_STATUS,
+  run: (ctx) => runGuest(ctx, "run"),
 });
+
+export type RunFlags = Flags<typeof RUN_FLAGS>;
