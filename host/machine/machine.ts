@@ -371,6 +371,7 @@ export class Machine implements GuestClock {
   deviceStates(): Record<string, unknown> {
     const s: Record<string, unknown> = {
       time: this.time.saveState(),
+      wallEpochMs: this.gate.epochMs,
       idleSkips: this.idleSkips,
       exitStatus: this.exitStatus,
       pic: this.pic.saveState(),
