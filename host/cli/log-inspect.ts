@@ -1,11 +1,11 @@
 // lockstep log inspect FILE: what a replay log holds (docs/log-format.md):
 // its header and end record, events and bytes per kind, and its rate.
 
-import { readFileSync } from "node:fs";
-import { inspect, LogFormatError, parseLog } from "../replay/log-format.js";
+import { inspect } from "../replay/log-format.js";
+import { readLogFile } from "./log-file.js";
 import { logConfig } from "../replay/session.js";
 import { initHash } from "../replay/hash.js";
-import { CommandError, defineCommand, EXIT_OK, EXIT_USAGE } from "./command.js";
+import { defineCommand, EXIT_OK } from "./command.js";
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
 
@@ -30,20 +30,7 @@ byte offset and what is wrong. See docs/log-format.md.`,
   ],
   async run({ flags, positionals, stdout }) {
     const file = positionals[0];
-    let bytes: Uint8Array;
-    try {
-      bytes = new Uint8Array(readFileSync(file));
-    } catch (e) {
-      const err = e as NodeJS.ErrnoException;
-      throw new CommandError(`cannot read ${file}: ${err.code === "ENOENT" ? "no such file" : err.message}`, EXIT_USAGE);
-    }
-    let log;
-    try {
-      log = parseLog(bytes);
-    } catch (e) {
-      if (e instanceof LogFormatError) throw new CommandError(`${file}: not a valid replay log: ${e.reason} (at byte offset ${e.offset})`, EXIT_USAGE);
-      throw e;
-    }
+    const { bytes, log } = readLogFile(file);
     const s = inspect(log.entries, log.header.startIcount);
     const span = log.end.finalIcount - log.header.startIcount;
     const instructions = Number(span);

@@ -2,9 +2,9 @@
 // recorded run from its log alone and says whether it matched the end record
 // (docs/replay.md); with --until, stops at instruction N and prints the state.
 
-import { readFileSync } from "node:fs";
 import { LoadError } from "../machine/elf.js";
-import { LogFormatError, parseLog, type ParsedLog } from "../replay/log-format.js";
+import { LogFormatError } from "../replay/log-format.js";
+import { logError, readLogFile } from "./log-file.js";
 import { DivergenceError } from "../replay/gate.js";
 import { ConfigMismatchError } from "../replay/vm-config.js";
 import { replay, type ReplayResult } from "../replay/session.js";
@@ -17,22 +17,6 @@ import { readGuest } from "./run.js";
 const hex8 = (n: number) => (n >>> 0).toString(16).padStart(8, "0");
 const FLAG_BITS: [number, string][] = [[0, "CF"], [2, "PF"], [4, "AF"], [6, "ZF"], [7, "SF"], [8, "TF"], [9, "IF"], [10, "DF"], [11, "OF"]];
 const SEGS = ["es", "cs", "ss", "ds", "fs", "gs"];
-
-function readLog(file: string): ParsedLog {
-  let bytes: Uint8Array;
-  try {
-    bytes = new Uint8Array(readFileSync(file));
-  } catch (e) {
-    const err = e as NodeJS.ErrnoException;
-    throw new CommandError(`cannot read ${file}: ${err.code === "ENOENT" ? "no such file" : err.message}`, EXIT_USAGE);
-  }
-  try {
-    return parseLog(bytes);
-  } catch (e) {
-    if (e instanceof LogFormatError) throw new CommandError(`${file}: not a valid replay log: ${e.reason} (at byte offset ${e.offset})`, EXIT_USAGE);
-    throw e;
-  }
-}
 
 /** The next instruction's bytes: up to 15 at CS base + EIP, within RAM. */
 function nextBytes(m: Machine): { linear: number; bytes: number[] } {
@@ -103,7 +87,7 @@ bytes and the state hash: run it on two machines to find where they part.`,
     }
     const file = positionals[0];
     const image = readGuest(file);
-    const log = readLog(flags.log);
+    const { log } = readLogFile(flags.log);
     const out = flags.console === "stdout" ? (b: number) => stdout.write(Uint8Array.of(b)) : undefined;
     const t0 = performance.now();
     let r: ReplayResult;
@@ -111,7 +95,7 @@ bytes and the state hash: run it on two machines to find where they part.`,
       r = await replay(image, log, { engine: flags.engine, until, onSerial: out, onDebugcon: out });
     } catch (e) {
       if (e instanceof ConfigMismatchError) throw new CommandError(`${flags.log}: ${e.message}`, EXIT_USAGE);
-      if (e instanceof LogFormatError) throw new CommandError(`${flags.log}: not a valid replay log: ${e.reason} (at byte offset ${e.offset})`, EXIT_USAGE);
+      if (e instanceof LogFormatError) throw logError(flags.log, e);
       if (e instanceof RangeError && until !== undefined) throw new UsageError(e.message);
       if (e instanceof LoadError) throw new CommandError(`${file}: ${e.message}`, EXIT_USAGE);
       if (e instanceof DivergenceError) {

@@ -124,7 +124,7 @@ export class ReplayGate implements InputGate {
       switch (e.kind) {
         case EventKind.TIME: {
           const ns = u64(e);
-          if (ns < v.guestNs) throw new LogFormatError(e.offset ?? 0, `TIME ${ns} ns is before guest time ${v.guestNs} ns`);
+          if (ns < v.guestNs) throw new DivergenceError(v.icount, `the log's TIME ${ns} ns is before the replay's guest time ${v.guestNs} ns`, e.offset);
           sink.setTime(ns);
           break;
         }
@@ -174,7 +174,7 @@ export class ReplayGate implements InputGate {
     if (this.clock === "virtual") return BigInt(Math.floor(guestNs));
     const e = this.expect(icount, EventKind.RDTSC, "executed RDTSC");
     const v = u64(e);
-    if (v < Math.ceil(guestNs)) throw new LogFormatError(e.offset ?? 0, `RDTSC ${v} is before guest time ${guestNs} ns`);
+    if (v < Math.ceil(guestNs)) throw new DivergenceError(icount, `the log's RDTSC ${v} is before the replay's guest time ${guestNs} ns`, e.offset);
     setTime(v);
     return BigInt(v);
   }
