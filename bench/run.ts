@@ -1,10 +1,18 @@
-// The CPU benchmark (npm run bench): runs guests/bin/bench.elf on the wasm
-// and TS engines, interleaved, and reports MIPS (retired instructions per
-// wall-clock second of the run loop) per engine and the wasm/ts ratio.
-// Every run must produce the same console output, the same instruction count
-// and exit status 0, or the benchmark fails. See docs/bench.md.
+// The benchmark (npm run bench), in two parts. See docs/bench.md.
+//
+// cpu: runs guests/bin/bench.elf on the wasm and TS engines, interleaved, and
+// reports MIPS (retired instructions per wall-clock second of the run loop)
+// per engine and the wasm/ts ratio. Every run must produce the same console
+// output, the same instruction count and exit status 0, or the benchmark
+// fails.
+//
+// replay (bench/replay.ts): the cost of recording (the same guest plain vs
+// recorded, same engine, interleaved), and the log's bytes and events per
+// second of guest time for the idle ticks guest and the kv guest under a
+// steady client load. Every log it records is replayed and must match.
 //
 //   npm run bench -- [--runs N] [--engine wasm|ts|both] [--guest FILE] [--mem SIZE] [--no-save]
+//                    [--part cpu|replay|all] [--record-engine wasm|ts|both] [--kv-rate N] [--kv-seconds N]
 //   (or BENCH_RUNS, BENCH_ENGINE in the environment)
 
 import { execFileSync } from "node:child_process";
@@ -17,15 +25,13 @@ import { parseArgs } from "node:util";
 import { ENGINE_KINDS, type EngineKind } from "../host/engine/engine.js";
 import { createEngine } from "../host/engine/load.js";
 import { simpleRun, type SimpleRunResult } from "../host/machine/simple-run.js";
+import { BenchError, BenchUsageError, median, round1, round3 } from "./common.js";
+import { replayBench } from "./replay.js";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const DEFAULT_GUEST = fileURLToPath(new URL("../guests/bin/bench.elf", import.meta.url));
 const RESULTS_DIR = fileURLToPath(new URL("results/", import.meta.url));
 const WARMUP_INSTRUCTIONS = 20_000_000;
-
-class BenchError extends Error {}
-/** A bad option: exit status 2. */
-class BenchUsageError extends BenchError {}
 
 interface Options {
   runs: number;
@@ -34,6 +40,23 @@ interface Options {
   mem: number;
   save: boolean;
   warmup: boolean;
+  cpu: boolean;
+  replay: boolean;
+  recordEngines: EngineKind[];
+  kvRate: number;
+  kvSeconds: number;
+}
+
+function engineList(flag: string, value: string): EngineKind[] {
+  if (value === "both") return [...ENGINE_KINDS];
+  if (!ENGINE_KINDS.includes(value as EngineKind)) throw new BenchUsageError(`${flag} must be wasm, ts or both, got ${value}`);
+  return [value as EngineKind];
+}
+
+function positive(flag: string, text: string, max: number): number {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 1 || n > max) throw new BenchUsageError(`${flag} must be a whole number from 1 to ${max}, got ${text}`);
+  return n;
 }
 
 function options(): Options {
@@ -45,6 +68,10 @@ function options(): Options {
       mem: { type: "string" },
       "no-save": { type: "boolean", default: false },
       "no-warmup": { type: "boolean", default: false },
+      part: { type: "string" },
+      "record-engine": { type: "string" },
+      "kv-rate": { type: "string" },
+      "kv-seconds": { type: "string" },
       help: { type: "boolean", short: "h", default: false },
     },
     strict: true,
@@ -52,32 +79,41 @@ function options(): Options {
   if (values.help) {
     process.stdout.write(
       "usage: npm run bench -- [--runs N] [--engine wasm|ts|both] [--guest FILE] [--mem MiB] [--no-save] [--no-warmup]\n" +
-        "  --runs N       timed runs per engine, at least 1 (default 5; env BENCH_RUNS)\n" +
-        "  --engine E     wasm, ts or both (default both; env BENCH_ENGINE)\n" +
-        "  --guest FILE   the guest image (default guests/bin/bench.elf)\n" +
-        "  --mem MiB      guest RAM in MiB (default 32)\n" +
-        "  --no-save      do not write bench/results/\n" +
-        "  --no-warmup    skip the untimed 20M-instruction warm-up run per engine\n",
+        "                        [--part cpu|replay|all] [--record-engine wasm|ts|both] [--kv-rate N] [--kv-seconds N]\n" +
+        "  --runs N            timed runs per engine, and plain/recorded pairs per engine and clock, at least 1 (default 5; env BENCH_RUNS)\n" +
+        "  --engine E          cpu part: wasm, ts or both (default both; env BENCH_ENGINE)\n" +
+        "  --guest FILE        the CPU-bound guest image (default guests/bin/bench.elf)\n" +
+        "  --mem MiB           guest RAM in MiB (default 32)\n" +
+        "  --no-save           do not write bench/results/\n" +
+        "  --no-warmup         skip the untimed 20M-instruction warm-up runs\n" +
+        "  --part P            cpu (MIPS), replay (record/replay figures) or all (default all)\n" +
+        "  --record-engine E   replay part: engines for the recording-cost runs, wasm, ts or both (default wasm)\n" +
+        "  --kv-rate N         replay part: kv requests per second of real time (default 200)\n" +
+        "  --kv-seconds N      replay part: seconds of kv load (default 4)\n",
     );
     process.exit(0);
   }
   const runsText = values.runs ?? process.env.BENCH_RUNS ?? "5";
   const runs = Number(runsText);
   if (!Number.isInteger(runs) || runs < 1) throw new BenchUsageError(`--runs must be a positive integer, got ${runsText}`);
-  const engine = values.engine ?? process.env.BENCH_ENGINE ?? "both";
-  if (engine !== "both" && !ENGINE_KINDS.includes(engine as EngineKind)) {
-    throw new BenchUsageError(`--engine must be wasm, ts or both, got ${engine}`);
-  }
+  const engines = engineList("--engine", values.engine ?? process.env.BENCH_ENGINE ?? "both");
+  const part = values.part ?? "all";
+  if (!["cpu", "replay", "all"].includes(part)) throw new BenchUsageError(`--part must be cpu, replay or all, got ${part}`);
   const memText = values.mem ?? "32";
   const mem = Number(memText);
   if (!Number.isInteger(mem) || mem < 1 || mem > 1024) throw new BenchUsageError(`--mem must be a whole number of MiB from 1 to 1024, got ${memText}`);
   return {
     runs,
-    engines: engine === "both" ? [...ENGINE_KINDS] : [engine as EngineKind],
+    engines,
     guest: values.guest ?? DEFAULT_GUEST,
     mem: mem << 20,
     save: !values["no-save"],
     warmup: !values["no-warmup"],
+    cpu: part !== "replay",
+    replay: part !== "cpu",
+    recordEngines: engineList("--record-engine", values["record-engine"] ?? "wasm"),
+    kvRate: positive("--kv-rate", values["kv-rate"] ?? "200", 100_000),
+    kvSeconds: positive("--kv-seconds", values["kv-seconds"] ?? "4", 3600),
   };
 }
 
@@ -95,12 +131,6 @@ interface EngineSummary {
   minMips: number;
   maxMips: number;
   medianSeconds: number;
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
 function summarize(runs: RunRecord[]): EngineSummary {
@@ -144,24 +174,9 @@ function buildInfo(): { coreWasmSha256: string | null; coreTsSha256: string | nu
   return { coreWasmSha256: hash(wasm), coreTsSha256: hash(ts), stale };
 }
 
-const round1 = (x: number) => Math.round(x * 10) / 10;
-const round3 = (x: number) => Math.round(x * 1000) / 1000;
-
-async function main(): Promise<void> {
-  const opts = options();
-  let elf: Uint8Array;
-  try {
-    elf = new Uint8Array(readFileSync(opts.guest));
-  } catch (e) {
-    throw new BenchError(`cannot read ${opts.guest}: ${(e as Error).message} (build it with npm run build:guests)`);
-  }
-  const rel = relative(root, opts.guest);
-  const guestName = rel && !rel.startsWith("..") ? rel : opts.guest;
-  const sha256 = createHash("sha256").update(elf).digest("hex");
+/** The MIPS part: prints its table, returns its result (without the host fields). */
+async function cpuPart(opts: Options, elf: Uint8Array, guestName: string, sha256: string): Promise<Record<string, unknown>> {
   process.stderr.write(`bench: ${guestName}, ${opts.runs} run(s) per engine on ${opts.engines.join(" and ")}, Node ${process.version}\n`);
-  const build = buildInfo();
-  if (build.stale) process.stderr.write("bench: warning: assembly/ changed after build/ was made; run npm run build to measure the current source\n");
-
   if (opts.warmup) {
     // Let V8 compile the hot paths of each engine before anything is timed.
     for (const kind of opts.engines) {
@@ -226,8 +241,7 @@ async function main(): Promise<void> {
   if (ratio !== null) lines.push("", `wasm/ts ratio (medians): ${ratio.toFixed(2)}`);
   process.stdout.write(lines.join("\n") + "\n");
 
-  const date = new Date();
-  const result = {
+  return {
     workload: "cpu",
     guest: guestName,
     guestSha256: sha256,
@@ -242,22 +256,55 @@ async function main(): Promise<void> {
     ),
     ratio: ratio === null ? null : Math.round(ratio * 100) / 100,
     runs: records.map((r) => ({ engine: r.engine, round: r.round + 1, seconds: round3(r.seconds), mips: round1(r.mips) })),
-    node: process.version,
-    v8: process.versions.v8,
-    platform: `${process.platform}-${process.arch}`,
-    cpu: cpus()[0]?.model ?? null,
-    commit: gitCommit(),
-    build,
-    date: date.toISOString(),
   };
-  if (opts.save) {
+}
+
+async function main(): Promise<void> {
+  const opts = options();
+  let elf: Uint8Array;
+  try {
+    elf = new Uint8Array(readFileSync(opts.guest));
+  } catch (e) {
+    throw new BenchError(`cannot read ${opts.guest}: ${(e as Error).message} (build it with npm run build:guests)`);
+  }
+  const rel = relative(root, opts.guest);
+  const guestName = rel && !rel.startsWith("..") ? rel : opts.guest;
+  const sha256 = createHash("sha256").update(elf).digest("hex");
+  const build = buildInfo();
+  if (build.stale) process.stderr.write("bench: warning: assembly/ changed after build/ was made; run npm run build to measure the current source\n");
+  const commit = gitCommit();
+
+  /** Writes <part>-<date>-<time>.json and the part's latest file, with the host fields. */
+  const save = (result: Record<string, unknown>, prefix: string, latest: string) => {
+    const date = new Date();
+    const full = {
+      ...result,
+      node: process.version,
+      v8: process.versions.v8,
+      platform: `${process.platform}-${process.arch}`,
+      cpu: cpus()[0]?.model ?? null,
+      commit,
+      build,
+      date: date.toISOString(),
+    };
+    if (!opts.save) return;
     mkdirSync(RESULTS_DIR, { recursive: true });
     const stamp = date.toISOString().slice(0, 19).replace(/:/g, "-").replace("T", "-");
-    const json = JSON.stringify(result, null, 2) + "\n";
-    const dated = `${RESULTS_DIR}cpu-${stamp}.json`;
+    const json = JSON.stringify(full, null, 2) + "\n";
+    const dated = `${RESULTS_DIR}${prefix}-${stamp}.json`;
     writeFileSync(dated, json);
-    writeFileSync(`${RESULTS_DIR}latest.json`, json);
-    process.stdout.write(`\nresults: ${relative(process.cwd(), dated)} and ${relative(process.cwd(), RESULTS_DIR + "latest.json")}\n`);
+    writeFileSync(`${RESULTS_DIR}${latest}`, json);
+    process.stdout.write(`\nresults: ${relative(process.cwd(), dated)} and ${relative(process.cwd(), RESULTS_DIR + latest)}\n`);
+  };
+
+  if (opts.cpu) save(await cpuPart(opts, elf, guestName, sha256), "cpu", "latest.json");
+  if (opts.replay) {
+    const { lines, result } = await replayBench({
+      runs: opts.runs, engines: opts.recordEngines, guest: opts.guest, guestName, guestSha256: sha256, mem: opts.mem,
+      kvRate: opts.kvRate, kvSeconds: opts.kvSeconds, warmup: opts.warmup,
+    });
+    process.stdout.write(lines.join("\n") + "\n");
+    save(result, "replay", "replay-latest.json");
   }
 }
 
