@@ -1,8 +1,9 @@
 // The benchmark (npm run bench), in two parts. See docs/bench.md.
 //
-// cpu: runs guests/bin/bench.elf on the wasm and TS engines, interleaved, and
-// reports MIPS (retired instructions per wall-clock second of the run loop)
-// per engine and the wasm/ts ratio. Every run must produce the same console
+// cpu: runs guests/bin/bench.elf on the machine (host/machine/machine.ts,
+// virtual clock) with the wasm and TS engines, interleaved, and reports MIPS
+// (retired instructions per wall-clock second of the machine's run loop) per
+// engine and the wasm/ts ratio. Every run must produce the same console
 // output, the same instruction count and exit status 0, or the benchmark
 // fails.
 //
@@ -22,9 +23,9 @@ import { cpus } from "node:os";
 import { relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { describeOutcome } from "../host/cli/run.js";
 import { ENGINE_KINDS, type EngineKind } from "../host/engine/engine.js";
-import { createEngine } from "../host/engine/load.js";
-import { simpleRun, type SimpleRunResult } from "../host/machine/simple-run.js";
+import { Machine, type RunOutcome } from "../host/machine/machine.js";
 import { BenchError, BenchUsageError, median, round1, round3 } from "./common.js";
 import { replayBench } from "./replay.js";
 
@@ -174,36 +175,55 @@ function buildInfo(): { coreWasmSha256: string | null; coreTsSha256: string | nu
   return { coreWasmSha256: hash(wasm), coreTsSha256: hash(ts), stale };
 }
 
+interface CpuRun {
+  outcome: RunOutcome;
+  /** What the guest printed (the UART and the debug console, as it chose). */
+  output: Buffer;
+  instructions: number;
+  /** Wall-clock seconds of the run loop (machine creation and loading excluded). */
+  seconds: number;
+  /** The outcome in words (exit status, or where and how it stopped). */
+  why: string;
+}
+
+/** One run of the guest to its end on a fresh machine, virtual clock; `max` instructions at most. */
+async function cpuRun(kind: EngineKind, elf: Uint8Array, mem: number, max?: number): Promise<CpuRun> {
+  const out: number[] = [];
+  const print = (b: number) => out.push(b);
+  const m = await Machine.create(elf, { engine: kind, ramSize: mem, clock: "virtual", onSerial: print, onDebugcon: print });
+  const t0 = performance.now();
+  const outcome = m.runSync(max);
+  const seconds = (performance.now() - t0) / 1000;
+  const instructions = Number(outcome.instructions);
+  return { outcome, output: Buffer.from(out), instructions, seconds, why: describeOutcome(m, outcome, max) };
+}
+
 /** The MIPS part: prints its table, returns its result (without the host fields). */
 async function cpuPart(opts: Options, elf: Uint8Array, guestName: string, sha256: string): Promise<Record<string, unknown>> {
   process.stderr.write(`bench: ${guestName}, ${opts.runs} run(s) per engine on ${opts.engines.join(" and ")}, Node ${process.version}\n`);
   if (opts.warmup) {
-    // Let V8 compile the hot paths of each engine before anything is timed.
-    for (const kind of opts.engines) {
-      simpleRun(await createEngine(kind, { ramSize: opts.mem }), elf, { maxInstructions: WARMUP_INSTRUCTIONS, collectOutput: false });
-    }
+    // Let V8 compile the hot paths of each engine (and the machine's loop) before anything is timed.
+    for (const kind of opts.engines) await cpuRun(kind, elf, opts.mem, WARMUP_INSTRUCTIONS);
   }
 
   // The reference every run is checked against: the first run's output and count.
   let reference: { engine: EngineKind; output: Buffer; instructions: number } | undefined;
-  const check = (kind: EngineKind, round: number, r: SimpleRunResult) => {
+  const check = (kind: EngineKind, round: number, r: CpuRun) => {
     const what = `${kind} run ${round + 1}`;
-    if (r.reason !== "exit" || r.exitStatus !== 0) {
-      const out = Buffer.from(r.output).toString("latin1");
-      throw new BenchError(`${what} did not pass: ${r.detail.message}\n--- guest output ---\n${out}--- end ---`);
+    if (r.outcome.reason !== "exit-port" || r.outcome.exitStatus !== 0) {
+      throw new BenchError(`${what} did not pass: ${r.why}\n--- guest output ---\n${r.output.toString("latin1")}--- end ---`);
     }
-    const output = Buffer.from(r.output);
     if (!reference) {
-      reference = { engine: kind, output, instructions: r.instructions };
+      reference = { engine: kind, output: r.output, instructions: r.instructions };
       return;
     }
     if (r.instructions !== reference.instructions) {
       throw new BenchError(`${what} retired ${r.instructions} instructions, ${reference.engine} run 1 retired ${reference.instructions}: the engines disagree`);
     }
-    if (!output.equals(reference.output)) {
+    if (!r.output.equals(reference.output)) {
       throw new BenchError(
         `${what} printed different output from ${reference.engine} run 1: the engines disagree\n` +
-          `--- ${reference.engine} ---\n${reference.output.toString("latin1")}--- ${kind} ---\n${output.toString("latin1")}--- end ---`,
+          `--- ${reference.engine} ---\n${reference.output.toString("latin1")}--- ${kind} ---\n${r.output.toString("latin1")}--- end ---`,
       );
     }
   };
@@ -213,8 +233,7 @@ async function cpuPart(opts: Options, elf: Uint8Array, guestName: string, sha256
     // Alternate the order each round so neither engine always runs first.
     const order = round % 2 === 0 ? opts.engines : [...opts.engines].reverse();
     for (const kind of order) {
-      const engine = await createEngine(kind, { ramSize: opts.mem });
-      const r = simpleRun(engine, elf);
+      const r = await cpuRun(kind, elf, opts.mem);
       check(kind, round, r);
       const rec: RunRecord = { engine: kind, round, instructions: r.instructions, seconds: r.seconds, mips: r.instructions / r.seconds / 1e6 };
       records.push(rec);

@@ -1,35 +1,35 @@
 // The kv guest end to end, on both engines, in the bare build
-// (guests/bin/kvbare.elf: polling, no interrupts) on the minimal machine of
-// tests/helpers/kv-bare-machine.ts (engine, port bus, debug console, exit
-// port, pvnic, ATA disk). The whole machine with the PIC and IRQ-driven
-// guest (guests/bin/kv.elf) is the integrator's; this checks the guest's
-// protocol, at-most-once execution, persistence, recovery and checkpoints
-// against the server model and the documented disk layout.
+// (guests/bin/kvbare.elf: polling, interrupts never enabled) on the whole
+// machine with the pvnic and an ATA disk, virtual clock
+// (tests/helpers/kv-machine.ts, as tests/kv-guest.test.ts runs the
+// IRQ-driven kv.elf). This checks the guest's protocol, at-most-once
+// execution, persistence, recovery and checkpoints against the server model
+// and the documented disk layout.
 
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { MemoryBlockStore } from "../host/devices/block-store.js";
-import { createEngine } from "../host/engine/load.js";
 import {
   encodeRecord, encodeSuperblock, readDisk, RecordType, REGION_SECTORS, regionLba, SECTOR,
 } from "../host/kv/disk-layout.js";
 import { KvModel } from "../host/kv/model.js";
 import { crc32, decodeReply, decodeStats, encodeRequest, Op, REPLY_FLAG_REPLAYED, request, Status } from "../host/kv/protocol.js";
-import { ENGINE_KINDS, type EngineKind } from "./helpers/machine.js";
-import { KvBareMachine } from "./helpers/kv-bare-machine.js";
-import { checkStandardTranscript, randomKvScript, runKvExchange, standardKvScript } from "./helpers/kv-script.js";
+import { ENGINE_KINDS, type EngineKind } from "../host/engine/engine.js";
+import { bootsIn, KvMachineVm, type KvMachineOptions } from "./helpers/kv-machine.js";
+import { checkStandardTranscript, randomKvScript, runKvExchange, standardKvScript, type KvStep } from "./helpers/kv-script.js";
 
 const ELF = new Uint8Array(readFileSync(new URL("../guests/bin/kvbare.elf", import.meta.url)));
-const RAM = 32 << 20;
 const t = (s: string) => new TextEncoder().encode(s);
 const text = (b: Uint8Array) => new TextDecoder().decode(b);
 
-async function machine(kind: EngineKind, opts: ConstructorParameters<typeof KvBareMachine>[2] = {}) {
-  return new KvBareMachine(await createEngine(kind, { ramSize: RAM }), ELF, opts);
-}
+/** The machines for `boots` boots of kvbare.elf, on one disk. */
+const machine = (kind: EngineKind, opts: KvMachineOptions) => KvMachineVm.create(ELF, kind, opts);
+/** The machines for a script's boots. */
+const machineFor = (kind: EngineKind, steps: KvStep[], opts: Omit<KvMachineOptions, "boots"> = {}) =>
+  machine(kind, { ...opts, boots: bootsIn(steps) });
 
 /** One request, its reply decoded (after checking the guest sent exactly one frame). */
-function ask(m: KvBareMachine, op: Op, client: number, n: number, f: Parameters<typeof request>[3] = {}) {
+function ask(m: KvMachineVm, op: Op, client: number, n: number, f: Parameters<typeof request>[3] = {}) {
   const frame = encodeRequest(request(op, client, n, f));
   expect(m.receive(frame)).toBe(true);
   const out = m.runUntilTransmit(50_000_000);
@@ -39,27 +39,31 @@ function ask(m: KvBareMachine, op: Op, client: number, n: number, f: Parameters<
 
 describe.each(ENGINE_KINDS)("kv guest, bare build (%s)", (kind) => {
   it("answers the standard exchange exactly as the model does, across a reboot", async () => {
-    const m = await machine(kind);
+    const steps = standardKvScript({ restart: true });
+    const m = await machineFor(kind, steps);
     const model = new KvModel();
-    const log = runKvExchange(m, standardKvScript({ restart: true }), { model });
+    const log = runKvExchange(m, steps, { model });
     checkStandardTranscript(log);
     expect(log.length).toBeGreaterThan(150);
     expect(m.boots).toBe(2);
     expect(m.console).toMatch(/^kv: \d+ keys, 3 clients; disk generation 1, \d+ log records\nkv: ready on 52:54:00:4c:53:01 \(polling\)\n$/);
 
     // The disk holds what docs/kv-protocol.md says: the model's store, one record per change.
-    const disk = readDisk((lba, n) => m.disk.read(lba, n));
+    const disk = readDisk((lba, n) => m.store.read(lba, n));
     expect(disk.generation).toBe(1);
     expect(disk.records.length).toBe(model.logRecords);
     expect(disk.store.size).toBe(model.keys);
     for (const e of disk.store.values()) expect(model.peek(e.key), text(e.key)).toEqual(e.value);
     expect(disk.records.every((r) => r.client !== 0 && r.type !== RecordType.Client)).toBe(true);
     expect(m.nicStats.rxDroppedNoBuffer).toBe(0);
+    // The bare build polls: it never enabled interrupts.
+    expect(m.machine.engine.eflags & 0x200).toBe(0);
   });
 
   it("runs in memory only without a usable disk", async () => {
-    const m = await machine(kind, { diskSectors: 1000 });
-    const log = runKvExchange(m, standardKvScript(), { model: new KvModel({ generation: 0 }) });
+    const steps = standardKvScript();
+    const m = await machineFor(kind, steps, { store: new MemoryBlockStore(1000) });
+    const log = runKvExchange(m, steps, { model: new KvModel({ generation: 0 }) });
     checkStandardTranscript(log);
     expect(m.console).toMatch(/the disk has 1000 sectors, the store needs 4160: kept in memory only\n.*memory only, generation 0/s);
   });
@@ -82,7 +86,7 @@ describe.each(ENGINE_KINDS)("kv guest, bare build (%s)", (kind) => {
       for (let s = 0; s < seq; s++) if (s % 100 === k) last = s;
       return `v${last}`;
     };
-    const m = await machine(kind, { disk: store });
+    const m = await machine(kind, { boots: 2, store });
     m.boot();
     expect(m.console).toContain(`kv: 100 keys, 0 clients; disk generation 1, ${seq} log records`);
     expect(text(ask(m, Op.Get, 7, 1, { key: t("key3") }).value)).toBe(lastValue(3));
@@ -111,24 +115,24 @@ describe.each(ENGINE_KINDS)("kv guest, bare build (%s)", (kind) => {
   });
 
   it("stops recovery at a torn record: the request it held runs again when resent", async () => {
-    const m = await machine(kind);
+    const m = await machine(kind, { boots: 2 });
     m.boot();
     expect(ask(m, Op.Put, 5, 1, { key: t("a"), value: t("one") }).status).toBe(Status.Ok);
     expect(ask(m, Op.Put, 5, 2, { key: t("a"), value: t("two") }).status).toBe(Status.Ok);
-    const before = readDisk((l, n) => m.disk.read(l, n));
+    const before = readDisk((l, n) => m.store.read(l, n));
     expect(before.records).toHaveLength(2);
     // Damage the second record's value byte (its CRC no longer matches).
     const lba = regionLba(1) + before.positions[1];
-    const sector = m.disk.read(lba, 1);
+    const sector = m.store.read(lba, 1);
     sector[40 + 1] ^= 0xff;
-    m.disk.write(lba, sector);
+    m.store.write(lba, sector);
     m.boot();
     expect(m.console).toContain("kv: 1 keys, 1 clients; disk generation 1, 1 log records");
     expect(ask(m, Op.Hello, 5, 0).result).toBe(1);
     expect(text(ask(m, Op.Get, 6, 1, { key: t("a") }).value)).toBe("one");
     const again = ask(m, Op.Put, 5, 2, { key: t("a"), value: t("two") });
     expect([again.status, again.flags]).toEqual([Status.Ok, 0]); // executed, not replayed
-    const after = readDisk((l, n) => m.disk.read(l, n));
+    const after = readDisk((l, n) => m.store.read(l, n));
     expect(after.records).toHaveLength(2);
     expect(text(after.store.get(Buffer.from("a").toString("hex"))!.value)).toBe("two");
     expect(after.records[1].requestCrc).toBe(crc32(encodeRequest(request(Op.Put, 5, 2, { key: t("a"), value: t("two") }))));
@@ -139,20 +143,23 @@ describe("kv guest, bare build: random exchanges", () => {
   it.each([[1, "wasm"], [2, "wasm"], [3, "ts"]] as const)("seed %i on %s matches the model, reboots included", async (seed, kind) => {
     const steps = randomKvScript(seed, 400, { restarts: true });
     expect(steps.filter((s) => "restart" in s).length).toBeGreaterThan(0);
-    const log = runKvExchange(await machine(kind), steps);
+    const log = runKvExchange(await machineFor(kind, steps), steps);
     expect(log.filter((r) => r.reply && r.reply[18] & REPLY_FLAG_REPLAYED).length).toBeGreaterThan(10);
   });
 });
 
 describe("kv guest, bare build: the engines agree", () => {
-  it("retires the same instructions and sends the same frames on wasm and ts", async () => {
+  it("retires the same instructions, prints the same and sends the same frames on wasm and ts", async () => {
+    const steps = standardKvScript({ restart: true });
     const runs = await Promise.all(ENGINE_KINDS.map(async (kind) => {
-      const m = await machine(kind);
-      runKvExchange(m, standardKvScript({ restart: true }));
-      return { frames: m.transmitted.map((f) => Buffer.from(f).toString("hex")), icount: m.engine.icount, disk: Buffer.from(m.disk.read(0, 4160)) };
+      const m = await machineFor(kind, steps);
+      runKvExchange(m, steps);
+      return { frames: m.transmitted.map((f) => Buffer.from(f).toString("hex")), instructions: m.instructions, consoles: m.consoles, disk: Buffer.from(m.store.bytes()) };
     }));
+    expect(runs[0].instructions).toHaveLength(2);
     expect(runs[1].frames).toEqual(runs[0].frames);
-    expect(runs[1].icount).toBe(runs[0].icount);
+    expect(runs[1].instructions).toEqual(runs[0].instructions);
+    expect(runs[1].consoles).toEqual(runs[0].consoles);
     expect(runs[1].disk.equals(runs[0].disk)).toBe(true);
   });
 });

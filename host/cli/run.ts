@@ -8,7 +8,7 @@ import { createServer, type Socket } from "node:net";
 import { MAX_RAM, MIN_RAM } from "../engine/load.js";
 import { LoadError } from "../machine/elf.js";
 import { Machine, type RunOutcome } from "../machine/machine.js";
-import { VECTOR_NAMES } from "../machine/simple-run.js";
+import { VECTOR_NAMES } from "../machine/vectors.js";
 import { FileBlockStore, BlockStoreError } from "../devices/block-store.js";
 import { parseNicSpec, UdpTransport } from "../net/udp-transport.js";
 import { UsageError, type Flags } from "./args.js";

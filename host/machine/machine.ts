@@ -26,7 +26,7 @@ import { AtaDisk, type AtaOperation } from "../devices/ata-disk.js";
 import type { BlockStore } from "../devices/block-store.js";
 import { Pvnic } from "../devices/pvnic.js";
 import { loadMultiboot, applyBootState, type BootImage } from "./multiboot.js";
-import { cpuidAnswer } from "./simple-run.js";
+import { cpuidAnswer } from "./cpuid.js";
 import { GuestTime, NS_PER_INSTRUCTION, type ClockMode } from "./guest-time.js";
 import type { BoundaryView, InputGate, InputSink } from "../replay/gate.js";
 import { LiveGate, VIRTUAL_EPOCH_MS, type World } from "../replay/live-gate.js";
