@@ -200,12 +200,13 @@ export class Machine implements GuestClock {
   }
 
   /**
-   * Brings devices up to guest time now and delivers an interrupt if one can
-   * go. Everything here follows from machine state: the gate only checks the
-   * consequences (a replay must complete the same disk operations and
-   * deliver the same vectors at the same counts).
+   * Brings the timed devices up to guest time now: fires the timer edges,
+   * UART timeouts and disk completion that are due. After it, device state
+   * depends only on the instructions retired and the inputs taken, not on
+   * where the host happened to cut the run (the PIT remembers how far it was
+   * last brought up), which the state hash relies on.
    */
-  private service(): void {
+  private settle(): void {
     const now = this.nowNs();
     this.pit.advance(now);
     this.uart.advance(now);
@@ -216,6 +217,16 @@ export class Machine implements GuestClock {
         this.gate.derived(this.engine.icount, "disk-complete", Uint8Array.of(ATA_OPS.indexOf(done.op)));
       }
     }
+  }
+
+  /**
+   * Brings devices up to guest time now and delivers an interrupt if one can
+   * go. Everything here follows from machine state: the gate only checks the
+   * consequences (a replay must complete the same disk operations and
+   * deliver the same vectors at the same counts).
+   */
+  private service(): void {
+    this.settle();
     const vector = this.pic.pendingVector();
     if (vector === null) { this.engine.setIrqPending(false); return; }
     if (!this.engine.interruptible) { this.engine.setIrqPending(true); return; }
@@ -386,7 +397,9 @@ export class Machine implements GuestClock {
     return s;
   }
 
+  /** How runSync ends: with the devices settled, whatever stopped it. */
   private outcome(reason: StopReason, start: bigint, exit?: Exit): RunOutcome {
+    this.settle();
     const o: RunOutcome = { reason, instructions: this.engine.icount - start };
     if (reason === "exit-port") o.exitStatus = this.exitStatus!;
     if (exit) o.exit = exit;

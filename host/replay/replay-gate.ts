@@ -91,11 +91,11 @@ export class ReplayGate implements InputGate {
       if (!e || e.kind !== EventKind.WALLCLOCK) {
         throw new LogFormatError(e?.offset ?? 0, `a host-clock log must begin with WALLCLOCK, found ${e ? kindName(e.kind) : "no entries"}`);
       }
-      this.epochMs = u64(this.next());
+      this.epochMs = u64(this.take());
     }
   }
 
-  private next(): LogEntry {
+  private take(): LogEntry {
     const e = this.q.take();
     const want = PAYLOAD_SIZE.get(e.kind);
     if (want !== undefined && e.payload.length !== want) {
@@ -111,7 +111,7 @@ export class ReplayGate implements InputGate {
     if (e.icount !== icount || e.kind !== kind) {
       throw new DivergenceError(icount, `the guest ${what} but the log's next event is ${describe(e)}`, e.offset);
     }
-    return this.next();
+    return this.take();
   }
 
   boundary(v: BoundaryView, sink: InputSink): void {
@@ -120,7 +120,7 @@ export class ReplayGate implements InputGate {
       if (!e) return;
       if (e.icount < v.icount) throw new DivergenceError(v.icount, `the log's next event, ${describe(e)}, was passed`, e.offset);
       if (e.icount !== v.icount || !INPUT_KINDS.has(e.kind)) return;
-      this.next();
+      this.take();
       switch (e.kind) {
         case EventKind.TIME: {
           const ns = u64(e);
@@ -165,9 +165,16 @@ export class ReplayGate implements InputGate {
     return this.q.length;
   }
 
+  /** True if the log has an input for this count still to apply (a halted guest must not be called idle yet). */
   pendingAt(icount: bigint): boolean {
     const e = this.q.peek();
-    return e !== undefined && e.icount === icount;
+    return e !== undefined && e.icount === icount && INPUT_KINDS.has(e.kind);
+  }
+
+  /** The next entry not yet used, in words ("IRQ at instruction 1234") and its log offset; null at the end. */
+  next(): { what: string; offset?: number } | null {
+    const e = this.q.peek();
+    return e ? { what: describe(e), offset: e.offset } : null;
   }
 
   rdtsc(icount: bigint, guestNs: number, setTime: (ns: number) => void): bigint {

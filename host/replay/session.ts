@@ -157,10 +157,13 @@ export async function replay(image: Uint8Array, log: ParsedLog, o: ReplayOptions
   let outcome: RunOutcome | null = null;
   for (;;) {
     const left = until - machine.engine.icount;
-    outcome = machine.runSync(Number(left < BigInt(slice()) ? left : BigInt(slice())));
+    const n = BigInt(slice());
+    outcome = machine.runSync(Number(left < n ? left : n));
     if (machine.engine.icount >= until) break;
     if (outcome.reason !== "limit") {
-      throw new DivergenceError(machine.engine.icount, `the guest stopped (${outcome.reason}) but the log goes on to instruction ${log.end.finalIcount}`);
+      const next = gate.next();
+      throw new DivergenceError(machine.engine.icount,
+        `the guest stopped (${outcome.reason}) but the log goes on to instruction ${log.end.finalIcount}${next ? `; its next event is ${next.what}` : ""}`, next?.offset);
     }
   }
   const result: ReplayResult = {
