@@ -217,21 +217,6 @@ export function cycling(sizes: readonly number[]): () => number {
   return () => sizes[i++ % sizes.length]!;
 }
 
-/**
- * A slice function cycling through `sizes` that gives each value for two
- * calls in a row. replay() (host/replay/session.ts) calls its slice function
- * twice per runSync — `left < slice() ? left : slice()` — so with a function
- * whose values vary it runs the second value even when it is larger than what
- * is left, and overshoots `until` / the log's end (a product bug, pinned by
- * record-replay.test.ts, "replay in slices"). The
- * properties replay with this one so that they test the rest; once the bug is
- * fixed each value is simply used for two slices.
- */
-export function pairedCycling(sizes: readonly number[]): () => number {
-  let i = 0;
-  return () => sizes[(i++ >> 1) % sizes.length]!;
-}
-
 /** Entries per kind name (CONFIG included). */
 export function kindCounts(log: ParsedLog): Record<string, number> {
   const c: Record<string, number> = {};

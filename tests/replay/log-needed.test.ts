@@ -13,7 +13,7 @@ import { MemoryBlockStore } from "../../host/devices/block-store.js";
 import { toHex } from "../../host/replay/hash.js";
 import { encodeRequest, Op, request } from "../../host/kv/protocol.js";
 import {
-  drive, EventKind, fakeWorld, guestImage, kindCounts, pairedCycling, recordRun, replayRun, steppingClock, text,
+  drive, EventKind, fakeWorld, guestImage, kindCounts, cycling, recordRun, replayRun, steppingClock, text,
   type Input, type Recorded, type RecordSpec,
 } from "../helpers/replay.js";
 
@@ -22,7 +22,7 @@ const entriesOf = (rec: Recorded, kind: number) => rec.log.entries.filter((e) =>
 
 /** Replays `rec` and checks it reproduces its own run exactly; returns the replay. */
 async function replaysItself(image: Uint8Array, rec: Recorded, engine: "wasm" | "ts", slices: number[]) {
-  const r = await replayRun(image, rec.log, { engine, slice: pairedCycling(slices) });
+  const r = await replayRun(image, rec.log, { engine, slice: cycling(slices) });
   expect(r.result.matched).toEqual({ outputDigest: true, stateHash: true });
   expect(r.result.icount).toBe(rec.end.finalIcount);
   expect(text(r.out.serial)).toBe(text(rec.out.serial));

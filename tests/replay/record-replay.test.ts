@@ -24,7 +24,7 @@ import { toHex } from "../../host/replay/hash.js";
 import { machineStateJson, stateHash } from "../../host/replay/state-hash.js";
 import { randomKvScript } from "../helpers/kv-script.js";
 import {
-  cycling, drive, EventKind, fakeWorld, guestImage, kindCounts, MiB, otherEngine, pairedCycling, payloads, recordRun, replayRun, stateDiff, steppingClock, text,
+  cycling, drive, EventKind, fakeWorld, guestImage, kindCounts, MiB, otherEngine, payloads, recordRun, replayRun, stateDiff, steppingClock, text,
   type DrivePlan, type Input, type Recorded, type RecordSpec,
 } from "../helpers/replay.js";
 
@@ -88,14 +88,10 @@ async function replaysMatch(image: Uint8Array, rec: Recorded, c: Common): Promis
   const engines: EngineKind[] = [c.engine, otherEngine(c.engine)];
   for (let k = 0; k < 2; k++) {
     const engine = engines[k]!;
-    // pairedCycling, not cycling: replay() reads its slice function twice per runSync (a product bug,
-    // pinned by "replay in slices" below); each value given twice keeps the slices what they say.
-    const { result, out } = await replayRun(image, rec.log, { engine, slice: pairedCycling(c.replaySlices[k]!) });
+    const { result, out } = await replayRun(image, rec.log, { engine, slice: cycling(c.replaySlices[k]!) });
     const what = `recorded on ${c.engine}, replayed on ${engine}`;
-    // Field by field first, so that a failure says what differs. KNOWN PRODUCT BUG: a run that ends at
-    // the exit port (hello, ticks, disk, diskregs) can end with ".devices.pit.done" differing by one
-    // PIT tick when the replay is sliced differently (see "replay in slices" below); these properties
-    // then fail here, on that field alone.
+    // Field by field first, so that a failure says what differs (this is how the PIT's sync point,
+    // ".devices.pit.done", was found to depend on the slicing: see "replay in slices" below).
     expect(stateDiff(rec.machine, result.machine), what).toEqual([]);
     expect(result.matched, what).toEqual({ outputDigest: true, stateHash: true });
     expect(result.icount, what).toBe(rec.end.finalIcount);
@@ -397,7 +393,7 @@ describe.each(CLOCKS)("replay --until a count in the middle of a ticks run, %s c
             // Entries the recording logged at that same count after the snapshot (input queued at the
             // next call's first boundary) are part of the state at that count in a replay: not comparable.
             if (rec.log.entries.some((e) => e.offset! >= snap.logBytes && e.icount === snap.icount)) continue;
-            const { result } = await replayRun(image, rec.log, { engine: otherEngine(c.engine), slice: pairedCycling(c.replaySlices[0]), until: snap.icount });
+            const { result } = await replayRun(image, rec.log, { engine: otherEngine(c.engine), slice: cycling(c.replaySlices[0]), until: snap.icount });
             expect(result.icount).toBe(snap.icount);
             expect(result.matched).toBeUndefined(); // only a replay to the log's end is matched against the end record
             expect(machineStateJson(result.machine)).toBe(snap.json);
@@ -415,15 +411,13 @@ describe.each(CLOCKS)("replay --until a count in the middle of a ticks run, %s c
 // ------------------------------------------------------------ replay in slices
 
 describe("replay in slices (fixed cases)", () => {
-  // KNOWN PRODUCT BUG (left failing on purpose). hello, virtual clock, `exit=6`, recorded on wasm in
-  // one runSync(1_000_000) call (11,711 instructions, ends at the exit port). Replayed on wasm with
-  // `slice: 1_000_000` or `5000` it matches; with `slice: 731` (or 100, 7, 1) the replay is exact —
-  // same outputs, same RAM, same CPU — but the state differs in ".devices.pit.done" (138 recorded vs
-  // 139 replayed at the time of writing), so matched.stateHash is false. The PIT records the pulse up to
-  // which it was last synced, i.e. the count of the last service() before the end, which depends on
-  // where the host cut the run; a run that ends at the exit port returns before servicing its last
-  // boundary, so nothing brings it up to the final count: the state hash depends on the host's
-  // slicing, not only on the instructions retired and the inputs.
+  // Regression (found by the ticks property above, fast-check seed 0x71c50002, fixed in d37004e):
+  // hello, virtual clock, `exit=6`, recorded on wasm in one runSync(1_000_000) call (11,711
+  // instructions, ends at the exit port). Replayed with `slice: 731` (or 100, 7, 1) the replay was
+  // exact — same outputs, RAM and CPU — but ".devices.pit.done" differed (138 recorded vs 139
+  // replayed): the PIT remembers the pulse it was last brought up to, i.e. the last boundary the host
+  // happened to service, and a run that ends at the exit port returned before servicing the final
+  // count. The state hash then depended on the host's slicing.
   it("a run that ends at the exit port replays to the recorded state hash in slices of any size", async () => {
     const image = guestImage("hello");
     const rec = await recordRun({ image, engine: "wasm", clock: "virtual", cmdline: "exit=6" }, (m) => drive(m, { slices: [1_000_000], maxInstructions: 1_000_000 }));
@@ -436,11 +430,11 @@ describe("replay in slices (fixed cases)", () => {
     }
   });
 
-  // KNOWN PRODUCT BUG (left failing on purpose). replay() calls its slice function twice per
-  // runSync: `runSync(Number(left < BigInt(slice()) ? left : BigInt(slice())))`. With a function
-  // whose values vary (here 10, 5_000_000, 10, ...) the comparison sees 10, then 5,000,000 is run
-  // although only 1,000,000 (or 400,000 to `until`) is left: the replay runs past the log's end and
-  // past `until`, and hashes the wrong state. bench, virtual clock, recorded on wasm to 1,000,000.
+  // Regression (found by the kvbare property above, fixed in d37004e): replay() called its slice
+  // function twice per runSync — `left < BigInt(slice()) ? left : BigInt(slice())` — so with a
+  // function whose values vary (here 10, 5_000_000, 10, ...) the comparison saw 10 and then
+  // 5,000,000 was run although only 1,000,000 (or 400,000 to `until`) was left: the replay ran past
+  // the log's end and past `until`, and hashed the wrong state. bench, virtual clock, wasm.
   it("a slice function whose values vary stops the replay exactly at the log's end and at until", async () => {
     const image = guestImage("bench");
     const rec = await recordRun({ image, engine: "wasm", clock: "virtual" }, (m) => drive(m, { slices: [100_000], maxInstructions: 1_000_000 }));

@@ -205,15 +205,14 @@ describe("changed events (re-encoded, valid CRCs)", () => {
     expect(text(out.serial)).toBe(recorded.replace("abc", "axc"));
   });
 
-  // KNOWN PRODUCT BUG (left failing on purpose): this replay never returns. ticks, host clock, fake
-  // clock stepping 250 µs a reading, recorded on wasm in 5000-instruction slices (the log of
-  // `hostTicks`); the TIME at instruction 14377 (40,250,000 ns, followed by IRQ 0x20 at 14377) is set
-  // to the guest's own time there (33,500,114 ns: the RDTSC anchor 33,500,000 at 14263 plus 114 ns).
-  // The replaying CPU is halted (HLT, IF=1) at 14377, no timer is due, and the log's next entry is
-  // the IRQ check at 14377: Machine.runSync's halted branch does `if (gate.pendingAt(icount))
-  // continue` — pendingAt is true (an entry at this count) but the entry is a check, not an input,
-  // so nothing is applied and the loop spins forever instead of throwing a DivergenceError. The
-  // replay runs in a worker so the hang fails this test after 20 s instead of hanging the run.
+  // Regression (fixed in d37004e): this replay used to never return. ticks, host clock, fake clock
+  // stepping 250 µs a reading, recorded on wasm in 5000-instruction slices (the log of `hostTicks`);
+  // the TIME at instruction 14377 (40,250,000 ns, followed by IRQ 0x20 at 14377) is set to the
+  // guest's own time there (33,500,114 ns: the RDTSC anchor 33,500,000 at 14263 plus 114 ns). The
+  // replaying CPU is halted (HLT, IF=1) at 14377 with no timer due, and the log's next entry is the
+  // IRQ check at 14377: Machine.runSync's halted branch took `gate.pendingAt(icount)` (true for any
+  // entry at this count) as input still to come and looped forever. The replay runs in a worker, so
+  // that a return of the spin fails this test after 20 s instead of hanging the whole run.
   it("a TIME moved back to the guest's own time: the timer interrupt the log has at that count does not come (DivergenceError there)", async () => {
     const log = hostTicks.log;
     const e = log.entries;
@@ -234,11 +233,12 @@ describe("changed events (re-encoded, valid CRCs)", () => {
       replayInWorker(ticks, bytes, { engine: "wasm" }, 20_000),
     ]);
     expect(good).toEqual({ kind: "done", icount: log.end.finalIcount, matched: { outputDigest: true, stateHash: true } });
-    expect(r, `the replay did not return (it spins in Machine.runSync): ${JSON.stringify(r, (_, v) => (typeof v === "bigint" ? String(v) : v))}`).toMatchObject({ kind: "error", name: "DivergenceError" });
+    expect(r, `the replay did not return (does it spin in Machine.runSync?): ${JSON.stringify(r, (_, v) => (typeof v === "bigint" ? String(v) : v))}`).toMatchObject({ kind: "error", name: "DivergenceError" });
     if (r.kind !== "error") return;
     expect(r.icount).toBe(e[k]!.icount);
     expect(r.offset).toBe(bad.entries[k + 1]!.offset);
-    expect(r.detail).toMatch(new RegExp(`IRQ at instruction ${e[k]!.icount}\\b`));
+    // The guest stays halted: the replay stops there, naming the entry it never reached.
+    expect(r.detail).toBe(`the guest stopped (idle) but the log goes on to instruction ${log.end.finalIcount}; its next event is IRQ at instruction ${e[k]!.icount}`);
   }, 60_000);
 
   it("a TIME moved past the next reading: DivergenceError at the next reading, which is then behind the replay's guest time", async () => {
