@@ -2,8 +2,9 @@
 // that runs it with a pvnic: the machine is seen through KvVm (boot, deliver a
 // frame, run until the guest transmits), and every reply the guest sends is
 // compared byte for byte with what the server model (host/kv/model.ts) answers
-// to the same frame. The integrator's whole-machine test and the bare-machine
-// test (tests/kv-guest-bare.test.ts) both use it.
+// to the same frame. The tests of kv.elf (tests/kv-guest.test.ts) and of the
+// polling kvbare.elf (tests/kv-guest-bare.test.ts) both use it, on the
+// Machine through tests/helpers/kv-machine.ts.
 
 import { KvModel } from "../../host/kv/model.js";
 import {
