@@ -262,6 +262,9 @@ export class Machine implements GuestClock {
     // boundary in between, because a replay can only stop between
     // instructions and must see every boundary where the recording did.
     let resume = false;
+    /** The resumed instruction is to retire alone, so that a boundary comes right after it. */
+    let resumeAlone = false;
+    const nextEvent = () => this.nextEventNs();
     for (;;) {
       if (!resume) {
         if (this.exitStatus !== null) return this.outcome("exit-port", start);
@@ -303,7 +306,9 @@ export class Machine implements GuestClock {
         if (g === 0 && !resume) continue; // an input due here first
         budget = Math.max(1, Math.min(budget, g));
       }
+      if (resumeAlone) budget = 1;
       resume = false;
+      resumeAlone = false;
       const x = this.engine.run(budget);
       if (x.executed > 0) this.idleSkips = 0;
       switch (x.reason) {
@@ -313,6 +318,8 @@ export class Machine implements GuestClock {
         case ExitReason.In:
           this.engine.answer(this.bus.read(x.port!, x.size as 1 | 2 | 4));
           resume = true;
+          // A guest polling a device whose completion the host clock says is due.
+          resumeAlone = this.gate.wantsBoundary(nextEvent);
           break;
         case ExitReason.Out:
           this.bus.write(x.port!, x.size as 1 | 2 | 4, x.value!);

@@ -55,6 +55,14 @@ export interface InputGate {
   boundary(view: BoundaryView, sink: InputSink): void;
   /** Instructions the machine may run from `icount` before it must come back to the gate; null: no limit. */
   budget(icount: bigint): number | null;
+  /**
+   * Asked at an input exit: should the machine make a boundary right after
+   * this instruction? Live on the host clock: yes when a device event (from
+   * `nextEventNs`) has come due by the host's clock, so that a guest polling a
+   * device sees it complete in real time rather than after the drift of
+   * guest time. Replay: never (its boundaries are the log's).
+   */
+  wantsBoundary(nextEventNs: () => number | null): boolean;
   /** True if the gate has more to apply at `icount` (a halted CPU must not be called idle yet). */
   pendingAt(icount: bigint): boolean;
   /** The time-stamp counter for an RDTSC at `icount` (the guest's time is `guestNs`); may move guest time. */

@@ -149,6 +149,12 @@ export class LiveGate implements InputGate {
     return false;
   }
 
+  wantsBoundary(nextEventNs: () => number | null): boolean {
+    if (this.clock !== "host") return false;
+    const next = nextEventNs();
+    return next !== null && this.elapsed() >= next;
+  }
+
   rdtsc(icount: bigint, guestNs: number, setTime: (ns: number) => void): bigint {
     if (this.clock === "virtual") return BigInt(Math.floor(guestNs)); // a 1 GHz counter on guest time
     // A fresh reading, never behind guest time; it becomes the new anchor.

@@ -165,6 +165,10 @@ export class ReplayGate implements InputGate {
     return this.q.length;
   }
 
+  wantsBoundary(): boolean {
+    return false;
+  }
+
   /** True if the log has an input for this count still to apply (a halted guest must not be called idle yet). */
   pendingAt(icount: bigint): boolean {
     const e = this.q.peek();
