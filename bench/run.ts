@@ -89,7 +89,7 @@ function options(): Options {
         "  --no-warmup         skip the untimed 20M-instruction warm-up runs\n" +
         "  --part P            cpu (MIPS), replay (record/replay figures) or all (default all)\n" +
         "  --record-engine E   replay part: engines for the recording-cost runs, wasm, ts or both (default wasm)\n" +
-        "  --kv-rate N         replay part: kv requests per second of real time (default 200)\n" +
+        "  --kv-rate N         replay part: kv requests per second of real time (default 500)\n" +
         "  --kv-seconds N      replay part: seconds of kv load (default 4)\n",
     );
     process.exit(0);
@@ -113,7 +113,7 @@ function options(): Options {
     cpu: part !== "replay",
     replay: part !== "cpu",
     recordEngines: engineList("--record-engine", values["record-engine"] ?? "wasm"),
-    kvRate: positive("--kv-rate", values["kv-rate"] ?? "200", 100_000),
+    kvRate: positive("--kv-rate", values["kv-rate"] ?? "500", 100_000),
     kvSeconds: positive("--kv-seconds", values["kv-seconds"] ?? "4", 3600),
   };
 }
