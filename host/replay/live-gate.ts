@@ -17,7 +17,7 @@ import type { BoundaryView, DerivedKind, GateMode, InputGate, InputSink } from "
 
 /** The calendar time at guest time 0 under the virtual clock (2026-01-01 UTC). */
 export const VIRTUAL_EPOCH_MS = Date.UTC(2026, 0, 1);
-/** Longest a running guest goes without a host-clock reading (host clock). */
+/** Longest a running (not halted) guest goes without a host-clock reading (host clock). */
 export const RESYNC_NS = 10_000_000;
 
 /** Where the live gate reads the world; tests substitute their own. */
@@ -119,9 +119,15 @@ export class LiveGate implements InputGate {
 
   boundary(v: BoundaryView, sink: InputSink): void {
     if (this.clock === "host") {
+      // A reading is logged only when it matters: a device event has come
+      // due, input is about to arrive (the guest may look at the time when
+      // it wakes for it), or the guest has been running a while. A guest
+      // idling in HLT does not age between readings, so it needs none.
       const h = this.elapsed();
       const due = v.nextEventNs !== null && v.nextEventNs <= h;
-      if (h > v.guestNs && (due || h - this.lastReading >= RESYNC_NS)) this.setTime(v.icount, h, sink.setTime);
+      const input = (this.serial.length > 0 && v.serialSpace > 0) || this.frames.length > 0;
+      const stale = !v.halted && h - this.lastReading >= RESYNC_NS;
+      if (h > v.guestNs && (due || input || stale)) this.setTime(v.icount, h, sink.setTime);
     }
     if (this.serial.length > 0 && v.serialSpace > 0) {
       const bytes = Uint8Array.from(this.serial.splice(0, Math.min(this.serial.length, v.serialSpace)));
