@@ -43,7 +43,7 @@ byte offset and what is wrong. See docs/log-format.md.`,
     try {
       config = logConfig(log);
     } catch {
-      config = null; // a log without a CONFIG entry (written by hand or by a test) is still inspectable
+      config = null; // a log without a configuration (written by hand or by a test) is still inspectable
     }
     const summary = {
       file, bytes: bytes.length, version: log.header.version, configHash: hex(log.header.configHash), config,
@@ -59,7 +59,7 @@ byte offset and what is wrong. See docs/log-format.md.`,
     const lines = [
       `${file}: replay log version ${summary.version}, ${bytes.length} bytes`,
       `config hash   ${summary.configHash}`,
-      `config        ${config ? JSON.stringify(config) : "(no CONFIG entry)"}`,
+      `config        ${config ? JSON.stringify(config) : "(none)"}`,
       `instructions  ${summary.startIcount} .. ${summary.finalIcount} (${span} retired), ${(guestSeconds * 1000).toFixed(3)} ms of guest time`,
       `output digest ${summary.outputDigest}`,
       `state hash    ${summary.stateHash}`,

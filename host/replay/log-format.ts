@@ -3,7 +3,7 @@
 // which it is delivered. Byte-by-byte description: docs/log-format.md.
 //
 // Layout (version 1):
-//   header  = "LSLOG" version:u8 configHash:32 startIcount:varint crc32:u32le
+//   header  = "LSLOG" version:u8 configHash:32 startIcount:varint configLength:varint config crc32:u32le
 //   entry   = delta:varint kind:u8 length:varint payload:length crc32:u32le
 //   end     = delta:varint 0xFF guestNs:varint outputDigest:32 stateHash:32 crc32:u32le
 // Varints are unsigned LEB128, minimal, at most 64 bits. Each record's CRC32
@@ -27,7 +27,6 @@ export const EventKind = {
   DISK_READ_DATA: 7, // a sector the disk read: u32le LBA, 512 bytes
   IRQ: 8, // an interrupt delivered (check): u8 vector
   WALLCLOCK: 9, // calendar time at guest time 0: u64le ms since 1970
-  CONFIG: 10, // the VM configuration, canonical JSON (UTF-8)
 } as const;
 export type EventKind = (typeof EventKind)[keyof typeof EventKind];
 export const END_KIND = 0xff;
@@ -65,6 +64,10 @@ export interface LogHeader {
   version: number;
   configHash: Uint8Array;
   startIcount: bigint;
+  /** The VM configuration the log belongs to (the recorder's encoding; may be empty). */
+  config: Uint8Array;
+  /** Byte offset of `config` in the log (set by the reader). */
+  configOffset?: number;
 }
 export interface LogEntry {
   icount: bigint;
@@ -183,11 +186,13 @@ export class LogWriter {
     private readonly sink: (chunk: Uint8Array) => void,
     configHash: Uint8Array,
     startIcount: bigint = 0n,
+    config: Uint8Array = new Uint8Array(0),
   ) {
     checkHash(configHash, "config hash");
     if (startIcount < 0n || startIcount > MAX_ICOUNT) throw new RangeError(`start icount out of range: ${startIcount}`);
+    if (config.length > MAX_PAYLOAD) throw new RangeError(`configuration of ${config.length} bytes exceeds ${MAX_PAYLOAD}`);
     this.last = startIcount;
-    this.emit(withCrc([LOG_MAGIC, Uint8Array.of(LOG_VERSION), configHash, encodeVarint(startIcount)]));
+    this.emit(withCrc([LOG_MAGIC, Uint8Array.of(LOG_VERSION), configHash, encodeVarint(startIcount), encodeVarint(BigInt(config.length)), config]));
   }
 
   private emit(chunk: Uint8Array): void {
@@ -316,9 +321,16 @@ export class LogReader {
     p += HASH_BYTES;
     const v = readVarint(b, p, this.fill, this.base, "start icount");
     if (v === NEED_MORE) return NEED_MORE;
-    const q = this.checkCrc(v[1]);
+    const lenPos = v[1];
+    const l = readVarint(b, lenPos, this.fill, this.base, "configuration length");
+    if (l === NEED_MORE) return NEED_MORE;
+    if (l[0] > BigInt(MAX_PAYLOAD)) throw new LogFormatError(this.base + lenPos, `configuration length ${l[0]} exceeds ${MAX_PAYLOAD}`);
+    const configAt = l[1];
+    const configEnd = configAt + Number(l[0]);
+    if (configEnd > this.fill) return NEED_MORE;
+    const q = this.checkCrc(configEnd);
     if (q === NEED_MORE) return NEED_MORE;
-    this.header = { version, configHash, startIcount: v[0] };
+    this.header = { version, configHash, startIcount: v[0], config: b.slice(configAt, configEnd), configOffset: this.base + configAt };
     this.last = v[0];
     this.start = q;
     return null;
@@ -393,9 +405,9 @@ export function parseLog(bytes: Uint8Array): ParsedLog {
 }
 
 /** Encodes a whole log in memory (convenience over LogWriter). */
-export function encodeLog(log: { header: Omit<LogHeader, "version">; entries: LogEntry[]; end: LogEnd }): Uint8Array {
+export function encodeLog(log: { header: Omit<LogHeader, "version" | "config"> & { config?: Uint8Array }; entries: LogEntry[]; end: LogEnd }): Uint8Array {
   const chunks: Uint8Array[] = [];
-  const w = new LogWriter((c) => chunks.push(c), log.header.configHash, log.header.startIcount);
+  const w = new LogWriter((c) => chunks.push(c), log.header.configHash, log.header.startIcount, log.header.config);
   for (const e of log.entries) w.append(e.icount, e.kind, e.payload);
   w.end(log.end.finalIcount, log.end.guestNs, log.end.outputDigest, log.end.stateHash);
   const out = new Uint8Array(w.bytesWritten);

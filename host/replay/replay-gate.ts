@@ -70,7 +70,7 @@ function u64(e: LogEntry): number {
 
 export interface ReplayGateOptions {
   clock: ClockMode;
-  /** The log's entries after CONFIG (the WALLCLOCK entry first under the host clock). */
+  /** The log's entries (the WALLCLOCK entry first under the host clock). */
   queue: EntryQueue;
 }
 

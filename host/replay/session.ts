@@ -1,9 +1,9 @@
 // Record and replay of a whole run, over the Machine and the gate:
 //
-//   record: CONFIG entry, then the live gate logs every outside value as the
+//   record: the configuration in the header, then the live gate logs every outside value as the
 //           machine takes it; finish() writes the end record (final count,
 //           output digest, state hash).
-//   replay: the machine is rebuilt from the log's CONFIG and the guest image
+//   replay: the machine is rebuilt from the log's configuration and the guest image
 //           alone, its gate reads the log, and at the end the outputs and the
 //           state must hash to the end record's values.
 //
@@ -12,7 +12,7 @@
 
 import { Machine, type MachineConfig, type RunOutcome } from "../machine/machine.js";
 import type { EngineKind } from "../engine/engine.js";
-import { EventKind, LogFormatError, LogWriter, type LogEnd, type LogHeader, type ParsedLog } from "./log-format.js";
+import { LogFormatError, LogWriter, type LogEnd, type LogHeader, type ParsedLog } from "./log-format.js";
 import { LiveGate, type World } from "./live-gate.js";
 import { EntryQueue, ReplayGate } from "./replay-gate.js";
 import { DivergenceError } from "./gate.js";
@@ -64,8 +64,7 @@ export class Recording {
   static async start(image: Uint8Array, o: RecordOptions): Promise<Recording> {
     await initHash();
     const config = vmConfig(image, o);
-    const writer = new LogWriter(o.sink, vmConfigHash(config), 0n);
-    writer.append(0n, EventKind.CONFIG, encodeVmConfig(config));
+    const writer = new LogWriter(o.sink, vmConfigHash(config), 0n, encodeVmConfig(config));
     const digest = await OutputDigest.create();
     const gate = new LiveGate({ clock: o.clock, world: o.world, record: (i, k, p) => writer.append(i, k, p) });
     const machine = await Machine.create(image, {
@@ -113,20 +112,17 @@ export interface ReplayResult {
 }
 
 /** The configuration a parsed log carries, checked against its header's hash. */
-export function logConfig(log: { header: LogHeader; entries: ParsedLog["entries"] }): VmConfig {
-  const first = log.entries[0];
-  if (!first || first.kind !== EventKind.CONFIG || first.icount !== log.header.startIcount) {
-    throw new LogFormatError(first?.offset ?? 0, "the first entry must be CONFIG at the start count");
-  }
+export function logConfig(log: { header: LogHeader }): VmConfig {
+  const at = log.header.configOffset ?? 0;
   let config: VmConfig;
   try {
-    config = decodeVmConfig(first.payload);
+    config = decodeVmConfig(log.header.config);
   } catch (e) {
-    throw new LogFormatError(first.offset ?? 0, (e as Error).message);
+    throw new LogFormatError(at, (e as Error).message);
   }
   const h = vmConfigHash(config);
   if (toHex(h) !== toHex(log.header.configHash)) {
-    throw new LogFormatError(first.offset ?? 0, `CONFIG does not hash to the header's configuration hash (${toHex(log.header.configHash).slice(0, 16)}…)`);
+    throw new LogFormatError(at, `the configuration does not hash to the header's configuration hash (${toHex(log.header.configHash).slice(0, 16)}…)`);
   }
   return config;
 }
@@ -147,7 +143,7 @@ export async function replay(image: Uint8Array, log: ParsedLog, o: ReplayOptions
   if (until < log.header.startIcount) throw new RangeError(`--until ${until} is before the log's start at instruction ${log.header.startIcount}`);
 
   const digest = await OutputDigest.create();
-  const gate = new ReplayGate({ clock: config.clock, queue: new EntryQueue(log.entries.slice(1)) });
+  const gate = new ReplayGate({ clock: config.clock, queue: new EntryQueue(log.entries) });
   const machine = await Machine.create(image, {
     engine: o.engine, ramSize: config.ramSize, clock: config.clock, cmdline: config.cmdline, nic: config.nic,
     disk: config.disk ? new DiscardStore(config.disk.sectors, config.disk.identity) : undefined,

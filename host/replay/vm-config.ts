@@ -1,9 +1,9 @@
 // The VM configuration a log belongs to: what must be equal for a replay to
 // be meaningful. The guest image, RAM size, clock mode, command line and
 // devices (with the disk image's identity) — but not the engine: a log
-// recorded on one engine replays on the other. The log carries it twice: its
-// hash in the header, and the canonical JSON as the first entry (CONFIG), so
-// that a replay needs nothing but the log and the guest image.
+// recorded on one engine replays on the other. The log's header carries it
+// twice: its hash, and the canonical JSON itself, so that a replay needs
+// nothing but the log and the guest image.
 
 import type { ClockMode } from "../machine/guest-time.js";
 import { canonicalJson, hashBytes, toHex } from "./hash.js";
@@ -52,7 +52,7 @@ export class ConfigMismatchError extends Error {
   }
 }
 
-/** Parses a CONFIG payload; throws a TypeError naming the field that is wrong. */
+/** Parses a log header's configuration; throws a TypeError naming the field that is wrong. */
 export function decodeVmConfig(bytes: Uint8Array): VmConfig {
   let v: unknown;
   try {

@@ -217,7 +217,7 @@ export function cycling(sizes: readonly number[]): () => number {
   return () => sizes[i++ % sizes.length]!;
 }
 
-/** Entries per kind name (CONFIG included). */
+/** Entries per kind name. */
 export function kindCounts(log: ParsedLog): Record<string, number> {
   const c: Record<string, number> = {};
   for (const e of log.entries) c[kindName(e.kind)] = (c[kindName(e.kind)] ?? 0) + 1;

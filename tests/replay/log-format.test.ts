@@ -70,7 +70,7 @@ function randomLog(seed: number, count: number, start: bigint) {
   }
   const end = { finalIcount: ic + BigInt(r.int(100)), guestNs: BigInt(r.u32()) * 1000n, outputDigest: r.bytes(32), stateHash: r.bytes(32) };
   if (end.finalIcount > MAX_ICOUNT) end.finalIcount = MAX_ICOUNT;
-  return { header: { configHash: r.bytes(32), startIcount: start }, entries, end };
+  return { header: { configHash: r.bytes(32), startIcount: start, config: r.bytes(r.int(300)) }, entries, end };
 }
 
 function strip(entries: LogEntry[]) {
@@ -112,7 +112,7 @@ function rec(...parts: (number[] | Uint8Array)[]): Uint8Array {
   new DataView(crc.buffer).setUint32(0, crc32(body), true);
   return concat([body, crc]);
 }
-const header = (start = 0n, version = LOG_VERSION) => rec(LOG_MAGIC, [version], hash(7), encodeVarint(start));
+const header = (start = 0n, version = LOG_VERSION) => rec(LOG_MAGIC, [version], hash(7), encodeVarint(start), [0]);
 const endRec = (delta = 0n) => rec(encodeVarint(delta), [END_KIND], [0], hash(1), hash(2));
 
 describe("varints", () => {
@@ -132,7 +132,7 @@ describe("round trips", () => {
     const log = { header: { configHash: hash(9), startIcount: 5n }, entries: [], end: { finalIcount: 5n, guestNs: 0n, outputDigest: hash(1), stateHash: hash(2) } };
     const bytes = encodeLog(log);
     const p = parseLog(bytes);
-    expect(p.header).toEqual({ version: LOG_VERSION, configHash: hash(9), startIcount: 5n });
+    expect(p.header).toEqual({ version: LOG_VERSION, configHash: hash(9), startIcount: 5n, config: new Uint8Array(0), configOffset: 5 + 1 + 32 + 1 + 1 });
     expect(p.entries).toEqual([]);
     expect(p.end).toEqual(log.end);
     expect([...bytes.subarray(0, 5)]).toEqual([...new TextEncoder().encode("LSLOG")]);
@@ -146,10 +146,13 @@ describe("round trips", () => {
       const whole = parseLog(bytes);
       expect(whole.header.configHash).toEqual(log.header.configHash);
       expect(whole.header.startIcount).toBe(log.header.startIcount);
+      expect(whole.header.config).toEqual(log.header.config);
       expect(strip(whole.entries)).toEqual(log.entries);
       expect(whole.end).toEqual(log.end);
       // Entry offsets point at real records.
-      expect(whole.entries[0]!.offset).toBe(5 + 1 + 32 + encodeVarint(log.header.startIcount).length + 4);
+      const configLength = log.header.config.length;
+      expect(whole.header.configOffset).toBe(5 + 1 + 32 + encodeVarint(log.header.startIcount).length + encodeVarint(BigInt(configLength)).length);
+      expect(whole.entries[0]!.offset).toBe(whole.header.configOffset! + configLength + 4);
       for (let i = 1; i < whole.entries.length; i++) {
         const prev = whole.entries[i - 1]!;
         const size = encodeVarint(whole.entries[i - 1]!.icount - (i > 1 ? whole.entries[i - 2]!.icount : log.header.startIcount)).length + 1 + encodeVarint(BigInt(prev.payload.length)).length + prev.payload.length + 4;
@@ -304,6 +307,9 @@ describe("reader refuses truncated and corrupted logs", () => {
     const h = header();
     const len = encodeVarint(BigInt(MAX_PAYLOAD + 1));
     expectFormatError(() => parseLog(concat([h, rec([0], [EventKind.NIC_RX], len), endRec()])), /exceeds 65536/, h.length + 2);
+    // The header's configuration has the same limit, refused from its length.
+    const bigConfig = rec(LOG_MAGIC, [LOG_VERSION], hash(7), [0], encodeVarint(65537n));
+    expectFormatError(() => new LogReader().push(bigConfig), /configuration length 65537 exceeds 65536/, 5 + 1 + 32 + 1);
     const huge = encodeVarint(1n << 40n);
     // Refused from the length alone, without waiting for the payload.
     expectFormatError(() => new LogReader().push(concat([h, Uint8Array.of(0, EventKind.NIC_RX), huge])), /exceeds/, h.length + 2);

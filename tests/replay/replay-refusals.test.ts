@@ -3,8 +3,8 @@
 //
 // - another guest image: ConfigMismatchError before anything runs, naming
 //   the guest image and both images' hashes and sizes;
-// - a CONFIG entry (or a header hash) that was changed, with valid CRCs:
-//   LogFormatError about the configuration hash, at the CONFIG entry;
+// - a configuration (or a header hash) that was changed, with a valid CRC:
+//   LogFormatError about the configuration hash, at the configuration;
 // - a truncated log or a changed byte: LogFormatError with the offset of the
 //   record that is cut or damaged (checked at every cut point and every byte);
 // - events that were changed and re-encoded with valid CRCs: a changed
@@ -98,19 +98,20 @@ describe("another guest image", () => {
 });
 
 describe("a changed configuration", () => {
-  const CONFIG_OFFSET = 5 + 1 + 32 + 1 + 4; // the header: magic, version, hash, start count 0, CRC
+  // The header: magic, version, hash, start count 0, then the configuration's length (2 bytes for these).
+  const CONFIG_OFFSET = 5 + 1 + 32 + 1 + 2;
 
-  it("a CONFIG entry changed (valid CRCs) is refused with a LogFormatError about the configuration hash, at the CONFIG entry", async () => {
+  it("a configuration changed in the header (valid CRC) is refused with a LogFormatError about the configuration hash, at the configuration", async () => {
     const log = serialTicks.log;
-    expect(log.entries[0]!.offset).toBe(CONFIG_OFFSET);
-    const json = JSON.parse(new TextDecoder().decode(log.entries[0]!.payload));
+    expect(log.header.configOffset).toBe(CONFIG_OFFSET);
+    const json = JSON.parse(new TextDecoder().decode(log.header.config));
     expect(json.cmdline).toBe("ticks=100000 every=5 hz=1000");
     for (const change of [{ cmdline: "ticks=100000 every=5 hz=100" }, { ramSize: 16 << 20 }, { clock: "host" }]) {
-      const payload = new TextEncoder().encode(JSON.stringify({ ...json, ...change }));
-      const bad = rewrite(log, [{ ...log.entries[0]!, payload }, ...log.entries.slice(1)]);
+      const config = new TextEncoder().encode(JSON.stringify({ ...json, ...change }));
+      const bad = rewrite(log, log.entries, { ...log.header, config });
       const err = await rejection(() => replay(ticks, bad, { engine: "wasm" }), LogFormatError);
-      expect(err.message, JSON.stringify(change)).toMatch(/CONFIG does not hash to the header's configuration hash/);
-      expect(err.offset).toBe(CONFIG_OFFSET);
+      expect(err.message, JSON.stringify(change)).toMatch(/the configuration does not hash to the header's configuration hash/);
+      expect(err.offset).toBe(bad.header.configOffset);
     }
   });
 
@@ -119,18 +120,16 @@ describe("a changed configuration", () => {
     const configHash = log.header.configHash.slice();
     configHash[31] ^= 0x80;
     const err = await rejection(() => replay(ticks, rewrite(log, log.entries, { ...log.header, configHash }), { engine: "wasm" }), LogFormatError);
-    expect(err.message).toContain(`CONFIG does not hash to the header's configuration hash (${toHex(configHash).slice(0, 16)}…)`);
+    expect(err.message).toContain(`the configuration does not hash to the header's configuration hash (${toHex(configHash).slice(0, 16)}…)`);
     expect(err.offset).toBe(CONFIG_OFFSET);
   });
 
-  it("a CONFIG entry that is not JSON is refused with a LogFormatError at the CONFIG entry", async () => {
+  it("a configuration that is not JSON is refused with a LogFormatError at the configuration", async () => {
     const log = serialTicks.log;
-    const err = await rejection(
-      () => replay(ticks, rewrite(log, [{ ...log.entries[0]!, payload: new TextEncoder().encode("{not json") }, ...log.entries.slice(1)]), { engine: "wasm" }),
-      LogFormatError,
-    );
+    const bad = rewrite(log, log.entries, { ...log.header, config: new TextEncoder().encode("{not json") });
+    const err = await rejection(() => replay(ticks, bad, { engine: "wasm" }), LogFormatError);
     expect(err.message).toMatch(/configuration is not UTF-8 JSON/);
-    expect(err.offset).toBe(CONFIG_OFFSET);
+    expect(err.offset).toBe(5 + 1 + 32 + 1 + 1);
   });
 });
 
