@@ -21,9 +21,10 @@ export class EntryQueue {
   consumed = 0;
 
   constructor(entries: readonly LogEntry[] = []) {
-    this.push(...entries);
+    this.push(entries);
   }
-  push(...entries: LogEntry[]): void {
+  /** Appends entries (an array, not spread arguments: a log can hold millions). */
+  push(entries: readonly LogEntry[]): void {
     for (const e of entries) this.items.push(e);
   }
   peek(): LogEntry | undefined {
