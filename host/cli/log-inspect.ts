@@ -4,10 +4,9 @@
 import { inspect } from "../replay/log-format.js";
 import { readLogFile } from "./log-file.js";
 import { logConfig } from "../replay/session.js";
-import { initHash } from "../replay/hash.js";
+import { initHash, toHex as hex } from "../replay/hash.js";
 import { defineCommand, EXIT_OK } from "./command.js";
 
-const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
 
 export default defineCommand({
   usage: "FILE [--json]",

@@ -14,7 +14,7 @@
 
 import { createEngine } from "../engine/load.js";
 import { ExitReason, type Engine, type EngineKind, type Exit } from "../engine/engine.js";
-import type { GuestClock } from "../devices/device.js";
+import type { GuestClock, TimedDevice } from "../devices/device.js";
 import { PortBus } from "./bus.js";
 import { Pic8259 } from "../devices/pic8259.js";
 import { Pit8254 } from "../devices/pit8254.js";
@@ -111,6 +111,8 @@ export class Machine implements GuestClock {
    */
   private idleSkips = 0;
   private readonly view: BoundaryView;
+  /** The devices with events of their own (asked after every exit: built once). */
+  private readonly timed: TimedDevice[];
   private readonly sink: InputSink;
 
   private constructor(readonly engine: Engine, readonly config: MachineConfig) {
@@ -139,6 +141,7 @@ export class Machine implements GuestClock {
       if (config.onTransmit) this.nic.onTransmit(config.onTransmit);
       this.bus.attach(this.nic);
     }
+    this.timed = this.disk ? [this.pit, this.uart, this.disk] : [this.pit, this.uart];
     const m = this;
     this.view = {
       get icount() { return m.engine.icount; },
@@ -184,15 +187,9 @@ export class Machine implements GuestClock {
     this.gate.queueFrame(frame);
   }
 
-  private timed(): { nextEventNs(): number | null; advance(now: number): void }[] {
-    const t: { nextEventNs(): number | null; advance(now: number): void }[] = [this.pit, this.uart];
-    if (this.disk) t.push(this.disk);
-    return t;
-  }
-
   private nextEventNs(): number | null {
     let next: number | null = null;
-    for (const d of this.timed()) {
+    for (const d of this.timed) {
       const t = d.nextEventNs();
       if (t !== null && (next === null || t < next)) next = t;
     }
@@ -326,7 +323,9 @@ export class Machine implements GuestClock {
           break;
         case ExitReason.Rdtsc: {
           const icount = this.engine.icount;
-          const t = this.gate.rdtsc(icount, this.nowNs(), (ns) => this.time.set(icount, ns));
+          // A 1 GHz counter on guest time; under the host clock a fresh reading of it, through the gate.
+          const t = this.config.clock === "virtual" ? BigInt(Math.floor(this.nowNs()))
+            : this.gate.rdtsc(icount, this.nowNs(), (ns) => this.time.set(icount, ns));
           this.engine.answer(Number(t & 0xffffffffn), Number(t >> 32n));
           resume = true;
           break;

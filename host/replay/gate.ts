@@ -65,7 +65,11 @@ export interface InputGate {
   wantsBoundary(nextEventNs: () => number | null): boolean;
   /** True if the gate has more to apply at `icount` (a halted CPU must not be called idle yet). */
   pendingAt(icount: bigint): boolean;
-  /** The time-stamp counter for an RDTSC at `icount` (the guest's time is `guestNs`); may move guest time. */
+  /**
+   * The time-stamp counter for an RDTSC at `icount` under the host clock (the
+   * guest's time is `guestNs`); it moves guest time to the value. (Under the
+   * virtual clock the machine answers RDTSC from guest time itself.)
+   */
   rdtsc(icount: bigint, guestNs: number, setTime: (ns: number) => void): bigint;
   /** 32 random bits for RDRAND/RDSEED at `icount`. */
   entropy(icount: bigint): number;

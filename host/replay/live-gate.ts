@@ -162,7 +162,6 @@ export class LiveGate implements InputGate {
   }
 
   rdtsc(icount: bigint, guestNs: number, setTime: (ns: number) => void): bigint {
-    if (this.clock === "virtual") return BigInt(Math.floor(guestNs)); // a 1 GHz counter on guest time
     // A fresh reading, never behind guest time; it becomes the new anchor.
     const v = Math.max(this.elapsed(), Math.ceil(guestNs));
     this.lastReading = v;

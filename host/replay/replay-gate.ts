@@ -55,9 +55,9 @@ const INPUT_KINDS = new Set<number>([EventKind.TIME, EventKind.SERIAL_RX, EventK
  */
 const INSTRUCTION_KINDS = new Set<number>([EventKind.RDTSC, EventKind.ENTROPY]);
 const DERIVED = { irq: EventKind.IRQ, "disk-complete": EventKind.DISK_COMPLETE } as const;
+/** Payload sizes the replay needs beyond those the framing already fixes (fixedPayloadSize). */
 const PAYLOAD_SIZE = new Map<number, number>([
-  [EventKind.TIME, 8], [EventKind.RDTSC, 8], [EventKind.ENTROPY, 4], [EventKind.IRQ, 1],
-  [EventKind.DISK_COMPLETE, 1], [EventKind.DISK_READ_DATA, 516], [EventKind.WALLCLOCK, 8],
+  [EventKind.ENTROPY, 4], [EventKind.IRQ, 1], [EventKind.DISK_COMPLETE, 1], [EventKind.DISK_READ_DATA, 516],
 ]);
 
 const describe = (e: LogEntry) => `${kindName(e.kind)} at instruction ${e.icount}`;
@@ -78,12 +78,10 @@ export interface ReplayGateOptions {
 export class ReplayGate implements InputGate {
   readonly mode: GateMode = "replay";
   readonly epochMs: number;
-  private readonly clock: ClockMode;
   private readonly q: EntryQueue;
   private stuckAt = -1;
 
   constructor(opts: ReplayGateOptions) {
-    this.clock = opts.clock;
     this.q = opts.queue;
     if (opts.clock === "virtual") {
       this.epochMs = VIRTUAL_EPOCH_MS;
@@ -183,7 +181,6 @@ export class ReplayGate implements InputGate {
   }
 
   rdtsc(icount: bigint, guestNs: number, setTime: (ns: number) => void): bigint {
-    if (this.clock === "virtual") return BigInt(Math.floor(guestNs));
     const e = this.expect(icount, EventKind.RDTSC, "executed RDTSC");
     const v = u64(e);
     if (v < Math.ceil(guestNs)) throw new DivergenceError(icount, `the log's RDTSC ${v} is before the replay's guest time ${guestNs} ns`, e.offset);

@@ -17,11 +17,11 @@ import { LiveGate, type World } from "./live-gate.js";
 import { EntryQueue, ReplayGate } from "./replay-gate.js";
 import { DivergenceError } from "./gate.js";
 import { DiscardStore } from "./gated-store.js";
-import { initHash, toHex } from "./hash.js";
+import { hashBytes, initHash, toHex } from "./hash.js";
 import { OutputDigest } from "./output-digest.js";
 import { stateHash } from "./state-hash.js";
 import {
-  ConfigMismatchError, decodeVmConfig, describeConfigDifference, encodeVmConfig, vmConfig, vmConfigHash, type VmConfig,
+  ConfigMismatchError, decodeVmConfig, encodeVmConfig, vmConfig, vmConfigHash, type VmConfig,
 } from "./vm-config.js";
 
 /** What the guest sends out; each callback is optional. */
@@ -135,9 +135,11 @@ export function logConfig(log: { header: LogHeader }): VmConfig {
 export async function replay(image: Uint8Array, log: ParsedLog, o: ReplayOptions): Promise<ReplayResult> {
   await initHash();
   const config = logConfig(log);
-  const given = vmConfig(image, { ...config, disk: config.disk ? { sectors: config.disk.sectors, identity: () => config.disk!.identity } : undefined });
-  const diff = describeConfigDifference(config, given);
-  if (diff) throw new ConfigMismatchError(`this log was recorded for another configuration: ${diff}`);
+  // Everything else comes from the log's configuration: only the image given can differ.
+  const imageHash = toHex(hashBytes(image));
+  if (imageHash !== config.image || image.length !== config.imageBytes) {
+    throw new ConfigMismatchError(`this log was recorded for another configuration: guest image (log: ${config.image.slice(0, 16)}…, ${config.imageBytes} bytes; given: ${imageHash.slice(0, 16)}…, ${image.length} bytes)`);
+  }
   const until = o.until ?? log.end.finalIcount;
   if (until > log.end.finalIcount) throw new RangeError(`--until ${until} is past the log's end at instruction ${log.end.finalIcount}`);
   if (until < log.header.startIcount) throw new RangeError(`--until ${until} is before the log's start at instruction ${log.header.startIcount}`);

@@ -88,15 +88,3 @@ export function decodeVmConfig(bytes: Uint8Array): VmConfig {
     clock, cmdline: str("cmdline"), nic: o.nic, disk,
   };
 }
-
-/** What differs between two configurations, in words ("" if nothing). */
-export function describeConfigDifference(want: VmConfig, got: VmConfig): string {
-  const diffs: string[] = [];
-  if (want.image !== got.image) diffs.push(`guest image (log: ${want.image.slice(0, 16)}…, ${want.imageBytes} bytes; given: ${got.image.slice(0, 16)}…, ${got.imageBytes} bytes)`);
-  if (want.ramSize !== got.ramSize) diffs.push(`RAM (log: ${want.ramSize}; given: ${got.ramSize})`);
-  if (want.clock !== got.clock) diffs.push(`clock (log: ${want.clock}; given: ${got.clock})`);
-  if (want.cmdline !== got.cmdline) diffs.push(`command line (log: ${JSON.stringify(want.cmdline)}; given: ${JSON.stringify(got.cmdline)})`);
-  if (want.nic !== got.nic) diffs.push(`NIC (log: ${want.nic}; given: ${got.nic})`);
-  if (canonicalJson(want.disk) !== canonicalJson(got.disk)) diffs.push(`disk (log: ${canonicalJson(want.disk)}; given: ${canonicalJson(got.disk)})`);
-  return diffs.join(", ");
-}
