@@ -132,12 +132,16 @@ and errors go to stderr.`,
   exitStatus: [
     "0  every case passed on every selected engine",
     "1  at least one case failed",
-    "2  usage error, or a FILE that is missing, unreadable or malformed (reported as file:line)",
+    "2  usage error, a FILE that is missing, unreadable or malformed (reported as file:line), or no case in any FILE",
     "3  internal error (e.g. the engines are not built: npm run build)",
   ],
   async run({ flags, positionals, stdout, stderr }) {
-    const cases = positionals.flatMap(loadFile);
-    if (cases.length === 0) stderr.write("lockstep: warning: no test cases in the given files\n");
+    const perFile = positionals.map((file) => ({ file, cases: loadFile(file) }));
+    const cases = perFile.flatMap((f) => f.cases);
+    // A run of zero cases would "pass" while testing nothing: it is an error.
+    const empty = perFile.filter((f) => f.cases.length === 0).map((f) => f.file);
+    if (cases.length === 0) throw new CommandError(`no test cases in ${empty.join(", ")} (empty, or only blank lines)`, EXIT_USAGE);
+    if (empty.length > 0) stderr.write(`lockstep: warning: no test cases in ${empty.join(", ")}\n`);
     const kinds: EngineKind[] = flags.engine === "both" ? ["wasm", "ts"] : [flags.engine];
     const maxFailures = flags.json ? 0 : flags["max-failures"];
     const reports: EngineReport[] = [];
