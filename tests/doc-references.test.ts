@@ -19,7 +19,7 @@ import {
   hashComments,
   type CommentText,
   type Reference,
-} from "./helpers/doc-references.ts";
+} from "./helpers/doc-references.js";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const SCANNED_SOURCES = ["host/", "assembly/", "bench/", "scripts/", "tests/", "guests/"];
