@@ -15,10 +15,13 @@ import { fileURLToPath } from "node:url";
 import type { EngineKind } from "../host/engine/engine.js";
 import { MemoryBlockStore } from "../host/devices/block-store.js";
 import { Machine, type ClockMode, type RunOutcome } from "../host/machine/machine.js";
+import { bootLive } from "../host/node/boot.js";
+import { runRealtime, type DriverOutcome } from "../host/node/driver.js";
 import { inspect, parseLog, type KindStats, type LogEntry } from "../host/replay/log-format.js";
 import { Recording, replay } from "../host/replay/session.js";
 import { decodeReply, encodeRequest, Op, opName, request, statusName } from "../host/kv/protocol.js";
 import { BenchError, median, round1, round3, round4 } from "./common.js";
+import { loadEngine } from "../host/node/core-modules.js";
 
 const guestFile = (name: string) => fileURLToPath(new URL(`../guests/bin/${name}`, import.meta.url));
 const CLOCKS: readonly ClockMode[] = ["host", "virtual"];
@@ -91,7 +94,7 @@ async function replayCheck(image: Uint8Array, bytes: Uint8Array, what: string): 
   const t0 = performance.now();
   let r;
   try {
-    r = await replay(image, log, { engine: REPLAY_ENGINE });
+    r = await replay(image, log, { loadEngine, engine: REPLAY_ENGINE });
   } catch (e) {
     throw new BenchError(`replay of ${what} failed: ${(e as Error).name}: ${(e as Error).message}`);
   }
@@ -125,7 +128,7 @@ interface CostRun {
   log?: Uint8Array;
 }
 
-function checkExit(r: RunOutcome, what: string, output: string): void {
+function checkExit(r: RunOutcome | DriverOutcome, what: string, output: string): void {
   if (r.reason !== "exit-port" || r.exitStatus !== 0) {
     throw new BenchError(`${what} did not pass: stopped (${r.reason}${r.exitStatus === undefined ? "" : `, status ${r.exitStatus}`})\n--- guest output ---\n${output}--- end ---`);
   }
@@ -138,10 +141,10 @@ async function cpuRun(image: Uint8Array, engine: EngineKind, clock: ClockMode, m
     output += String.fromCharCode(b);
   };
   const log = new MemoryLog();
-  const rec = recorded ? await Recording.start(image, { engine, ramSize: mem, clock, sink: log.sink, onSerial: out, onDebugcon: out }) : null;
-  const m = rec ? rec.machine : await Machine.create(image, { engine, ramSize: mem, clock, onSerial: out, onDebugcon: out });
+  const rec = recorded ? await Recording.start(image, { loadEngine, engine, ramSize: mem, clock, sink: log.sink, onSerial: out, onDebugcon: out }) : null;
+  const m = rec ? rec.machine : await bootLive(image, { engine, ramSize: mem, clock, onSerial: out, onDebugcon: out });
   const t0 = performance.now();
-  const r = await m.run();
+  const r = await runRealtime(m, { canWake: true });
   const s = seconds(t0);
   checkExit(r, what, output);
   let finishSeconds: number | undefined, guestSeconds: number | undefined;
@@ -182,8 +185,8 @@ async function recordingCost(o: ReplayBenchOptions, image: Uint8Array) {
     // The MIPS part has warmed the engines' cores; this warms the machine, the gate and the log writer.
     for (const engine of o.engines) {
       for (const clock of CLOCKS) {
-        (await Machine.create(image, { engine, ramSize: o.mem, clock })).runSync(WARMUP_INSTRUCTIONS);
-        (await Recording.start(image, { engine, ramSize: o.mem, clock, sink: () => {} })).machine.runSync(WARMUP_INSTRUCTIONS);
+        (await bootLive(image, { engine, ramSize: o.mem, clock })).runSync(WARMUP_INSTRUCTIONS);
+        (await Recording.start(image, { loadEngine, engine, ramSize: o.mem, clock, sink: () => {} })).machine.runSync(WARMUP_INSTRUCTIONS);
       }
     }
   }
@@ -274,10 +277,10 @@ async function ticksWorkload(mem: number) {
   let output = "";
   const log = new MemoryLog();
   const rec = await Recording.start(image, {
-    engine: REPLAY_ENGINE, ramSize: mem, clock: "host", cmdline, sink: log.sink, onSerial: (b) => (output += String.fromCharCode(b)),
+    loadEngine, engine: REPLAY_ENGINE, ramSize: mem, clock: "host", cmdline, sink: log.sink, onSerial: (b) => (output += String.fromCharCode(b)),
   });
   const t0 = performance.now();
-  const r = await rec.machine.run(Number.MAX_SAFE_INTEGER, () => performance.now() - t0 < TICKS_SECONDS * 1000 + 10_000);
+  const r = await runRealtime(rec.machine, { canWake: true, interrupted: () => performance.now() - t0 >= TICKS_SECONDS * 1000 + 10_000 });
   const real = seconds(t0);
   checkExit(r, `ticks.elf ${cmdline}`, output);
   const end = rec.finish();
@@ -303,7 +306,7 @@ async function kvWorkload(mem: number, rate: number, secs: number) {
   const byOpStatus: Record<string, number> = {};
   const log = new MemoryLog();
   const rec = await Recording.start(image, {
-    engine: REPLAY_ENGINE, ramSize: mem, clock: "host", disk: new MemoryBlockStore(KV_DISK_SECTORS), nic: true, sink: log.sink,
+    loadEngine, engine: REPLAY_ENGINE, ramSize: mem, clock: "host", disk: new MemoryBlockStore(KV_DISK_SECTORS), nic: true, sink: log.sink,
     onSerial: (b) => (output += String.fromCharCode(b)),
     onTransmit: (f) => {
       replies++;
@@ -320,7 +323,7 @@ async function kvWorkload(mem: number, rate: number, secs: number) {
   const m = rec.machine;
   const ready = () => /kv: ready[^\n]*\n/.test(output);
   const tBoot = performance.now();
-  const b = await m.run(Number.MAX_SAFE_INTEGER, () => !ready() && performance.now() - tBoot < 20_000);
+  const b = await runRealtime(m, { canWake: true, interrupted: () => ready() || performance.now() - tBoot >= 20_000 });
   if (!ready()) throw new BenchError(`kv.elf did not become ready (${b.reason}):\n--- guest output ---\n${output}--- end ---`);
   const bootSeconds = seconds(tBoot);
 
@@ -344,17 +347,20 @@ async function kvWorkload(mem: number, rate: number, secs: number) {
     }
   };
   const timer = setInterval(send, 1);
-  let r: RunOutcome;
+  let r: DriverOutcome;
   try {
-    r = await m.run(Number.MAX_SAFE_INTEGER, () => {
-      const t = performance.now() - t0;
-      return sent < total || (replies < sent && t < secs * 1000 + KV_GRACE_MS);
+    r = await runRealtime(m, {
+      canWake: true,
+      interrupted: () => {
+        const t = performance.now() - t0;
+        return !(sent < total || (replies < sent && t < secs * 1000 + KV_GRACE_MS));
+      },
     });
   } finally {
     clearInterval(timer);
   }
   const real = seconds(t0);
-  if (r.reason !== "idle" && r.reason !== "limit") throw new BenchError(`kv.elf stopped under load (${r.reason}):\n--- guest output ---\n${output}--- end ---`);
+  if (r.reason !== "idle" && r.reason !== "limit" && r.reason !== "interrupted") throw new BenchError(`kv.elf stopped under load (${r.reason}):\n--- guest output ---\n${output}--- end ---`);
   const w1 = { bytes: rec.bytes, icount: m.engine.icount, ns: m.nowNs() };
   const nic = m.nic!.stats();
   const end = rec.finish();

@@ -26,6 +26,7 @@ import { parseArgs } from "node:util";
 import { describeOutcome } from "../host/cli/run.js";
 import { ENGINE_KINDS, type EngineKind } from "../host/engine/engine.js";
 import { Machine, type RunOutcome } from "../host/machine/machine.js";
+import { bootLive } from "../host/node/boot.js";
 import { BenchError, BenchUsageError, median, round1, round3 } from "./common.js";
 import { replayBench } from "./replay.js";
 
@@ -190,7 +191,7 @@ interface CpuRun {
 async function cpuRun(kind: EngineKind, elf: Uint8Array, mem: number, max?: number): Promise<CpuRun> {
   const out: number[] = [];
   const print = (b: number) => out.push(b);
-  const m = await Machine.create(elf, { engine: kind, ramSize: mem, clock: "virtual", onSerial: print, onDebugcon: print });
+  const m = await bootLive(elf, { engine: kind, ramSize: mem, clock: "virtual", onSerial: print, onDebugcon: print });
   const t0 = performance.now();
   const outcome = m.runSync(max);
   const seconds = (performance.now() - t0) / 1000;

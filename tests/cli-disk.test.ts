@@ -5,10 +5,15 @@
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { initHash } from "../host/common/hash.js";
 import { runLockstep } from "./helpers/cli.js";
 import { imageSizeProblem, MAX_IMAGE_BYTES } from "../host/cli/disk.js";
-import { FileBlockStore, MemoryBlockStore } from "../host/devices/block-store.js";
+import { MemoryBlockStore } from "../host/devices/block-store.js";
+import { FileBlockStore } from "../host/node/file-block-store.js";
+
+// Image identities are BLAKE3 hashes (host/common/hash.ts), computed synchronously once it is loaded.
+beforeAll(() => initHash());
 
 const tmp = mkdtempSync(join(tmpdir(), "lockstep-disk-"));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));

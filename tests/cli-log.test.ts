@@ -7,7 +7,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { runLockstep } from "./helpers/cli.js";
-import { EventKind, LogWriter } from "../host/replay/log-format.js";
+import { LogWriter } from "../host/replay/log-format.js";
+import { EventKind } from "../host/replay/event-kinds.js";
 
 const tmp = mkdtempSync(join(tmpdir(), "lockstep-log-"));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));

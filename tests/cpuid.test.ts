@@ -7,6 +7,7 @@ import {
   cpuidAnswer, CPUID_1_ECX, CPUID_1_EDX, CPUID_7_EBX, CPUID_BRAND, CPUID_MAX_BASIC, CPUID_MAX_EXT, CPUID_SIGNATURE, CPUID_VENDOR,
 } from "../host/machine/cpuid.js";
 import { Machine } from "../host/machine/machine.js";
+import { bootLive } from "../host/node/boot.js";
 import { ENGINE_KINDS } from "../host/engine/engine.js";
 import { buildElf, PF_R, PF_W, PF_X } from "./helpers/elf-builder.js";
 import { rd32 } from "./helpers/machine.js";
@@ -76,7 +77,7 @@ describe.each(ENGINE_KINDS)("CPUID on the machine (%s engine)", (kind) => {
       { paddr: 0x100000, data: code, flags: PF_R | PF_X },
       { paddr: DATA, memsz: 0x1000, flags: PF_R | PF_W },
     ]);
-    const m = await Machine.create(elf, { engine: kind, ramSize: 2 << 20, clock: "virtual" });
+    const m = await bootLive(elf, { engine: kind, ramSize: 2 << 20, clock: "virtual" });
     expect(m.runSync(10_000)).toMatchObject({ reason: "exit-port", exitStatus: 0 });
     leaves.forEach(([l, s], i) => {
       const got = [0, 4, 8, 12].map((o) => rd32(m.engine, DATA + 16 * i + o));

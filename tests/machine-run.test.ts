@@ -11,6 +11,8 @@ import { describeOutcome } from "../host/cli/run.js";
 import { ENGINE_KINDS, type EngineKind } from "../host/engine/engine.js";
 import { LoadError } from "../host/machine/elf.js";
 import { Machine, VIRTUAL_NS_PER_INSTRUCTION } from "../host/machine/machine.js";
+import { bootLive } from "../host/node/boot.js";
+import { machineStateJson } from "../host/replay/state-hash.js";
 import { buildElf, codeElf, PF_R, PF_W, PF_X } from "./helpers/elf-builder.js";
 import { cpuState, rd32 } from "./helpers/machine.js";
 import { le32 } from "./helpers/x86.js";
@@ -45,7 +47,7 @@ const withData = (code: number[]) =>
 /** A machine with `elf` booted, and what it printed on the debug console. */
 async function boot(kind: EngineKind, elf: Uint8Array, ramSize = RAM) {
   const out: number[] = [];
-  const m = await Machine.create(elf, { engine: kind, ramSize, clock: "virtual", onDebugcon: (b) => out.push(b) });
+  const m = await bootLive(elf, { engine: kind, ramSize, clock: "virtual", onDebugcon: (b) => out.push(b) });
   return { m, debugcon: () => Buffer.from(out).toString("latin1") };
 }
 
@@ -141,7 +143,7 @@ describe.each(ENGINE_KINDS)("Machine.runSync (%s engine, virtual clock)", (kind)
   });
 
   it("refuses an image that is neither ELF nor Multiboot", async () => {
-    await expect(Machine.create(new Uint8Array(10), { engine: kind, ramSize: RAM, clock: "virtual" })).rejects.toThrow(LoadError);
+    await expect(bootLive(new Uint8Array(10), { engine: kind, ramSize: RAM, clock: "virtual" })).rejects.toThrow(LoadError);
   });
 });
 
@@ -152,9 +154,9 @@ describe("the benchmark guest on the machine", () => {
     const results = [];
     for (const kind of ENGINE_KINDS) {
       const serial: number[] = [];
-      const m = await Machine.create(bench, { engine: kind, ramSize: 8 << 20, clock: "virtual", onSerial: (b) => serial.push(b) });
+      const m = await bootLive(bench, { engine: kind, ramSize: 8 << 20, clock: "virtual", onSerial: (b) => serial.push(b) });
       const r = m.runSync(20_000_000);
-      results.push({ r, output: Buffer.from(serial).toString("latin1"), cpu: cpuState(m.engine), devices: m.deviceStates() });
+      results.push({ r, output: Buffer.from(serial).toString("latin1"), cpu: cpuState(m.engine), devices: machineStateJson(m) });
     }
     expect(results[0].r).toEqual({ reason: "limit", instructions: 20_000_000n });
     expect(results[0].output).toMatch(/^lockstep cpu bench: \d+ kernels\n/);

@@ -5,7 +5,8 @@
 import { randomInt } from "node:crypto";
 import { KvClient, KvServerError, KvTimeoutError, type ClientEvent } from "../kv/client.js";
 import { KV_MAX_KEY, KV_MAX_VALUE, KvProtocolError, opName, Status, statusName, STATS_FIELDS } from "../kv/protocol.js";
-import { parseHostPort, parsePort, UdpTransport } from "../net/udp-transport.js";
+import { parseHostPort, parsePort } from "../net/frame-transport.js";
+import { UdpTransport } from "../node/udp-transport.js";
 import { UsageError } from "./args.js";
 import { CommandError, defineCommand, EXIT_FAILURE, EXIT_OK } from "./command.js";
 

@@ -4,7 +4,7 @@
 import { inspect } from "../replay/log-format.js";
 import { readLogFile } from "./log-file.js";
 import { logConfig } from "../replay/session.js";
-import { initHash, toHex as hex } from "../replay/hash.js";
+import { initHash, toHex as hex } from "../common/hash.js";
 import { defineCommand, EXIT_OK } from "./command.js";
 
 

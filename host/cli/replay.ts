@@ -5,14 +5,15 @@
 import { LoadError } from "../machine/elf.js";
 import { LogFormatError } from "../replay/log-format.js";
 import { logError, readLogFile } from "./log-file.js";
-import { DivergenceError } from "../replay/gate.js";
+import { DivergenceError } from "../replay/divergence.js";
 import { ConfigMismatchError } from "../replay/vm-config.js";
 import { replay, type ReplayResult } from "../replay/session.js";
-import { toHex } from "../replay/hash.js";
+import { toHex } from "../common/hash.js";
 import type { Machine } from "../machine/machine.js";
 import { UsageError } from "./args.js";
 import { CommandError, defineCommand, EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from "./command.js";
 import { readGuest } from "./run.js";
+import { loadEngine } from "../node/core-modules.js";
 
 const hex8 = (n: number) => (n >>> 0).toString(16).padStart(8, "0");
 const FLAG_BITS: [number, string][] = [[0, "CF"], [2, "PF"], [4, "AF"], [6, "ZF"], [7, "SF"], [8, "TF"], [9, "IF"], [10, "DF"], [11, "OF"]];
@@ -92,7 +93,7 @@ bytes and the state hash: run it on two machines to find where they part.`,
     const t0 = performance.now();
     let r: ReplayResult;
     try {
-      r = await replay(image, log, { engine: flags.engine, until, onSerial: out, onDebugcon: out });
+      r = await replay(image, log, { loadEngine, engine: flags.engine, until, onSerial: out, onDebugcon: out });
     } catch (e) {
       if (e instanceof ConfigMismatchError) throw new CommandError(`${flags.log}: ${e.message}`, EXIT_USAGE);
       if (e instanceof LogFormatError) throw logError(flags.log, e);

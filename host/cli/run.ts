@@ -9,8 +9,14 @@ import { MAX_RAM, MIN_RAM } from "../engine/load.js";
 import { LoadError } from "../machine/elf.js";
 import { Machine, type RunOutcome } from "../machine/machine.js";
 import { VECTOR_NAMES } from "../machine/vectors.js";
-import { FileBlockStore, BlockStoreError } from "../devices/block-store.js";
-import { parseNicSpec, UdpTransport } from "../net/udp-transport.js";
+import { BlockStoreError } from "../devices/block-store.js";
+import { parseNicSpec } from "../net/frame-transport.js";
+import { initHash } from "../common/hash.js";
+import { loadEngine } from "../node/core-modules.js";
+import { FileBlockStore } from "../node/file-block-store.js";
+import { runRealtime, type DriverOutcome } from "../node/driver.js";
+import { UdpTransport } from "../node/udp-transport.js";
+import { bootLive } from "../node/boot.js";
 import { UsageError, type Flags } from "./args.js";
 import { CommandError, defineCommand, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, type CommandContext } from "./command.js";
 import { Recording } from "../replay/session.js";
@@ -29,10 +35,11 @@ export function readGuest(file: string): Uint8Array {
 }
 
 /** Why the run ended, in words, for the summary line. */
-export function describeOutcome(m: Machine, o: RunOutcome, limit?: number): string {
+export function describeOutcome(m: Machine, o: RunOutcome | DriverOutcome, limit?: number): string {
   const eip = m.engine.eip;
   const bytes = () => Array.from(m.engine.readMem(eip, Math.min(8, m.engine.ramSize - Math.min(eip, m.engine.ramSize))), (x) => x.toString(16).padStart(2, "0")).join(" ");
   switch (o.reason) {
+    case "interrupted": return `interrupted at EIP ${hex8(eip)}`;
     case "exit-port": return `guest exit status ${o.exitStatus}`;
     case "halted": return `HLT at ${hex8(eip - 1)} with interrupts disabled`;
     case "idle": return `HLT at ${hex8(eip - 1)} with interrupts enabled but no interrupt sources`;
@@ -50,7 +57,7 @@ export function describeOutcome(m: Machine, o: RunOutcome, limit?: number): stri
   }
 }
 
-export function runExitStatus(o: RunOutcome): number {
+export function runExitStatus(o: RunOutcome | DriverOutcome): number {
   if (o.reason === "exit-port") return Math.min(o.exitStatus!, 255);
   if (o.reason === "halted" || o.reason === "idle") return EXIT_OK;
   return EXIT_FAILURE;
@@ -105,6 +112,7 @@ export async function runGuest(
   const file = positionals[0];
   const image = readGuest(file);
   let disk: FileBlockStore | undefined;
+  await initHash();
   if (flags.disk !== undefined) {
     try { disk = FileBlockStore.open(flags.disk); } catch (e) {
       if (e instanceof BlockStoreError) throw new CommandError(e.message, EXIT_USAGE);
@@ -118,7 +126,7 @@ export async function runGuest(
     else if (client) client.write(Uint8Array.of(b));
   };
   const machineConfig = {
-    engine: flags.engine, ramSize: mem, clock: flags.clock, cmdline: `${file} ${flags.cmdline}`,
+    engine: flags.engine, loadEngine, ramSize: mem, clock: flags.clock, cmdline: `${file} ${flags.cmdline}`,
     disk, nic: nicSpec !== undefined,
     onSerial: toSerial,
     onDebugcon: flags.debugcon === "none" ? undefined
@@ -138,7 +146,7 @@ export async function runGuest(
       recording = await Recording.start(image, { ...machineConfig, sink: (chunk) => { writeSync(fd, chunk); } });
       machine = recording.machine;
     } else {
-      machine = await Machine.create(image, machineConfig);
+      machine = await bootLive(image, machineConfig);
     }
   } catch (e) {
     if (logFd !== null) closeSync(logFd);
@@ -182,11 +190,11 @@ export async function runGuest(
   cleanups.push(() => { process.off("SIGINT", onSignal); process.off("SIGTERM", onSignal); });
 
   const t0 = performance.now();
-  let outcome: RunOutcome;
+  let outcome: DriverOutcome;
   const max = flags["max-instructions"];
   try {
-    // The async run yields between slices, so input and signals get in.
-    outcome = await machine.run(max, () => !interrupted && (inputs > 0 || flags.clock === "host"));
+    // The driver yields between slices, so input and signals get in.
+    outcome = await runRealtime(machine, { maxInstructions: max, canWake: inputs > 0 || flags.clock === "host", interrupted: () => interrupted });
   } finally {
     for (const c of cleanups) c();
     disk?.flush();

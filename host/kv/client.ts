@@ -10,12 +10,7 @@ import {
   REPLY_FLAG_MORE, REQ_FLAG_EXPECT_ABSENT, request, Status, statusName, type KvReply, type KvRequest, type KvStats,
 } from "./protocol.js";
 
-/** Frames out and in; one frame per call. host/net/udp-transport.ts is one; tests use in-memory ones. */
-export interface FrameTransport {
-  send(frame: Uint8Array): void;
-  /** Registers a listener for incoming frames; returns a function that removes it. */
-  onFrame(cb: (frame: Uint8Array) => void): () => void;
-}
+import type { FrameTransport } from "../net/frame-transport.js";
 
 export interface Timers {
   setTimeout(cb: () => void, ms: number): unknown;

@@ -13,6 +13,9 @@
 
 export type ClockMode = "host" | "virtual";
 
+/** The calendar time at guest time 0 under the virtual clock (2026-01-01 UTC). */
+export const VIRTUAL_EPOCH_MS = Date.UTC(2026, 0, 1);
+
 /**
  * Guest time per retired instruction. Virtual: the whole of guest time (with
  * the idle skips). Host: only the drift between two readings of the host
@@ -20,6 +23,12 @@ export type ClockMode = "host" | "virtual";
  * the drift, keep guest time in step with the host.
  */
 export const NS_PER_INSTRUCTION: Readonly<Record<ClockMode, number>> = { virtual: 10, host: 1 };
+
+/** Guest time's anchor, as saved (the count as a decimal string: JSON has no 64-bit integers). */
+export interface GuestTimeState {
+  anchorIcount: string;
+  anchorNs: number;
+}
 
 export class GuestTime {
   private anchorIcount = 0n;
@@ -52,7 +61,16 @@ export class GuestTime {
   }
 
   /** The anchor, for state hashes and snapshots. */
-  saveState(): { anchorIcount: string; anchorNs: number } {
+  saveState(): GuestTimeState {
     return { anchorIcount: this.anchorIcount.toString(), anchorNs: this.anchorNs };
+  }
+
+  loadState(s: GuestTimeState): void {
+    if (typeof s !== "object" || s === null || typeof s.anchorIcount !== "string" || !/^\d+$/.test(s.anchorIcount)) {
+      throw new TypeError("guest time state: anchorIcount is not a decimal count");
+    }
+    if (!Number.isFinite(s.anchorNs) || s.anchorNs < 0) throw new TypeError("guest time state: anchorNs is not a non-negative number");
+    this.anchorIcount = BigInt(s.anchorIcount);
+    this.anchorNs = s.anchorNs;
   }
 }

@@ -9,11 +9,15 @@
 // time skipped while the CPU idles in HLT); with the host clock they are
 // readings of the host's clock. Every value from outside the VM — clock
 // readings, entropy, COM1 bytes, NIC frames, disk data — comes through one
-// InputGate (host/replay/gate.ts): live, it reads the world and can log what
-// it read; in replay it reads the log. Devices never see anything else.
+// InputGate (input-gate.ts) that the caller hands in: live, it reads the
+// world and can log what it read; in replay it reads the log. Devices never
+// see anything else.
+//
+// The machine decides and never waits: runSync() runs until the guest stops,
+// goes idle or a limit is reached. Waiting in real time for an idle guest is
+// a driver's job (host/node/driver.ts in Node).
 
-import { createEngine } from "../engine/load.js";
-import { ExitReason, type Engine, type EngineKind, type Exit } from "../engine/engine.js";
+import { ExitReason, type ArchState, type Engine, type Exit } from "../engine/engine.js";
 import type { GuestClock, TimedDevice } from "../devices/device.js";
 import { PortBus } from "./bus.js";
 import { Pic8259 } from "../devices/pic8259.js";
@@ -27,13 +31,11 @@ import type { BlockStore } from "../devices/block-store.js";
 import { Pvnic } from "../devices/pvnic.js";
 import { loadMultiboot, applyBootState, type BootImage } from "./multiboot.js";
 import { cpuidAnswer } from "./cpuid.js";
-import { GuestTime, NS_PER_INSTRUCTION, type ClockMode } from "./guest-time.js";
-import type { BoundaryView, InputGate, InputSink } from "../replay/gate.js";
-import { LiveGate, VIRTUAL_EPOCH_MS, type World } from "../replay/live-gate.js";
-import { GatedBlockStore } from "../replay/gated-store.js";
+import { GuestTime, NS_PER_INSTRUCTION, type ClockMode, type GuestTimeState } from "./guest-time.js";
+import type { BoundaryView, InputGate, InputSink } from "./input-gate.js";
+import { GatedBlockStore } from "./gated-store.js";
 
 export type { ClockMode };
-export { VIRTUAL_EPOCH_MS };
 
 /** Guest time per retired instruction under the virtual clock. */
 export const VIRTUAL_NS_PER_INSTRUCTION = NS_PER_INSTRUCTION.virtual;
@@ -43,9 +45,8 @@ export const MAX_IDLE_SKIPS = 16;
 export const SLICE = 200_000;
 
 export interface MachineConfig {
-  engine: EngineKind;
-  /** Guest RAM in bytes. */
-  ramSize: number;
+  /** The CPU with its guest RAM (host/engine/load.ts createEngine); the machine owns it from now on. */
+  engine: Engine;
   clock: ClockMode;
   /** The Multiboot command line. */
   cmdline?: string;
@@ -59,13 +60,8 @@ export interface MachineConfig {
   onTransmit?: (frame: Uint8Array) => void;
   /** The status the guest writes to the exit port (0xF4). */
   onExit?: (status: number) => void;
-  /**
-   * Where outside values come from (host/replay/gate.ts). Default: a live
-   * gate on the host's clock and entropy (`world` replaces any of them), not
-   * recording.
-   */
-  gate?: InputGate;
-  world?: Partial<World>;
+  /** Where every outside value comes from (input-gate.ts): a live gate, or a replay gate reading a log. */
+  gate: InputGate;
 }
 
 export type StopReason =
@@ -86,7 +82,25 @@ export interface RunOutcome {
   instructions: bigint;
 }
 
-const ATA_OPS: readonly AtaOperation[] = ["identify", "read", "write", "flush", "reset"];
+/** Disk operations by the number a DISK_COMPLETE check carries (docs/log-format.md). */
+export const ATA_OPS: readonly AtaOperation[] = ["identify", "read", "write", "flush", "reset"];
+
+/**
+ * Everything a machine's future depends on, each part listed once: what
+ * saveState() writes and loadState() reads, what the state hash covers
+ * (host/replay/state-hash.ts) and what a snapshot carries. Plain data
+ * (JSON-able apart from `ram`).
+ */
+export interface MachineState {
+  cpu: ArchState;
+  ram: Uint8Array;
+  time: GuestTimeState;
+  /** Calendar time at guest time 0 (ms since 1970): the RTC's base. */
+  wallEpochMs: number;
+  idleSkips: number;
+  exitStatus: number | null;
+  devices: Record<string, unknown>;
+}
 
 export class Machine implements GuestClock {
   readonly bus = new PortBus();
@@ -102,6 +116,8 @@ export class Machine implements GuestClock {
   readonly time: GuestTime;
   boot!: BootImage;
 
+  /** Calendar time at guest time 0: the gate's at creation, a snapshot's after loadState. */
+  private wallEpochMs: number;
   private exitStatus: number | null = null;
   /**
    * Device events skipped in a row while halted without waking the guest
@@ -115,16 +131,21 @@ export class Machine implements GuestClock {
   private readonly timed: TimedDevice[];
   private readonly sink: InputSink;
 
-  private constructor(readonly engine: Engine, readonly config: MachineConfig) {
-    this.gate = config.gate ?? new LiveGate({ clock: config.clock, world: config.world });
+  readonly engine: Engine;
+
+  private constructor(readonly config: MachineConfig) {
+    const engine = config.engine;
+    this.engine = engine;
+    this.gate = config.gate;
     this.time = new GuestTime(NS_PER_INSTRUCTION[config.clock]);
     // Calendar time is the gate's base (the host's at the start, or the
     // virtual clock's fixed epoch) plus guest time.
-    const wall = { epochMs: () => this.gate.epochMs + this.nowNs() / 1e6 };
+    this.wallEpochMs = this.gate.epochMs;
+    const wall = { epochMs: () => this.wallEpochMs + this.nowNs() / 1e6 };
     this.bus.attach(this.pic);
     this.pit = new Pit8254({ clock: this, irq: this.pic.line(0) });
     this.uart = new Uart16550({ clock: this, irq: this.pic.line(4), onTransmit: (b) => config.onSerial?.(b) });
-    this.rtc = new CmosRtc({ wallClock: wall, memoryBytes: config.ramSize });
+    this.rtc = new CmosRtc({ wallClock: wall, memoryBytes: engine.ramSize });
     this.debugcon = new DebugPort({ onOutput: (b) => config.onDebugcon?.(b) });
     this.exitPort = new ExitPort({ onExit: (v) => { this.exitStatus = v >>> 0; config.onExit?.(v >>> 0); } });
     for (const d of [this.pit, this.uart, this.rtc, this.debugcon, this.exitPort]) this.bus.attach(d);
@@ -161,14 +182,19 @@ export class Machine implements GuestClock {
     };
   }
 
-  /** Creates the machine and boots `image` (a Multiboot kernel or an ELF32 executable). */
-  static async create(image: Uint8Array, config: MachineConfig): Promise<Machine> {
-    const engine = await createEngine(config.engine, { ramSize: config.ramSize });
-    const m = new Machine(engine, config);
+  /** Builds the machine around `config.engine` and boots `image` (a Multiboot kernel or an ELF32 executable). */
+  static create(image: Uint8Array, config: MachineConfig): Machine {
+    const m = new Machine(config);
+    const engine = config.engine;
     engine.reset();
     m.boot = loadMultiboot(engine, image, { cmdline: config.cmdline ?? "" });
     applyBootState(engine, m.boot.state);
     return m;
+  }
+
+  /** Releases the engine (its memory goes back to the engine pool). The machine is unusable after. */
+  dispose(): void {
+    this.engine.dispose();
   }
 
   /** Guest time (ns): a function of the instruction count and the gate's time anchors. */
@@ -211,7 +237,7 @@ export class Machine implements GuestClock {
       const due = this.disk.nextEventNs();
       if (due !== null && due <= now) {
         const done = this.disk.completeNow()!;
-        this.gate.derived(this.engine.icount, "disk-complete", Uint8Array.of(ATA_OPS.indexOf(done.op)));
+        this.gate.derived(this.engine.icount, "disk-complete", ATA_OPS.indexOf(done.op));
       }
     }
   }
@@ -229,7 +255,7 @@ export class Machine implements GuestClock {
     if (!this.engine.interruptible) { this.engine.setIrqPending(true); return; }
     // Acknowledged and delivered; a guest with no IDT yet simply misses it.
     const v = this.pic.acknowledge();
-    this.gate.derived(this.engine.icount, "irq", Uint8Array.of(v));
+    this.gate.derived(this.engine.icount, "irq", v);
     this.engine.raiseInterrupt(v);
     this.engine.setIrqPending(false);
   }
@@ -360,37 +386,78 @@ export class Machine implements GuestClock {
   }
 
   /**
-   * The host-clock run: like runSync, but an idle guest waits (in real time)
-   * for its next device event or for outside input, until `keepGoing()` says
-   * stop. Yields to the event loop between slices so input can arrive.
+   * For a driver whose guest went idle under the host clock: how long (ms of
+   * real time) it may wait before running again — until the next device
+   * event by the host's clock, at most 10 ms so that input is looked at.
    */
-  async run(maxInstructions = Number.MAX_SAFE_INTEGER, keepGoing: () => boolean = () => true): Promise<RunOutcome> {
-    const start = this.engine.icount;
-    const limit = start + BigInt(maxInstructions);
-    for (;;) {
-      const left = limit - this.engine.icount;
-      const r = this.runSync(Number(left < 5_000_000n ? left : 5_000_000n));
-      if (r.reason !== "limit" && r.reason !== "idle") return { ...r, instructions: this.engine.icount - start };
-      if (this.engine.icount >= limit) return this.outcome("limit", start);
-      if (!keepGoing()) return { ...r, instructions: this.engine.icount - start };
-      if (r.reason === "idle") {
-        const next = this.nextEventNs();
-        const host = this.gate.hostElapsedNs() ?? this.nowNs();
-        const waitMs = next === null ? 10 : Math.max(0, Math.min(10, (next - host) / 1e6));
-        await new Promise((res) => setTimeout(res, waitMs));
-      } else {
-        await new Promise((res) => setImmediate(res));
-      }
+  idleWaitMs(): number {
+    const next = this.nextEventNs();
+    const host = this.gate.hostElapsedNs() ?? this.nowNs();
+    return next === null ? 10 : Math.max(0, Math.min(10, (next - host) / 1e6));
+  }
+
+  /**
+   * The machine's whole state at an instruction boundary (between runSync
+   * calls). `ram: "view"` gives the engine's live RAM instead of a copy, for
+   * a reader that is done with it before the machine runs again (a hash).
+   */
+  saveState(opts: { ram?: "copy" | "view" } = {}): MachineState {
+    return {
+      cpu: this.engine.archState(),
+      ram: opts.ram === "view" ? this.engine.ram : this.engine.ram.slice(),
+      time: this.time.saveState(),
+      wallEpochMs: this.wallEpochMs,
+      idleSkips: this.idleSkips,
+      exitStatus: this.exitStatus,
+      devices: this.deviceStates(),
+    };
+  }
+
+  /**
+   * Puts this machine in `s` (saved by a machine of the same configuration,
+   * on either engine). A state that does not fit is refused with a TypeError
+   * naming the part, and leaves the machine as it was.
+   */
+  loadState(s: MachineState): void {
+    const undo = this.saveState();
+    try {
+      this.applyState(s);
+    } catch (e) {
+      this.applyState(undo);
+      throw e;
     }
   }
 
-  /** The state of every device and of guest time, for state hashes and snapshots. */
-  deviceStates(): Record<string, unknown> {
-    const s: Record<string, unknown> = {
-      time: this.time.saveState(),
-      wallEpochMs: this.gate.epochMs,
-      idleSkips: this.idleSkips,
-      exitStatus: this.exitStatus,
+  private applyState(s: MachineState): void {
+    const fail = (what: string): never => { throw new TypeError(`machine state: ${what}`); };
+    if (!(s.ram instanceof Uint8Array) || s.ram.length !== this.engine.ramSize) fail(`ram must be ${this.engine.ramSize} bytes`);
+    if (!Number.isFinite(s.wallEpochMs)) fail("wallEpochMs is not a number");
+    if (!Number.isInteger(s.idleSkips) || s.idleSkips < 0 || s.idleSkips > MAX_IDLE_SKIPS) fail("idleSkips out of range");
+    if (s.exitStatus !== null && !(Number.isInteger(s.exitStatus) && s.exitStatus >= 0 && s.exitStatus <= 0xffffffff)) fail("exitStatus out of range");
+    const want = Object.keys(this.deviceStates()).sort().join(",");
+    if (typeof s.devices !== "object" || s.devices === null || Object.keys(s.devices).sort().join(",") !== want) {
+      fail(`devices must be exactly ${want}`);
+    }
+    // Each device and the CPU check their own parts as they load them.
+    this.pic.loadState(s.devices.pic);
+    this.pit.loadState(s.devices.pit);
+    this.uart.loadState(s.devices.uart);
+    this.rtc.loadState(s.devices.rtc);
+    this.debugcon.loadState(s.devices.debugcon);
+    this.exitPort.loadState(s.devices.exitPort);
+    this.disk?.loadState(s.devices.disk);
+    this.nic?.loadState(s.devices.nic);
+    this.time.loadState(s.time);
+    this.engine.setArchState(s.cpu);
+    this.engine.writeMem(0, s.ram);
+    this.wallEpochMs = s.wallEpochMs;
+    this.idleSkips = s.idleSkips;
+    this.exitStatus = s.exitStatus;
+  }
+
+  /** Each device's saved state, by name. */
+  private deviceStates(): Record<string, unknown> {
+    const devices: Record<string, unknown> = {
       pic: this.pic.saveState(),
       pit: this.pit.saveState(),
       uart: this.uart.saveState(),
@@ -398,9 +465,9 @@ export class Machine implements GuestClock {
       debugcon: this.debugcon.saveState(),
       exitPort: this.exitPort.saveState(),
     };
-    if (this.disk) s.disk = this.disk.saveState();
-    if (this.nic) s.nic = this.nic.saveState();
-    return s;
+    if (this.disk) devices.disk = this.disk.saveState();
+    if (this.nic) devices.nic = this.nic.saveState();
+    return devices;
   }
 
   /** How runSync ends: with the devices settled, whatever stopped it. */

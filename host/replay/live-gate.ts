@@ -1,4 +1,4 @@
-// The live side of the gate (gate.ts): reads the world — the host's clocks,
+// The live side of the gate (host/machine/input-gate.ts): reads the world — the host's clocks,
 // its entropy, the bytes and frames that arrive — and, when recording, logs
 // every value at the instruction count where the guest takes it.
 //
@@ -11,12 +11,9 @@
 // Virtual clock: time is the instruction count's; nothing about it is read
 // from the host or logged.
 
-import type { ClockMode } from "../machine/guest-time.js";
-import { EventKind } from "./log-format.js";
-import type { BoundaryView, DerivedKind, GateMode, InputGate, InputSink } from "./gate.js";
-
-/** The calendar time at guest time 0 under the virtual clock (2026-01-01 UTC). */
-export const VIRTUAL_EPOCH_MS = Date.UTC(2026, 0, 1);
+import { VIRTUAL_EPOCH_MS, type ClockMode } from "../machine/guest-time.js";
+import type { BoundaryView, DerivedKind, GateMode, InputGate, InputSink } from "../machine/input-gate.js";
+import { KINDS, type KindSpec } from "./event-kinds.js";
 /** Longest a running (not halted) guest goes without a host-clock reading (host clock). */
 export const RESYNC_NS = 10_000_000;
 
@@ -63,18 +60,8 @@ export interface LiveGateOptions {
   startIcount?: bigint;
 }
 
-const DIRECT = { irq: EventKind.IRQ, "disk-complete": EventKind.DISK_COMPLETE } as const;
-
-export function u64le(v: bigint | number): Uint8Array {
-  const b = new Uint8Array(8);
-  new DataView(b.buffer).setBigUint64(0, BigInt(v), true);
-  return b;
-}
-export function u32le(v: number): Uint8Array {
-  const b = new Uint8Array(4);
-  new DataView(b.buffer).setUint32(0, v >>> 0, true);
-  return b;
-}
+/** The log kind of each consequence the machine reports. */
+export const DERIVED_KINDS = { irq: KINDS.IRQ, "disk-complete": KINDS.DISK_COMPLETE } as const;
 
 export class LiveGate implements InputGate {
   readonly mode: GateMode = "live";
@@ -99,12 +86,12 @@ export class LiveGate implements InputGate {
       this.epochMs = VIRTUAL_EPOCH_MS;
     } else {
       this.epochMs = Math.floor((w.epochMs ?? HOST_WORLD.epochMs)());
-      this.log(opts.startIcount ?? 0n, EventKind.WALLCLOCK, u64le(this.epochMs));
+      this.log(opts.startIcount ?? 0n, KINDS.WALLCLOCK, this.epochMs);
     }
   }
 
-  private log(icount: bigint, kind: number, payload: Uint8Array): void {
-    this.record?.(icount, kind, payload);
+  private log<V>(icount: bigint, kind: KindSpec<V>, value: V): void {
+    this.record?.(icount, kind.code, kind.encode(value));
   }
 
   /** Host time since the start, whole ns (never negative). */
@@ -131,19 +118,19 @@ export class LiveGate implements InputGate {
     }
     if (this.serial.length > 0 && v.serialSpace > 0) {
       const bytes = Uint8Array.from(this.serial.splice(0, Math.min(this.serial.length, v.serialSpace)));
-      this.log(v.icount, EventKind.SERIAL_RX, bytes);
+      this.log(v.icount, KINDS.SERIAL_RX, bytes);
       sink.serialReceive(bytes);
     }
     while (this.frames.length > 0) {
       const f = this.frames.shift()!;
-      this.log(v.icount, EventKind.NIC_RX, f);
+      this.log(v.icount, KINDS.NIC_RX, f);
       sink.nicReceive(f);
     }
   }
 
   private setTime(icount: bigint, ns: number, set: (ns: number) => void): void {
     this.lastReading = ns;
-    this.log(icount, EventKind.TIME, u64le(ns));
+    this.log(icount, KINDS.TIME, ns);
     set(ns);
   }
 
@@ -165,30 +152,25 @@ export class LiveGate implements InputGate {
     // A fresh reading, never behind guest time; it becomes the new anchor.
     const v = Math.max(this.elapsed(), Math.ceil(guestNs));
     this.lastReading = v;
-    this.log(icount, EventKind.RDTSC, u64le(v));
+    this.log(icount, KINDS.RDTSC, v);
     setTime(v);
     return BigInt(v);
   }
 
   entropy(icount: bigint): number {
     const v = this.random() >>> 0;
-    this.log(icount, EventKind.ENTROPY, u32le(v));
+    this.log(icount, KINDS.ENTROPY, v);
     return v;
   }
 
   diskRead(icount: bigint, lba: number, read: () => Uint8Array): Uint8Array {
     const data = read();
-    if (this.record) {
-      const p = new Uint8Array(4 + data.length);
-      p.set(u32le(lba), 0);
-      p.set(data, 4);
-      this.log(icount, EventKind.DISK_READ_DATA, p);
-    }
+    if (this.record) this.log(icount, KINDS.DISK_READ_DATA, { lba, data });
     return data;
   }
 
-  derived(icount: bigint, kind: DerivedKind, payload: Uint8Array): void {
-    this.log(icount, DIRECT[kind], payload);
+  derived(icount: bigint, kind: DerivedKind, value: number): void {
+    this.log(icount, DERIVED_KINDS[kind], value);
   }
 
   queueSerial(bytes: ArrayLike<number>): void {

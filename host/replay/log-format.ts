@@ -9,45 +9,17 @@
 // Varints are unsigned LEB128, minimal, at most 64 bits. Each record's CRC32
 // (IEEE) covers every byte of that record before the CRC itself.
 
+import { END_KIND, isKnownKind, kindName, kindSpec, MAX_PAYLOAD } from "./event-kinds.js";
+
 export const LOG_MAGIC = new Uint8Array([0x4c, 0x53, 0x4c, 0x4f, 0x47]); // "LSLOG"
 export const LOG_VERSION = 1;
 export const HASH_BYTES = 32;
-/** Largest payload a single entry may carry. */
-export const MAX_PAYLOAD = 64 * 1024;
 export const MAX_ICOUNT = (1n << 64n) - 1n;
 
-/** Event kinds. 0 is reserved (never valid); 0xFF is the end record. */
-export const EventKind = {
-  TIME: 1, // guest time set from the host clock: u64le ns
-  RDTSC: 2, // the value an RDTSC read: u64le
-  ENTROPY: 3, // an RDRAND/RDSEED value: u32le
-  SERIAL_RX: 4, // bytes into COM1's receiver
-  NIC_RX: 5, // one frame into the NIC
-  DISK_COMPLETE: 6, // a disk operation completed (check): u8 operation
-  DISK_READ_DATA: 7, // a sector the disk read: u32le LBA, 512 bytes
-  IRQ: 8, // an interrupt delivered (check): u8 vector
-  WALLCLOCK: 9, // calendar time at guest time 0: u64le ms since 1970
-} as const;
-export type EventKind = (typeof EventKind)[keyof typeof EventKind];
-export const END_KIND = 0xff;
-
-const KIND_NAMES = new Map<number, string>(Object.entries(EventKind).map(([n, k]) => [k, n]));
-/** Payload sizes fixed by the format; other kinds take any length up to MAX_PAYLOAD. */
-const FIXED_SIZE = new Map<number, number>([
-  [EventKind.TIME, 8],
-  [EventKind.RDTSC, 8],
-  [EventKind.WALLCLOCK, 8],
-]);
-
-export function kindName(kind: number): string {
-  return kind === END_KIND ? "END" : (KIND_NAMES.get(kind) ?? `unknown(${kind})`);
-}
-/** The payload size the format fixes for `kind`, or undefined if any length up to MAX_PAYLOAD is allowed. */
-export function fixedPayloadSize(kind: number): number | undefined {
-  return FIXED_SIZE.get(kind);
-}
-export function isKnownKind(kind: number): boolean {
-  return KIND_NAMES.has(kind);
+/** Why `payload` is not valid for `kind` (the event table's rule), or null. */
+function payloadProblem(kind: number, payload: Uint8Array): string | null {
+  const spec = kindSpec(kind);
+  return spec ? spec.check(payload) : `unknown event kind ${kind}`;
 }
 
 export class LogFormatError extends Error {
@@ -209,11 +181,8 @@ export class LogWriter {
   }
 
   append(icount: bigint, kind: number, payload: Uint8Array): void {
-    if (!isKnownKind(kind)) throw new RangeError(`unknown event kind ${kind}`);
-    if (payload.length > MAX_PAYLOAD) throw new RangeError(`payload of ${payload.length} bytes exceeds ${MAX_PAYLOAD}`);
-    const fixed = FIXED_SIZE.get(kind);
-    if (fixed !== undefined && payload.length !== fixed)
-      throw new RangeError(`${kindName(kind)} payload must be ${fixed} bytes, got ${payload.length}`);
+    const problem = payloadProblem(kind, payload);
+    if (problem) throw new RangeError(problem);
     const d = this.delta(icount, "icount");
     this.emit(withCrc([d, Uint8Array.of(kind), encodeVarint(BigInt(payload.length)), payload]));
     this.last = icount;
@@ -368,14 +337,17 @@ export class LogReader {
     if (l === NEED_MORE) return NEED_MORE;
     if (l[0] > BigInt(MAX_PAYLOAD)) throw new LogFormatError(this.base + lenPos, `payload length ${l[0]} exceeds ${MAX_PAYLOAD}`);
     const len = Number(l[0]);
-    const fixed = FIXED_SIZE.get(kind);
-    if (fixed !== undefined && len !== fixed)
+    const fixed = kindSpec(kind)!.size;
+    if (fixed !== null && len !== fixed)
       throw new LogFormatError(this.base + lenPos, `${kindName(kind)} payload must be ${fixed} bytes, got ${len}`);
     p = l[1];
     if (p + len > this.fill) return NEED_MORE;
     const payload = b.slice(p, p + len);
     const q = this.checkCrc(p + len);
     if (q === NEED_MORE) return NEED_MORE;
+    // The CRC held, so a payload the table refuses was written that way.
+    const problem = payloadProblem(kind, payload);
+    if (problem) throw new LogFormatError(this.base + p, problem);
     const entry: LogEntry = { icount, kind, payload, offset: this.base + recStart };
     this.last = icount;
     this.start = q;

@@ -4,7 +4,7 @@
 // showed the world exactly what the recording did.
 
 import type { IHasher } from "hash-wasm";
-import { createStreamHash } from "./hash.js";
+import { createStreamHash } from "../common/hash.js";
 
 const SERIAL = 1;
 const DEBUGCON = 2;

@@ -1,4 +1,4 @@
-// The replay side of the gate (gate.ts): every outside value comes from the
+// The replay side of the gate (host/machine/input-gate.ts): every outside value comes from the
 // log, at the instruction count the log gives, and nothing else is read: no
 // clock, no socket, no file. The machine's own consequences (interrupts
 // delivered, disk completions) must match the log's checks, so the first
@@ -8,10 +8,12 @@
 // The entries arrive through an EntryQueue, filled from a whole log or, for a
 // backup following a primary, as they come over the channel.
 
-import type { ClockMode } from "../machine/guest-time.js";
-import { EventKind, kindName, LogFormatError, type LogEntry } from "./log-format.js";
-import { DivergenceError, type BoundaryView, type DerivedKind, type GateMode, type InputGate, type InputSink } from "./gate.js";
-import { VIRTUAL_EPOCH_MS } from "./live-gate.js";
+import { VIRTUAL_EPOCH_MS, type ClockMode } from "../machine/guest-time.js";
+import type { BoundaryView, DerivedKind, GateMode, InputGate, InputSink } from "../machine/input-gate.js";
+import { codesIn, kindName, KINDS, type KindSpec } from "./event-kinds.js";
+import { LogFormatError, type LogEntry } from "./log-format.js";
+import { DivergenceError } from "./divergence.js";
+import { DERIVED_KINDS } from "./live-gate.js";
 
 /** Entries in log order; consumed from the front, appended at the back. */
 export class EntryQueue {
@@ -46,27 +48,22 @@ export class EntryQueue {
 }
 
 /** Entries applied at boundary(): outside input that arrives between instructions. */
-const INPUT_KINDS = new Set<number>([EventKind.TIME, EventKind.SERIAL_RX, EventKind.NIC_RX]);
+const INPUT_KINDS = codesIn("boundary");
 /**
  * Entries an instruction asks for while it executes: the exit comes with the
  * count before that instruction retires, so the run must be allowed one
- * instruction past the entry's count to reach it. (DISK_READ_DATA is taken
- * when the disk completes an operation, between instructions, like a check.)
+ * instruction past the entry's count to reach it.
  */
-const INSTRUCTION_KINDS = new Set<number>([EventKind.RDTSC, EventKind.ENTROPY]);
-const DERIVED = { irq: EventKind.IRQ, "disk-complete": EventKind.DISK_COMPLETE } as const;
-/** Payload sizes the replay needs beyond those the framing already fixes (fixedPayloadSize). */
-const PAYLOAD_SIZE = new Map<number, number>([
-  [EventKind.ENTROPY, 4], [EventKind.IRQ, 1], [EventKind.DISK_COMPLETE, 1], [EventKind.DISK_READ_DATA, 516],
-]);
+const INSTRUCTION_KINDS = codesIn("instruction");
 
 const describe = (e: LogEntry) => `${kindName(e.kind)} at instruction ${e.icount}`;
 const hexBytes = (b: Uint8Array) => Array.from(b.subarray(0, 16), (x) => x.toString(16).padStart(2, "0")).join(" ") + (b.length > 16 ? " …" : "");
 
-function u64(e: LogEntry): number {
-  const v = new DataView(e.payload.buffer, e.payload.byteOffset).getBigUint64(0, true);
-  if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw new LogFormatError(e.offset ?? 0, `${kindName(e.kind)} value ${v} is too large`);
-  return Number(v);
+/** The entry's value as `kind` says; a payload the table refuses is a malformed log. */
+function valueOf<V>(e: LogEntry, kind: KindSpec<V>): V {
+  const problem = kind.check(e.payload);
+  if (problem) throw new LogFormatError(e.offset ?? 0, problem);
+  return kind.decode(e.payload);
 }
 
 export interface ReplayGateOptions {
@@ -87,30 +84,23 @@ export class ReplayGate implements InputGate {
       this.epochMs = VIRTUAL_EPOCH_MS;
     } else {
       const e = this.q.peek();
-      if (!e || e.kind !== EventKind.WALLCLOCK) {
+      if (!e || e.kind !== KINDS.WALLCLOCK.code) {
         throw new LogFormatError(e?.offset ?? 0, `a host-clock log must begin with WALLCLOCK, found ${e ? kindName(e.kind) : "no entries"}`);
       }
-      this.epochMs = u64(this.take());
+      this.epochMs = valueOf(this.q.take(), KINDS.WALLCLOCK);
     }
   }
 
-  private take(): LogEntry {
-    const e = this.q.take();
-    const want = PAYLOAD_SIZE.get(e.kind);
-    if (want !== undefined && e.payload.length !== want) {
-      throw new LogFormatError(e.offset ?? 0, `${kindName(e.kind)} payload must be ${want} bytes, got ${e.payload.length}`);
-    }
-    return e;
-  }
-
-  /** Takes the entry the machine says comes now: `kind` at `icount`. */
-  private expect(icount: bigint, kind: number, what: string): LogEntry {
+  /** Takes the entry the machine says comes now, `kind` at `icount`, and its value. */
+  private expect<V>(icount: bigint, kind: KindSpec<V>, what: string): { e: LogEntry; v: V } {
     const e = this.q.peek();
     if (!e) throw new DivergenceError(icount, `the guest ${what} but the log has no more events`);
-    if (e.icount !== icount || e.kind !== kind) {
+    if (e.icount !== icount || e.kind !== kind.code) {
       throw new DivergenceError(icount, `the guest ${what} but the log's next event is ${describe(e)}`, e.offset);
     }
-    return this.take();
+    const v = valueOf(e, kind);
+    this.q.take();
+    return { e, v };
   }
 
   boundary(v: BoundaryView, sink: InputSink): void {
@@ -119,22 +109,26 @@ export class ReplayGate implements InputGate {
       if (!e) return;
       if (e.icount < v.icount) throw new DivergenceError(v.icount, `the log's next event, ${describe(e)}, was passed`, e.offset);
       if (e.icount !== v.icount || !INPUT_KINDS.has(e.kind)) return;
-      this.take();
       switch (e.kind) {
-        case EventKind.TIME: {
-          const ns = u64(e);
+        case KINDS.TIME.code: {
+          const ns = valueOf(e, KINDS.TIME);
           if (ns < v.guestNs) throw new DivergenceError(v.icount, `the log's TIME ${ns} ns is before the replay's guest time ${v.guestNs} ns`, e.offset);
+          this.q.take();
           sink.setTime(ns);
           break;
         }
-        case EventKind.SERIAL_RX:
-          if (e.payload.length > v.serialSpace) {
-            throw new DivergenceError(v.icount, `the log delivers ${e.payload.length} serial bytes but COM1 has room for ${v.serialSpace}`, e.offset);
+        case KINDS.SERIAL_RX.code: {
+          const bytes = valueOf(e, KINDS.SERIAL_RX);
+          if (bytes.length > v.serialSpace) {
+            throw new DivergenceError(v.icount, `the log delivers ${bytes.length} serial bytes but COM1 has room for ${v.serialSpace}`, e.offset);
           }
-          sink.serialReceive(e.payload);
+          this.q.take();
+          sink.serialReceive(bytes);
           break;
-        case EventKind.NIC_RX:
-          sink.nicReceive(e.payload);
+        }
+        case KINDS.NIC_RX.code:
+          this.q.take();
+          sink.nicReceive(valueOf(e, KINDS.NIC_RX));
           break;
       }
     }
@@ -181,31 +175,26 @@ export class ReplayGate implements InputGate {
   }
 
   rdtsc(icount: bigint, guestNs: number, setTime: (ns: number) => void): bigint {
-    const e = this.expect(icount, EventKind.RDTSC, "executed RDTSC");
-    const v = u64(e);
+    const { e, v } = this.expect(icount, KINDS.RDTSC, "executed RDTSC");
     if (v < Math.ceil(guestNs)) throw new DivergenceError(icount, `the log's RDTSC ${v} is before the replay's guest time ${guestNs} ns`, e.offset);
     setTime(v);
     return BigInt(v);
   }
 
   entropy(icount: bigint): number {
-    const e = this.expect(icount, EventKind.ENTROPY, "executed RDRAND/RDSEED");
-    return new DataView(e.payload.buffer, e.payload.byteOffset).getUint32(0, true);
+    return this.expect(icount, KINDS.ENTROPY, "executed RDRAND/RDSEED").v;
   }
 
   diskRead(icount: bigint, lba: number): Uint8Array {
-    const e = this.expect(icount, EventKind.DISK_READ_DATA, `read disk sector ${lba}`);
-    const logged = new DataView(e.payload.buffer, e.payload.byteOffset).getUint32(0, true);
-    if (logged !== lba) throw new DivergenceError(icount, `the disk read sector ${lba} but the log has sector ${logged}`, e.offset);
-    return e.payload.slice(4);
+    const { e, v } = this.expect(icount, KINDS.DISK_READ_DATA, `read disk sector ${lba}`);
+    if (v.lba !== lba) throw new DivergenceError(icount, `the disk read sector ${lba} but the log has sector ${v.lba}`, e.offset);
+    return v.data;
   }
 
-  derived(icount: bigint, kind: DerivedKind, payload: Uint8Array): void {
-    const what = kind === "irq" ? `delivered interrupt vector 0x${payload[0]!.toString(16)}` : `completed a disk operation (${payload[0]})`;
-    const e = this.expect(icount, DERIVED[kind], what);
-    if (e.payload.length !== payload.length || e.payload.some((b, i) => b !== payload[i])) {
-      throw new DivergenceError(icount, `the replay ${what} but the log has ${hexBytes(e.payload)}`, e.offset);
-    }
+  derived(icount: bigint, kind: DerivedKind, value: number): void {
+    const what = kind === "irq" ? `delivered interrupt vector 0x${value.toString(16)}` : `completed a disk operation (${value})`;
+    const { e, v } = this.expect(icount, DERIVED_KINDS[kind], what);
+    if (v !== value) throw new DivergenceError(icount, `the replay ${what} but the log has ${hexBytes(e.payload)}`, e.offset);
   }
 
   queueSerial(): void {

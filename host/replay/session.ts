@@ -11,18 +11,24 @@
 // from a parsed log; docs/replay.md describes the whole scheme.
 
 import { Machine, type MachineConfig, type RunOutcome } from "../machine/machine.js";
-import type { EngineKind } from "../engine/engine.js";
+import type { Engine, EngineKind } from "../engine/engine.js";
 import { LogFormatError, LogWriter, type LogEnd, type LogHeader, type ParsedLog } from "./log-format.js";
 import { LiveGate, type World } from "./live-gate.js";
 import { EntryQueue, ReplayGate } from "./replay-gate.js";
-import { DivergenceError } from "./gate.js";
-import { DiscardStore } from "./gated-store.js";
-import { hashBytes, initHash, toHex } from "./hash.js";
+import { DivergenceError } from "./divergence.js";
+import { DiscardStore } from "./discard-store.js";
+import { hashBytes, initHash, toHex } from "../common/hash.js";
 import { OutputDigest } from "./output-digest.js";
 import { stateHash } from "./state-hash.js";
 import {
   ConfigMismatchError, decodeVmConfig, encodeVmConfig, vmConfig, vmConfigHash, type VmConfig,
 } from "./vm-config.js";
+
+/**
+ * Makes an engine of `kind` with `ramSize` bytes of RAM: the caller's way of
+ * loading the core (in Node, loadEngine from host/node/core-modules.ts).
+ */
+export type EngineLoader = (kind: EngineKind, opts: { ramSize: number }) => Promise<Engine>;
 
 /** What the guest sends out; each callback is optional. */
 export interface OutputHandlers {
@@ -33,6 +39,7 @@ export interface OutputHandlers {
 
 export interface RecordOptions extends OutputHandlers {
   engine: EngineKind;
+  loadEngine: EngineLoader;
   ramSize: number;
   clock: MachineConfig["clock"];
   cmdline?: string;
@@ -67,8 +74,8 @@ export class Recording {
     const writer = new LogWriter(o.sink, vmConfigHash(config), 0n, encodeVmConfig(config));
     const digest = await OutputDigest.create();
     const gate = new LiveGate({ clock: o.clock, world: o.world, record: (i, k, p) => writer.append(i, k, p) });
-    const machine = await Machine.create(image, {
-      engine: o.engine, ramSize: o.ramSize, clock: o.clock, cmdline: o.cmdline, disk: o.disk, nic: o.nic,
+    const machine = Machine.create(image, {
+      engine: await o.loadEngine(o.engine, { ramSize: o.ramSize }), clock: o.clock, cmdline: o.cmdline, disk: o.disk, nic: o.nic,
       gate, ...tapOutputs(o, digest),
     });
     return new Recording(machine, config, writer, digest);
@@ -92,6 +99,7 @@ export class Recording {
 
 export interface ReplayOptions extends OutputHandlers {
   engine: EngineKind;
+  loadEngine: EngineLoader;
   /** Stop after this many instructions (default: the log's final count). */
   until?: bigint;
   /** Longest runSync() call, to replay in slices of another size than the recording's. */
@@ -146,8 +154,8 @@ export async function replay(image: Uint8Array, log: ParsedLog, o: ReplayOptions
 
   const digest = await OutputDigest.create();
   const gate = new ReplayGate({ clock: config.clock, queue: new EntryQueue(log.entries) });
-  const machine = await Machine.create(image, {
-    engine: o.engine, ramSize: config.ramSize, clock: config.clock, cmdline: config.cmdline, nic: config.nic,
+  const machine = Machine.create(image, {
+    engine: await o.loadEngine(o.engine, { ramSize: config.ramSize }), clock: config.clock, cmdline: config.cmdline, nic: config.nic,
     disk: config.disk ? new DiscardStore(config.disk.sectors, config.disk.identity) : undefined,
     gate, ...tapOutputs(o, digest),
   });

@@ -6,7 +6,7 @@
 // nothing but the log and the guest image.
 
 import type { ClockMode } from "../machine/guest-time.js";
-import { canonicalJson, hashBytes, toHex } from "./hash.js";
+import { canonicalJson, hashBytes, toHex } from "../common/hash.js";
 
 export const VM_CONFIG_VERSION = 1;
 

@@ -5,8 +5,13 @@
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, describe, expect, it } from "vitest";
-import { BlockStoreError, FileBlockStore, MemoryBlockStore, SECTOR_SIZE, type BlockStore } from "../../host/devices/block-store.js";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { initHash } from "../../host/common/hash.js";
+import { BlockStoreError, MemoryBlockStore, SECTOR_SIZE, type BlockStore } from "../../host/devices/block-store.js";
+import { FileBlockStore } from "../../host/node/file-block-store.js";
+
+// Image identities are BLAKE3 hashes (host/common/hash.ts), computed synchronously once it is loaded.
+beforeAll(() => initHash());
 
 const tmp = mkdtempSync(join(tmpdir(), "lockstep-blocks-"));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -53,7 +58,7 @@ function common(make: (content: Uint8Array) => BlockStore) {
     const c = make(bytes(4 * SECTOR_SIZE, 6));
     const d = make(bytes(5 * SECTOR_SIZE, 5).fill(0, 4 * SECTOR_SIZE));
     expect(a.identity()).toBe(b.identity());
-    expect(a.identity()).toMatch(/^raw:2048:sha256:[0-9a-f]{64}$/);
+    expect(a.identity()).toMatch(/^raw:2048:blake3:[0-9a-f]{64}$/);
     expect(c.identity()).not.toBe(a.identity());
     expect(d.identity()).not.toBe(a.identity());
     const before = a.identity();

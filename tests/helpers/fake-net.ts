@@ -3,7 +3,8 @@
 // fixed latency and scripted losses. Everything runs on the virtual clock, so
 // a scenario gives the same events every time.
 
-import type { FrameTransport, Timers } from "../../host/kv/client.js";
+import type { Timers } from "../../host/kv/client.js";
+import type { FrameTransport } from "../../host/net/frame-transport.js";
 
 interface Task { at: number; seq: number; cb: () => void; cancelled: boolean }
 

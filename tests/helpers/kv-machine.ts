@@ -12,6 +12,7 @@ import { describeOutcome } from "../../host/cli/run.js";
 import { MemoryBlockStore } from "../../host/devices/block-store.js";
 import type { EngineKind } from "../../host/engine/engine.js";
 import { Machine } from "../../host/machine/machine.js";
+import { bootLive } from "../../host/node/boot.js";
 import type { KvStep, KvVm } from "./kv-script.js";
 
 export const KV_RAM = 32 << 20;
@@ -54,7 +55,7 @@ export class KvMachineVm implements KvVm {
     for (let i = 0; i < opts.boots; i++) {
       const index = i;
       const print = (b: number) => (vm.consoles[index] += String.fromCharCode(b));
-      vm.spare.push(await Machine.create(elf, {
+      vm.spare.push(await bootLive(elf, {
         engine: kind,
         ramSize: opts.ramSize ?? KV_RAM,
         clock: "virtual",

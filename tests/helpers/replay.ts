@@ -13,9 +13,11 @@ import type { BlockStore } from "../../host/devices/block-store.js";
 import type { EngineKind } from "../../host/engine/engine.js";
 import type { Machine, RunOutcome } from "../../host/machine/machine.js";
 import type { World } from "../../host/replay/live-gate.js";
-import { EventKind, kindName, parseLog, type LogEnd, type ParsedLog } from "../../host/replay/log-format.js";
+import { parseLog, type LogEnd, type ParsedLog } from "../../host/replay/log-format.js";
+import { EventKind, kindName } from "../../host/replay/event-kinds.js";
 import { Recording, replay, type ReplayResult } from "../../host/replay/session.js";
 import { machineStateJson } from "../../host/replay/state-hash.js";
+import { loadEngine } from "../../host/node/core-modules.js";
 
 export const MiB = 1 << 20;
 export const RAM = 32 * MiB;
@@ -188,7 +190,7 @@ export async function recordRun(spec: RecordSpec, run: (m: Machine, out: Capture
   const chunks: Uint8Array[] = [];
   const cap = capture();
   const rec = await Recording.start(spec.image, {
-    engine: spec.engine, ramSize: spec.ramSize ?? RAM, clock: spec.clock, cmdline: spec.cmdline, disk: spec.disk?.(), nic: spec.nic,
+    loadEngine, engine: spec.engine, ramSize: spec.ramSize ?? RAM, clock: spec.clock, cmdline: spec.cmdline, disk: spec.disk?.(), nic: spec.nic,
     world: spec.world, sink: (c) => chunks.push(c.slice()), ...cap.handlers,
   });
   const out: Captured = { serial: cap.serial, debugcon: cap.debugcon, frames: cap.frames };
@@ -207,7 +209,7 @@ export interface Replayed {
 /** Replays `log` on `image`, capturing what the replay sent out. */
 export async function replayRun(image: Uint8Array, log: ParsedLog, o: { engine: EngineKind; slice?: number | (() => number); until?: bigint }): Promise<Replayed> {
   const cap = capture();
-  const result = await replay(image, log, { engine: o.engine, slice: o.slice, until: o.until, ...cap.handlers });
+  const result = await replay(image, log, { loadEngine, engine: o.engine, slice: o.slice, until: o.until, ...cap.handlers });
   return { result, out: { serial: cap.serial, debugcon: cap.debugcon, frames: cap.frames } };
 }
 
@@ -278,9 +280,10 @@ const { parentPort, workerData: w } = require("node:worker_threads");
 (async () => {
   (await import(w.tsx)).register();
   const { replay } = await import(w.session);
+  const { loadEngine } = await import(w.modules);
   const { parseLog } = await import(w.format);
   try {
-    const r = await replay(w.image, parseLog(w.log), { engine: w.engine, until: w.until === null ? undefined : BigInt(w.until), slice: w.slice ?? undefined });
+    const r = await replay(w.image, parseLog(w.log), { loadEngine, engine: w.engine, until: w.until === null ? undefined : BigInt(w.until), slice: w.slice ?? undefined });
     parentPort.postMessage({ kind: "done", icount: String(r.icount), matched: r.matched ?? null });
   } catch (e) {
     parentPort.postMessage({ kind: "error", name: e.name, message: e.message, icount: e.icount === undefined ? undefined : String(e.icount), offset: e.offset, detail: e.detail });
@@ -304,6 +307,7 @@ export function replayInWorker(image: Uint8Array, log: Uint8Array, o: { engine: 
         tsx: pathToFileURL(join(dirname(req.resolve("tsx/package.json")), "dist/esm/api/index.mjs")).href,
         session: here("../../host/replay/session.ts"),
         format: here("../../host/replay/log-format.ts"),
+        modules: here("../../host/node/core-modules.ts"),
         image, log, engine: o.engine, until: o.until === undefined ? null : String(o.until), slice: o.slice ?? null,
       },
     });

@@ -8,7 +8,8 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterEach, describe, expect, it } from "vitest";
 import { KvModel } from "../../host/kv/model.js";
-import { parseHostPort, parseNicSpec, parsePort, UdpTransport } from "../../host/net/udp-transport.js";
+import { parseHostPort, parseNicSpec, parsePort } from "../../host/net/frame-transport.js";
+import { UdpTransport } from "../../host/node/udp-transport.js";
 
 const root = fileURLToPath(new URL("../..", import.meta.url));
 const BIN = join(root, "bin", "lockstep.mjs");

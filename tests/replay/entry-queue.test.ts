@@ -3,7 +3,8 @@
 // backup will be fed that way).
 
 import { describe, expect, it } from "vitest";
-import { EventKind, type LogEntry } from "../../host/replay/log-format.js";
+import { type LogEntry } from "../../host/replay/log-format.js";
+import { EventKind } from "../../host/replay/event-kinds.js";
 import { EntryQueue } from "../../host/replay/replay-gate.js";
 
 const entry = (i: number): LogEntry => ({ icount: BigInt(i), kind: EventKind.IRQ, payload: Uint8Array.of(i & 0xff) });

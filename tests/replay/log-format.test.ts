@@ -3,19 +3,16 @@
 // truncated, corrupted or malformed logs with a LogFormatError and an offset.
 
 import { describe, expect, it } from "vitest";
+import { END_KIND, EventKind, kindSpec, MAX_PAYLOAD } from "../../host/replay/event-kinds.js";
 import {
-  END_KIND,
-  EventKind,
   LOG_MAGIC,
   LOG_VERSION,
   LogFormatError,
   LogReader,
   LogWriter,
   MAX_ICOUNT,
-  MAX_PAYLOAD,
   crc32,
   encodeLog,
-  fixedPayloadSize,
   encodeVarint,
   inspect,
   parseLog,
@@ -65,8 +62,12 @@ function randomLog(seed: number, count: number, start: bigint) {
     const step = r.int(4) === 0 ? 0n : BigInt(r.u32()) * BigInt(1 + r.int(1000));
     ic = ic + step > MAX_ICOUNT ? ic : ic + step;
     const kind = KINDS[r.int(KINDS.length)]!;
-    const len = fixedPayloadSize(kind) ?? (r.int(8) === 0 ? r.int(3000) : r.int(40));
-    entries.push({ icount: ic, kind, payload: r.bytes(len) });
+    const spec = kindSpec(kind)!;
+    const len = spec.size ?? Math.max(spec.minSize, r.int(8) === 0 ? r.int(3000) : r.int(40));
+    const payload = r.bytes(len);
+    // 64-bit values must fit a double exactly (the event table's rule).
+    if (spec.size === 8) payload.fill(0, 6);
+    entries.push({ icount: ic, kind, payload });
   }
   const end = { finalIcount: ic + BigInt(r.int(100)), guestNs: BigInt(r.u32()) * 1000n, outputDigest: r.bytes(32), stateHash: r.bytes(32) };
   if (end.finalIcount > MAX_ICOUNT) end.finalIcount = MAX_ICOUNT;
@@ -178,7 +179,7 @@ describe("round trips", () => {
     expect(strip(p.entries)).toEqual(log.entries);
     expect(p.end.finalIcount).toBe(MAX_ICOUNT);
     // One huge delta: from 0 straight to 2^64-1.
-    const big = { header: { configHash: hash(0), startIcount: 0n }, entries: [{ icount: MAX_ICOUNT, kind: EventKind.ENTROPY, payload: hash(3) }], end: { finalIcount: MAX_ICOUNT, guestNs: 0n, outputDigest: hash(4), stateHash: hash(5) } };
+    const big = { header: { configHash: hash(0), startIcount: 0n }, entries: [{ icount: MAX_ICOUNT, kind: EventKind.ENTROPY, payload: Uint8Array.of(3, 3, 3, 3) }], end: { finalIcount: MAX_ICOUNT, guestNs: 0n, outputDigest: hash(4), stateHash: hash(5) } };
     const b = encodeLog(big);
     expect(strip(parseLog(b).entries)).toEqual(big.entries);
     expect(strip(streamParse(b, [1]).entries)).toEqual(big.entries);
@@ -190,7 +191,7 @@ describe("round trips", () => {
     const r = new LogReader();
     expect(r.push(chunks[0]!)).toEqual([]);
     expect(r.header?.startIcount).toBe(100n);
-    w.append(100n, EventKind.TIME, new Uint8Array(8).fill(1));
+    w.append(100n, EventKind.TIME, Uint8Array.of(1, 1, 1, 1, 1, 1, 0, 0));
     w.append(150n, EventKind.SERIAL_RX, Uint8Array.of(0x41));
     w.append(150n, EventKind.NIC_RX, new Uint8Array(MAX_PAYLOAD));
     const got = chunks.slice(1).map((c) => r.push(c));
@@ -234,9 +235,9 @@ describe("reader refuses truncated and corrupted logs", () => {
   const small = encodeLog({
     header: { configHash: hash(0xab), startIcount: 1000n },
     entries: [
-      { icount: 1000n, kind: EventKind.TIME, payload: Uint8Array.of(1, 2, 3, 4, 5, 6, 7, 8) },
+      { icount: 1000n, kind: EventKind.TIME, payload: Uint8Array.of(1, 2, 3, 4, 5, 6, 0, 0) },
       { icount: 1300n, kind: EventKind.SERIAL_RX, payload: Uint8Array.of(0x68, 0x69) },
-      { icount: 1_000_000n, kind: EventKind.DISK_COMPLETE, payload: new Uint8Array(0) },
+      { icount: 1_000_000n, kind: EventKind.DISK_COMPLETE, payload: Uint8Array.of(1) },
       { icount: 1_000_200n, kind: EventKind.IRQ, payload: Uint8Array.of(33) },
     ],
     end: { finalIcount: 2_000_000n, guestNs: 0n, outputDigest: hash(0x11), stateHash: hash(0x22) },

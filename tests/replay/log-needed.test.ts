@@ -10,7 +10,7 @@
 
 import { describe, expect, it } from "vitest";
 import { MemoryBlockStore } from "../../host/devices/block-store.js";
-import { toHex } from "../../host/replay/hash.js";
+import { toHex } from "../../host/common/hash.js";
 import { encodeRequest, Op, request } from "../../host/kv/protocol.js";
 import {
   drive, EventKind, fakeWorld, guestImage, kindCounts, cycling, recordRun, replayRun, steppingClock, text,

@@ -20,7 +20,7 @@ import type { EngineKind } from "../../host/engine/engine.js";
 import { KvModel } from "../../host/kv/model.js";
 import { encodeRequest, Op, request } from "../../host/kv/protocol.js";
 import type { RunOutcome } from "../../host/machine/machine.js";
-import { toHex } from "../../host/replay/hash.js";
+import { toHex } from "../../host/common/hash.js";
 import { machineStateJson, stateHash } from "../../host/replay/state-hash.js";
 import { randomKvScript } from "../helpers/kv-script.js";
 import {

@@ -17,11 +17,13 @@ import fc from "fast-check";
 import { beforeAll, describe, expect, it } from "vitest";
 import { MemoryBlockStore } from "../../host/devices/block-store.js";
 import { NS_PER_INSTRUCTION } from "../../host/machine/guest-time.js";
-import { DivergenceError } from "../../host/replay/gate.js";
-import { hashBytes, initHash, toHex } from "../../host/replay/hash.js";
-import { encodeLog, kindName, LogFormatError, parseLog, varintLength, type LogEntry, type ParsedLog } from "../../host/replay/log-format.js";
+import { DivergenceError } from "../../host/replay/divergence.js";
+import { hashBytes, initHash, toHex } from "../../host/common/hash.js";
+import { encodeLog, LogFormatError, parseLog, varintLength, type LogEntry, type ParsedLog } from "../../host/replay/log-format.js";
+import { kindName } from "../../host/replay/event-kinds.js";
 import { replay } from "../../host/replay/session.js";
 import { ConfigMismatchError } from "../../host/replay/vm-config.js";
+import { loadEngine } from "../../host/node/core-modules.js";
 import {
   drive, EventKind, fakeWorld, guestImage, recordRun, replayInWorker, replayRun, steppingClock, text, type Recorded,
 } from "../helpers/replay.js";
@@ -73,13 +75,13 @@ beforeAll(async () => {
   );
   for (const r of [hostTicks, serialTicks]) expect(r.driven.last).toMatchObject({ reason: "exit-port", exitStatus: 0 });
   // The untouched logs replay exactly: every refusal below is the change's doing.
-  for (const r of [hostTicks, serialTicks]) expect((await replay(ticks, r.log, { engine: "wasm" })).matched).toEqual({ outputDigest: true, stateHash: true });
+  for (const r of [hostTicks, serialTicks]) expect((await replay(ticks, r.log, { loadEngine, engine: "wasm" })).matched).toEqual({ outputDigest: true, stateHash: true });
 });
 
 describe("another guest image", () => {
   it("is refused with a ConfigMismatchError naming the guest image, before anything runs", async () => {
     const out: number[] = [];
-    const err = await rejection(() => replay(hello, serialTicks.log, { engine: "wasm", onSerial: (b) => out.push(b) }), ConfigMismatchError);
+    const err = await rejection(() => replay(hello, serialTicks.log, { loadEngine, engine: "wasm", onSerial: (b) => out.push(b) }), ConfigMismatchError);
     const logged = toHex(hashBytes(ticks)).slice(0, 16);
     const given = toHex(hashBytes(hello)).slice(0, 16);
     expect(err.message).toContain(`guest image (log: ${logged}…, ${ticks.length} bytes; given: ${given}…, ${hello.length} bytes)`);
@@ -91,7 +93,7 @@ describe("another guest image", () => {
   it("is refused even when it differs from the recorded one in a single byte", async () => {
     const patched = ticks.slice();
     patched[patched.length - 1] ^= 0x01;
-    const err = await rejection(() => replay(patched, hostTicks.log, { engine: "ts" }), ConfigMismatchError);
+    const err = await rejection(() => replay(patched, hostTicks.log, { loadEngine, engine: "ts" }), ConfigMismatchError);
     expect(err.message).toMatch(/guest image \(log: [0-9a-f]{16}…, \d+ bytes; given: [0-9a-f]{16}…, \d+ bytes\)/);
     expect(err.message).toContain(toHex(hashBytes(patched)).slice(0, 16));
   });
@@ -109,7 +111,7 @@ describe("a changed configuration", () => {
     for (const change of [{ cmdline: "ticks=100000 every=5 hz=100" }, { ramSize: 16 << 20 }, { clock: "host" }]) {
       const config = new TextEncoder().encode(JSON.stringify({ ...json, ...change }));
       const bad = rewrite(log, log.entries, { ...log.header, config });
-      const err = await rejection(() => replay(ticks, bad, { engine: "wasm" }), LogFormatError);
+      const err = await rejection(() => replay(ticks, bad, { loadEngine, engine: "wasm" }), LogFormatError);
       expect(err.message, JSON.stringify(change)).toMatch(/the configuration does not hash to the header's configuration hash/);
       expect(err.offset).toBe(bad.header.configOffset);
     }
@@ -119,7 +121,7 @@ describe("a changed configuration", () => {
     const log = serialTicks.log;
     const configHash = log.header.configHash.slice();
     configHash[31] ^= 0x80;
-    const err = await rejection(() => replay(ticks, rewrite(log, log.entries, { ...log.header, configHash }), { engine: "wasm" }), LogFormatError);
+    const err = await rejection(() => replay(ticks, rewrite(log, log.entries, { ...log.header, configHash }), { loadEngine, engine: "wasm" }), LogFormatError);
     expect(err.message).toContain(`the configuration does not hash to the header's configuration hash (${toHex(configHash).slice(0, 16)}…)`);
     expect(err.offset).toBe(CONFIG_OFFSET);
   });
@@ -127,7 +129,7 @@ describe("a changed configuration", () => {
   it("a configuration that is not JSON is refused with a LogFormatError at the configuration", async () => {
     const log = serialTicks.log;
     const bad = rewrite(log, log.entries, { ...log.header, config: new TextEncoder().encode("{not json") });
-    const err = await rejection(() => replay(ticks, bad, { engine: "wasm" }), LogFormatError);
+    const err = await rejection(() => replay(ticks, bad, { loadEngine, engine: "wasm" }), LogFormatError);
     expect(err.message).toMatch(/configuration is not UTF-8 JSON/);
     expect(err.offset).toBe(5 + 1 + 32 + 1 + 1);
   });
@@ -258,7 +260,7 @@ describe("changed events (re-encoded, valid CRCs)", () => {
     const next = e[k + 1]!;
     const moved = u64(next) + 5_000_000n;
     const bad = rewrite(log, e.map((x, j) => (j === k ? { ...x, payload: u64le(moved) } : x)));
-    const err = await rejection(() => replay(ticks, bad, { engine: "ts" }), DivergenceError);
+    const err = await rejection(() => replay(ticks, bad, { loadEngine, engine: "ts" }), DivergenceError);
     expect(err.icount).toBe(next.icount);
     expect(err.offset).toBe(bad.entries[k + 1]!.offset);
     const guestNs = moved + (next.icount - e[k]!.icount) * BigInt(NS_PER_INSTRUCTION.host);
@@ -270,7 +272,7 @@ describe("changed events (re-encoded, valid CRCs)", () => {
     const k = log.entries.findIndex((x) => x.kind === EventKind.IRQ);
     const irq = log.entries[k]!;
     const bad = rewrite(log, log.entries.filter((_, j) => j !== k));
-    const err = await rejection(() => replay(ticks, bad, { engine: "wasm" }), DivergenceError);
+    const err = await rejection(() => replay(ticks, bad, { loadEngine, engine: "wasm" }), DivergenceError);
     const next = bad.entries[k]!;
     expect(err.icount).toBe(irq.icount);
     expect(err.offset).toBe(next.offset);
@@ -288,7 +290,7 @@ describe("changed events (re-encoded, valid CRCs)", () => {
     const payload = entry.payload.slice();
     new DataView(payload.buffer).setUint32(0, lba + 1, true);
     const bad = rewrite(log, log.entries.map((x, j) => (j === k ? { ...x, payload } : x)));
-    const err = await rejection(() => replay(image, bad, { engine: "ts" }), DivergenceError);
+    const err = await rejection(() => replay(image, bad, { loadEngine, engine: "ts" }), DivergenceError);
     expect(err.icount).toBe(entry.icount);
     expect(err.offset).toBe(bad.entries[k]!.offset);
     expect(err.detail).toBe(`the disk read sector ${lba} but the log has sector ${lba + 1}`);
@@ -300,12 +302,12 @@ describe("until", () => {
     const log = serialTicks.log;
     const end = log.end.finalIcount;
     const out: number[] = [];
-    const past = await rejection(() => replay(ticks, log, { engine: "wasm", until: end + 1n, onSerial: (b) => out.push(b) }), RangeError);
+    const past = await rejection(() => replay(ticks, log, { loadEngine, engine: "wasm", until: end + 1n, onSerial: (b) => out.push(b) }), RangeError);
     expect(past.message).toBe(`--until ${end + 1n} is past the log's end at instruction ${end}`);
-    const before = await rejection(() => replay(ticks, log, { engine: "wasm", until: -1n, onSerial: (b) => out.push(b) }), RangeError);
+    const before = await rejection(() => replay(ticks, log, { loadEngine, engine: "wasm", until: -1n, onSerial: (b) => out.push(b) }), RangeError);
     expect(before.message).toBe(`--until -1 is before the log's start at instruction 0`);
     expect(out).toEqual([]);
     // The end itself is fine, and is matched against the end record.
-    expect((await replay(ticks, log, { engine: "wasm", until: end })).matched).toEqual({ outputDigest: true, stateHash: true });
+    expect((await replay(ticks, log, { loadEngine, engine: "wasm", until: end })).matched).toEqual({ outputDigest: true, stateHash: true });
   });
 });

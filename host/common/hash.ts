@@ -1,6 +1,6 @@
-// The one hash of the replay layer: BLAKE3 with a 32-byte digest (hash-wasm,
+// The one hash of the project: BLAKE3 with a 32-byte digest (hash-wasm,
 // WebAssembly, so the same code runs in Node and in a browser). Used for the
-// configuration hash, the output digest and the state hash. initHash() must
+// configuration hash, the output digest and the machine's state hash. initHash() must
 // have resolved before the synchronous functions are used.
 
 import { createBLAKE3, type IHasher } from "hash-wasm";
@@ -28,6 +28,14 @@ export function hashBytes(...parts: Uint8Array[]): Uint8Array {
   const h = sharedHasher();
   h.init();
   for (const p of parts) h.update(p);
+  return h.digest("binary");
+}
+
+/** BLAKE3 of bytes handed over in pieces by `feed`, synchronously (a file read in chunks). */
+export function hashStream(feed: (update: (bytes: Uint8Array) => void) => void): Uint8Array {
+  const h = sharedHasher();
+  h.init();
+  feed((b) => h.update(b));
   return h.digest("binary");
 }
 

@@ -1,13 +1,15 @@
-// The one gate for nondeterminism. Everything the VM takes from outside
-// itself passes through an InputGate, handed to the Machine at creation:
+// The one gate for nondeterminism: the contract between the Machine, which
+// calls it, and whoever decides what the outside world says. Everything the
+// VM takes from outside itself passes through an InputGate, handed to the
+// Machine at creation (the Machine never builds one itself):
 //
 //   time      host-clock readings (TIME anchors), RDTSC, the RTC's calendar base
 //   entropy   RDRAND / RDSEED values
 //   input     COM1 bytes, NIC frames, disk sector data
 //
-// LiveGate (live-gate.ts) reads the world and, when recording, writes each
-// value to the replay log at the instruction count where the guest takes it.
-// ReplayGate (replay-gate.ts) reads the same values back from a log. The
+// host/replay/live-gate.ts reads the world and, when recording, writes each
+// value to the replay log at the instruction count where the guest takes it;
+// host/replay/replay-gate.ts reads the same values back from a log. The
 // Machine calls both the same way, at the same points, so a replay retires
 // the same instructions and sees the same values at the same counts.
 //
@@ -75,23 +77,11 @@ export interface InputGate {
   entropy(icount: bigint): number;
   /** Sector `lba`'s 512 bytes, read by the disk at `icount` (`read` reads the live store). */
   diskRead(icount: bigint, lba: number, read: () => Uint8Array): Uint8Array;
-  derived(icount: bigint, kind: DerivedKind, payload: Uint8Array): void;
+  /** A consequence the machine computed: `value` is the vector (irq) or the operation's number (disk-complete). */
+  derived(icount: bigint, kind: DerivedKind, value: number): void;
   /** Live only: queue bytes arriving on COM1 / a frame arriving on the NIC. */
   queueSerial(bytes: ArrayLike<number>): void;
   queueFrame(frame: Uint8Array): void;
   /** Host time elapsed since the machine started (ns), for a live host-clock run's waits; null if time is not the host's. */
   hostElapsedNs(): number | null;
-}
-
-/** The replay found the guest doing something the log does not say it did. */
-export class DivergenceError extends Error {
-  constructor(
-    readonly icount: bigint,
-    readonly detail: string,
-    /** Byte offset in the log of the entry concerned, if any. */
-    readonly offset?: number,
-  ) {
-    super(`replay diverged at instruction ${icount}: ${detail}${offset !== undefined ? ` (log byte ${offset})` : ""}`);
-    this.name = "DivergenceError";
-  }
 }

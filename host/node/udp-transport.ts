@@ -6,10 +6,7 @@
 // turns each received frame into a logged input event.
 
 import { createSocket, type Socket } from "node:dgram";
-import type { FrameTransport } from "../kv/client.js";
-
-/** The largest frame the NIC carries (docs/nic.md). */
-export const MAX_FRAME = 1514;
+import { MAX_FRAME, type FrameTransport } from "../net/frame-transport.js";
 
 export interface UdpTransportOptions {
   /** Local port to receive on (0: any free port; see localPort). */
@@ -29,39 +26,6 @@ export interface UdpTransportStats {
   framesOut: number;
   /** Datagrams received that were empty or longer than maxFrame (not delivered). */
   droppedIn: number;
-}
-
-export interface NicSpec {
-  kind: "udp";
-  listenPort: number;
-  peerPort: number;
-}
-
-/** Parses the `--nic` value "udp:LISTENPORT:PEERPORT"; throws a RangeError naming what is wrong. */
-export function parseNicSpec(text: string): NicSpec {
-  const m = /^udp:([^:]*):([^:]*)$/.exec(text);
-  if (!m) throw new RangeError(`bad NIC spec '${text}': expected udp:LISTENPORT:PEERPORT`);
-  return { kind: "udp", listenPort: parsePort(m[1], "LISTENPORT"), peerPort: parsePort(m[2], "PEERPORT") };
-}
-
-/** A port number 1..65535 (0 too if allowZero); throws a RangeError naming `what`. */
-export function parsePort(text: string, what: string, allowZero = false): number {
-  if (!/^\d{1,5}$/.test(text)) throw new RangeError(`${what} must be a port number, got '${text}'`);
-  const n = Number(text);
-  if (n > 65535 || (n === 0 && !allowZero)) throw new RangeError(`${what} must be ${allowZero ? 0 : 1}..65535, got ${n}`);
-  return n;
-}
-
-/** Parses "HOST:PORT" (an IPv4 address or localhost). */
-export function parseHostPort(text: string, what: string): { host: string; port: number } {
-  const k = text.lastIndexOf(":");
-  if (k <= 0) throw new RangeError(`${what} must be HOST:PORT, got '${text}'`);
-  const host = text.slice(0, k);
-  if (host !== "localhost" && !/^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.test(host)) {
-    throw new RangeError(`${what}: the host must be an IPv4 address or localhost, got '${host}'`);
-  }
-  if (host !== "localhost" && host.split(".").some((p) => Number(p) > 255)) throw new RangeError(`${what}: bad IPv4 address '${host}'`);
-  return { host: host === "localhost" ? "127.0.0.1" : host, port: parsePort(text.slice(k + 1), `${what} port`) };
 }
 
 export class UdpTransport implements FrameTransport {

@@ -1,11 +1,12 @@
 // The disk's block store as the gate sees it: every sector the disk reads is
 // a value from outside the VM, so it passes through the gate (logged live,
 // taken from the log in replay). Writes go to the store underneath; a
-// replaying machine has a DiscardStore there, as its reads never reach it.
+// replaying machine has a store there that its reads never reach
+// (host/replay/discard-store.ts).
 
 import type { BlockStore } from "../devices/block-store.js";
 import { SECTOR_SIZE } from "../devices/block-store.js";
-import type { InputGate } from "./gate.js";
+import type { InputGate } from "./input-gate.js";
 
 export class GatedBlockStore implements BlockStore {
   constructor(
@@ -41,24 +42,4 @@ export class GatedBlockStore implements BlockStore {
   close(): void {
     this.inner.close();
   }
-}
-
-/**
- * A store of `sectors` that remembers nothing: the replaying machine's disk,
- * whose reads come from the log. Reading it directly is a bug.
- */
-export class DiscardStore implements BlockStore {
-  constructor(
-    readonly sectors: number,
-    private readonly id: string,
-  ) {}
-  read(): Uint8Array {
-    throw new Error("a replaying disk reads from the log, not from a store");
-  }
-  write(): void {}
-  flush(): void {}
-  identity(): string {
-    return this.id;
-  }
-  close(): void {}
 }

@@ -1,0 +1,52 @@
+// The Node driver: runs a Machine in real time. The machine decides
+// (Machine.runSync never waits); this loop only waits — for an idle guest's
+// next device event by the host clock, or for outside input — and yields to
+// the event loop between slices so sockets, stdin and signals get in.
+
+import type { Machine, RunOutcome } from "../machine/machine.js";
+
+/** Instructions per runSync call between yields to the event loop. */
+export const DRIVER_SLICE = 5_000_000;
+
+/** Why the driver stopped, beyond the machine's own reasons. */
+export type DriverStop = RunOutcome["reason"] | "interrupted";
+
+export interface DriverOutcome extends Omit<RunOutcome, "reason"> {
+  reason: DriverStop;
+}
+
+export interface DriverOptions {
+  /** Stop after this many instructions (default: no limit). */
+  maxInstructions?: number;
+  /**
+   * Whether an idle guest may still be woken from outside (input sources
+   * are attached, or time runs on the host's clock). When false, an idle
+   * guest ends the run.
+   */
+  canWake: boolean;
+  /** Asked between slices: true ends the run as "interrupted" (a signal). */
+  interrupted?: () => boolean;
+}
+
+/**
+ * Runs `m` until the guest stops, the instruction limit is reached, the
+ * guest goes idle with nothing that can wake it, or `interrupted()` says so.
+ */
+export async function runRealtime(m: Machine, o: DriverOptions): Promise<DriverOutcome> {
+  const start = m.engine.icount;
+  const limit = start + BigInt(o.maxInstructions ?? Number.MAX_SAFE_INTEGER);
+  const done = (r: RunOutcome, reason: DriverStop = r.reason): DriverOutcome => ({ ...r, reason, instructions: m.engine.icount - start });
+  for (;;) {
+    if (o.interrupted?.()) return done({ reason: "limit", instructions: 0n }, "interrupted");
+    const left = limit - m.engine.icount;
+    const r = m.runSync(Number(left < BigInt(DRIVER_SLICE) ? left : BigInt(DRIVER_SLICE)));
+    if (r.reason !== "limit" && r.reason !== "idle") return done(r);
+    if (m.engine.icount >= limit) return done(r, "limit");
+    if (r.reason === "idle") {
+      if (!o.canWake) return done(r);
+      await new Promise((res) => setTimeout(res, m.idleWaitMs()));
+    } else {
+      await new Promise((res) => setImmediate(res));
+    }
+  }
+}
