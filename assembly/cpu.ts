@@ -12,16 +12,24 @@ import {
   S_GDT_BASE, S_GDT_LIMIT, S_IDT_BASE, S_IDT_LIMIT, S_IDT_SET, S_HALTED, S_SHADOW, S_IRQ_PENDING,
   S_PENDING_EXIT,
 } from "./state";
-import { runLoop } from "./dispatch";
-import { flatSegments } from "./segment";
-import { getIp, setIp } from "./decode";
+import { runLoop, setBytesOnly } from "./dispatch";
+import { flatSegments, segmentReset } from "./segment";
+import { getIp, setIp, decodeReset } from "./decode";
 import { flagsReset } from "./flags";
 import { memoryInit } from "./memory";
+import { execReset } from "./exec";
+import { operandReset } from "./operand";
+import { icacheReset } from "./icache";
 
+// The host reuses cores (host/engine/load.ts pools them), so init() must leave
+// every module-level variable of the core as a fresh instance has it:
+// targetInit (RAM, state words, caches, hiWord/remWord), memoryInit (RAM
+// limits), setBytesOnly, and cpuReset for the rest.
 export function cpuInit(ramSize: i32): void {
   targetInit(ramSize);
   memoryInit(ramSize);
   setSt(S_RAMSIZE, ramSize);
+  setBytesOnly(false);
   cpuReset();
 }
 
@@ -40,6 +48,12 @@ export function cpuReset(): void {
   setSt(S_EXIT, 0);
   setSt(S_EXIT_ERROR, -1);
   flagsReset();
+  // Decoder scratch: set before every use, reset so nothing can carry over.
+  decodeReset();
+  execReset();
+  operandReset();
+  icacheReset();
+  segmentReset();
 }
 
 export function run(budget: i32): i32 {

@@ -166,6 +166,12 @@ function modrmOffset16(m: i32): i32 {
 }
 
 let eaOff: i32 = 0;
+
+/** Every variable of this file to its initial value (segsFlat is kept by segment.ts refreshFlat). */
+export function decodeReset(): void {
+  ip = 0; segOvr = -1; opsize16 = false; adsize16 = false; repMode = 0; eaSeg = SEG_DS;
+  lockPrefix = false; anyPrefix = false; eaOff = 0;
+}
 /** Linear address of a ModRM memory operand. */
 // @ts-ignore: decorator
 @inline export function modrmEA(m: i32): i32 {

@@ -7,7 +7,7 @@
 // byte interpreter execute the instruction instead. The conformance corpus
 // runs through this loop, so both paths are checked against the reference.
 
-import { st, setSt, ic, lineGen, ltu, leu, ram8, ram16, ram32, setRam8, setRam32, reg8, setReg8 } from "./target/wasm";
+import { st, setSt, ic, lineGen, ltu, leu, ram8, ram16, ram32, setRam8, setRam32, reg8, setReg8, icClearTags } from "./target/wasm";
 import {
   S_BASE, SEG_CS, SEG_SS, ESP, S_LEFT, S_EXIT, S_ABORT, S_MMIOW_COUNT, S_MMIOR_COUNT, S_SHADOW,
   S_IRQ_PENDING, EXIT_FAULT, EXIT_IRQ_WINDOW, IF,
@@ -64,6 +64,16 @@ import {
 // @ts-ignore: decorator
 @inline function stackAddr(sp: i32): i32 { return (sp + st(S_BASE + SEG_SS)) | 0; }
 
+// Byte-interpreter mode (an engine option): nothing is decoded into the
+// cache, so every instruction runs through exec.ts. Checked only on a cache
+// miss, so the cached path pays nothing for it.
+let bytesOnly: bool = false;
+/** Sets byte-interpreter mode; the cache is emptied so no earlier decode is used. */
+export function setBytesOnly(on: bool): void {
+  bytesOnly = on;
+  icClearTags();
+}
+
 /** Runs up to `budget` instructions from the fetch pointer; returns how many are left. */
 export function runLoop(budget: i32): i32 {
   let pc = getIp();
@@ -78,7 +88,7 @@ export function runLoop(budget: i32): i32 {
     const e = (pc & IC_MASK) << 3;
     let info: i32 = H_SLOW;
     if (ic(e) == pc && ic(e + 1) == lineGen(pc)) info = ic(e + 2);
-    else if (ltu(pc, ramEnd())) { icDecode(pc, e); info = ic(e + 2); }
+    else if (!bytesOnly && ltu(pc, ramEnd())) { icDecode(pc, e); info = ic(e + 2); }
     let npc = (pc + ((info >> 8) & 15)) | 0;
     let fast = true;
     switch (info & 0xff) {

@@ -36,6 +36,7 @@ import { deliver, iret, idtActive } from "./interrupts";
 import { exec0f } from "./exec0f";
 
 let start: i32 = 0; // linear address of the current instruction's first byte
+export function execReset(): void { start = 0; }
 
 /**
  * Executes one instruction (or, for REP string instructions, a run of

@@ -332,6 +332,11 @@ export function icDecode(pc: i32, e: i32): void {
 
 let imm0f: i32 = 0;
 
+/** The decoding variables to their initial values (they never outlive one icDecode, but a reused core must equal a fresh one). */
+export function icacheReset(): void {
+  q = 0; base = 0; index = 0; scale = 0; disp = 0; seg = 0; segOvr = -1; imm0f = 0;
+}
+
 function decode0f(): i32 {
   const op = byte();
   imm0f = 0;

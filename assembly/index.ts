@@ -11,6 +11,9 @@ import { stored } from "./memory";
 import { deliver, deliverException, idtActive } from "./interrupts";
 import { getIp, setIp } from "./decode";
 import { cpuInit, cpuReset, run as cpuRun, step as cpuStep } from "./cpu";
+import { setBytesOnly } from "./dispatch";
+import { refreshFlat } from "./segment";
+import { icClearTags } from "./target/wasm";
 
 // Where the host finds guest RAM, the dirty-page bytemap and the state words:
 // byte addresses in the wasm memory for the wasm build, typed arrays for the
@@ -24,6 +27,19 @@ export function init(ramSize: i32): i32 {
   return 0;
 }
 export function reset(): void { cpuReset(); }
+
+/** 1: every instruction through the byte interpreter (exec.ts), the decoded-instruction cache unused; 0: the cache (after init). */
+export function setByteInterpreter(on: i32): void { setBytesOnly(on != 0); }
+
+/**
+ * The host wrote architectural state words directly (a snapshot restore):
+ * recompute what the core derives from them (whether all segments are flat)
+ * and drop every cached decode.
+ */
+export function stateLoaded(): void {
+  refreshFlat();
+  icClearTags();
+}
 export function run(budget: i32): i32 { return cpuRun(budget); }
 export function step(): i32 { return cpuStep(); }
 

@@ -7,6 +7,7 @@ import { modrmEA } from "./decode";
 import { rdN, wrN } from "./memory";
 
 let ea: i32 = 0;
+export function operandReset(): void { ea = 0; }
 
 // @ts-ignore: decorator
 @inline export function lastEA(): i32 { return ea; }

@@ -23,6 +23,7 @@ import { leu } from "./target/wasm";
 
 let descLo: i32 = 0;
 let descHi: i32 = 0;
+export function segmentReset(): void { descLo = 0; descHi = 0; }
 
 /** Base, limit (byte-granular, last valid offset) and access byte of the descriptor in descLo/descHi. */
 function descBase(): i32 { return ((descLo >>> 16) & 0xffff) | ((descHi & 0xff) << 16) | (descHi & 0xff000000); }

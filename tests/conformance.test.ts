@@ -11,7 +11,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { parseCases, type TestCase } from "../host/conformance/case.js";
 import { CONFORMANCE_RAM, runCase } from "../host/conformance/runner.js";
 import { ENGINE_KINDS, REG_NAMES, type Engine, type EngineKind } from "../host/engine/engine.js";
-import { createEngine } from "../host/engine/load.js";
+import { loadEngine } from "../host/node/core-modules.js";
 
 const corpusDir = fileURLToPath(new URL("./corpus/", import.meta.url));
 const samplesDir = join(corpusDir, "samples");
@@ -60,7 +60,7 @@ describe("conformance corpus", () => {
     describe(kind, () => {
       let engine: Engine;
       beforeAll(async () => {
-        engine = await createEngine(kind, { ramSize: CONFORMANCE_RAM });
+        engine = await loadEngine(kind, { ramSize: CONFORMANCE_RAM });
       });
       for (const file of FILES) {
         it(`${rel(file)} passes on ${kind}`, () => {

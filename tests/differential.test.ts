@@ -13,7 +13,7 @@ import { describe, expect, it } from "vitest";
 import fc from "fast-check";
 import { ExitReason, type Exit } from "../host/engine/engine.js";
 import { DirtyTracker, type DirtyUser } from "../host/engine/dirty.js";
-import { createEngine } from "../host/engine/load.js";
+import { loadEngine } from "../host/node/core-modules.js";
 import { cpuState, Rng, type Engine } from "./helpers/machine.js";
 import { LAYOUT, generate, generateFrom, TEMPLATE_COUNT, type Program } from "./helpers/codegen.js";
 import { ESP, FS, GS, bytesHex, hex } from "./helpers/x86.js";
@@ -46,7 +46,7 @@ interface Pair { a: Engine; b: Engine; da: DirtyUser; db: DirtyUser }
 /** A wasm and a TS engine with the MMIO window registered (ranges survive reset()). */
 async function makePair(): Promise<Pair> {
   const mk = async (kind: "wasm" | "ts") => {
-    const e = await createEngine(kind, { ramSize: LAYOUT.ram });
+    const e = await loadEngine(kind, { ramSize: LAYOUT.ram });
     e.addMmio(LAYOUT.mmio, LAYOUT.mmio + LAYOUT.mmioSize);
     return { e, d: new DirtyTracker(e).register("diff") };
   };

@@ -121,14 +121,24 @@ export function divS64(hi: i32, lo: i32, d: i32): i32 {
   return Number(q) | 0;
 }
 
+// Called by init() on a fresh core and on one the host reuses (host/engine/load.ts
+// pools them): everything here must end up as a fresh module instance has it.
 export function targetInit(ramSize: i32): void {
   S32.fill(0);
   DIRTY.fill(0);
   GEN.fill(0, 0, (ramSize >>> 8) + 1);
-  RAM = new Uint8Array((ramSize >>> 0) + 16);
+  // A reused core keeps its RAM when the size matches: zeroing 64 MiB is far
+  // cheaper than allocating it again.
+  if (RAM.length === (ramSize >>> 0) + 16) RAM.fill(0, 0, ramSize >>> 0);
+  else {
+    RAM = new Uint8Array((ramSize >>> 0) + 16);
+    RAMV = new DataView(RAM.buffer);
+  }
   RAM.fill(0xff, ramSize >>> 0);
-  RAMV = new DataView(RAM.buffer);
+  IC.fill(0);
   icClearTags();
+  hiWord = 0;
+  remWord = 0;
 }
 
 /** Zero-copy views for the host: the same names as the wasm build's addresses. */

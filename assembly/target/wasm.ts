@@ -166,7 +166,11 @@ export function targetInit(ramSize: i32): void {
   memory.fill(RAM_BASE, 0, <usize><u32>ramSize);
   memory.fill(RAM_BASE + <usize><u32>ramSize, 0xff, 16);
   memory.fill(genBase, 0, genBytes);
+  // A reused instance (host/engine/load.ts pools them) must equal a fresh one.
+  memory.fill(IC_BASE, 0, 65536 << 5);
   icClearTags();
+  hiWord = 0;
+  remWord = 0;
 }
 
 /** Addresses for the host's zero-copy views (wasm engine only). */

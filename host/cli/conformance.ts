@@ -6,7 +6,7 @@ import { readFileSync } from "node:fs";
 import { CaseFormatError, parseCases, type TestCase } from "../conformance/case.js";
 import { CONFORMANCE_RAM, runCase, type Mismatch } from "../conformance/runner.js";
 import type { EngineKind } from "../engine/engine.js";
-import { createEngine } from "../engine/load.js";
+import { loadEngine } from "../node/core-modules.js";
 import { CommandError, defineCommand, EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from "./command.js";
 
 interface LoadedCase { tc: TestCase; file: string }
@@ -43,7 +43,7 @@ function loadFile(file: string): LoadedCase[] {
 }
 
 async function runEngine(kind: EngineKind, cases: LoadedCase[], maxFailures: number): Promise<EngineReport> {
-  const engine = await createEngine(kind, { ramSize: CONFORMANCE_RAM });
+  const engine = await loadEngine(kind, { ramSize: CONFORMANCE_RAM });
   const report: EngineReport = { engine: kind, cases: cases.length, passed: 0, failed: 0, forms: new Map(), failures: [] };
   for (const { tc, file } of cases) {
     let mismatches: Mismatch[];

@@ -13,17 +13,44 @@ import {
 } from "../../assembly/state.js";
 
 export class CoreEngine implements Engine {
-  readonly ram: Uint8Array;
+  private live: CoreExports<unknown> | null;
+  private readonly ramView: Uint8Array;
   private readonly dirty: Uint8Array;
+  private readonly release: () => void;
 
+  /**
+   * `lease` ties the core to this engine (core-pool.ts): it returns what
+   * dispose() calls to hand the core back.
+   */
   constructor(
     readonly kind: EngineKind,
-    private readonly core: CoreExports<unknown>,
+    core: CoreExports<unknown>,
     readonly ramSize: number,
     views: { ram: Uint8Array; dirty: Uint8Array },
+    lease?: (owner: object) => () => void,
   ) {
-    this.ram = views.ram;
+    this.live = core;
+    this.ramView = views.ram;
     this.dirty = views.dirty;
+    this.release = lease ? lease(this) : () => {};
+  }
+
+  /** The core, while this engine owns it. */
+  private get core(): CoreExports<unknown> {
+    const c = this.live;
+    if (c === null) throw new Error(`this ${this.kind} engine was disposed: its core now belongs to another engine (create a new one)`);
+    return c;
+  }
+  get ram(): Uint8Array {
+    this.core;
+    return this.ramView;
+  }
+  get disposed(): boolean { return this.live === null; }
+
+  dispose(): void {
+    if (this.live === null) return;
+    this.live = null;
+    this.release();
   }
 
   reset(): void { this.core.reset(); this.lastReason = ExitReason.Budget; }
@@ -79,7 +106,7 @@ export class CoreEngine implements Engine {
       throw new RangeError(`addMmio: cannot add [0x${start.toString(16)}, 0x${end.toString(16)}) (empty range or 8 ranges already)`);
     }
   }
-  dirtyMap(): Uint8Array { return this.dirty; }
+  dirtyMap(): Uint8Array { this.core; return this.dirty; }
 
   archState(): ArchState {
     const w = (i: number) => this.core.getState(i) >>> 0;

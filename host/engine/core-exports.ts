@@ -18,6 +18,10 @@ export interface CoreExports<View> {
   interruptible(): number;
   raiseInterrupt(vector: number): number;
   setIrqPending(on: number): void;
+  /** 1: every instruction through the byte interpreter; 0: the decoded-instruction cache (init() sets 0). */
+  setByteInterpreter(on: number): void;
+  /** After the host wrote architectural state words: re-derive what the core caches from them. */
+  stateLoaded(): void;
   ramBase(): View;
   dirtyBase(): View;
   stateBase(): View;

@@ -158,4 +158,13 @@ export interface Engine {
 
   /** The core's dirty-page bytemap (one byte per 4 KiB page). Only DirtyTracker reads and clears it. */
   dirtyMap(): Uint8Array;
+
+  /**
+   * Releases the core (its state, RAM and caches) for reuse by the next engine
+   * of this kind. Afterwards every method throws, and views taken earlier
+   * (ram, dirtyMap()) must not be used: they may show another engine's
+   * memory. An engine that is dropped without dispose() releases its core
+   * when it is garbage-collected. Calling it again does nothing.
+   */
+  dispose(): void;
 }

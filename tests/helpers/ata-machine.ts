@@ -8,7 +8,7 @@
 import { AtaDisk, type AtaTiming } from "../../host/devices/ata-disk.js";
 import type { BlockStore } from "../../host/devices/block-store.js";
 import type { AccessSize, IrqLine } from "../../host/devices/device.js";
-import { createEngine } from "../../host/engine/load.js";
+import { loadEngine } from "../../host/node/core-modules.js";
 import { ExitReason, type EngineKind } from "../../host/engine/engine.js";
 import { PortBus } from "../../host/machine/bus.js";
 import { applyBootState, loadMultiboot } from "../../host/machine/multiboot.js";
@@ -31,7 +31,7 @@ export async function runDiskGuest(
   store: BlockStore,
   opts: { timing?: Partial<AtaTiming>; maxInstructions?: number; ramSize?: number } = {},
 ): Promise<DiskRun> {
-  const engine = await createEngine(kind, { ramSize: opts.ramSize ?? 32 << 20 });
+  const engine = await loadEngine(kind, { ramSize: opts.ramSize ?? 32 << 20 });
   engine.reset();
   engine.setIcount(0n);
   applyBootState(engine, loadMultiboot(engine, elf).state);

@@ -1,7 +1,7 @@
 // Engine set-up shared by the unit tests: a fresh engine per test, code
 // loading, and whole-state snapshots for comparisons.
 
-import { createEngine } from "../../host/engine/load.js";
+import { loadEngine } from "../../host/node/core-modules.js";
 import { ENGINE_KINDS, type Engine, type EngineKind } from "../../host/engine/engine.js";
 
 export { ENGINE_KINDS };
@@ -11,7 +11,7 @@ export const RAM_1M = 1 << 20;
 
 /** A fresh engine in the flat power-on state (registers 0, EFLAGS = 2, RAM zeroed). */
 export async function freshEngine(kind: EngineKind, ramSize = RAM_1M): Promise<Engine> {
-  const e = await createEngine(kind, { ramSize });
+  const e = await loadEngine(kind, { ramSize });
   e.reset();
   return e;
 }
@@ -29,7 +29,7 @@ const reused = new Map<EngineKind, Engine>();
 export async function resetEngine(kind: EngineKind): Promise<Engine> {
   let e = reused.get(kind);
   if (!e) {
-    e = await createEngine(kind, { ramSize: RAM_1M });
+    e = await loadEngine(kind, { ramSize: RAM_1M });
     reused.set(kind, e);
   }
   e.reset();
