@@ -3,7 +3,8 @@
 // strings) and leaves the same bytes on the image as on lockstep; diskregs.elf
 // prints on QEMU the register transcript the unit tests hold the lockstep disk
 // to (tests/devices/diskregs-qemu.txt); and `make` rebuilds both images byte
-// for byte. Needs qemu-system-x86, gcc-multilib and make.
+// for byte. Needs qemu-system-x86, gcc-multilib and make; under CI a missing
+// one, or a gcc other than guests/TOOLCHAIN's, fails (tests/system/host-tools.ts).
 
 import { execFileSync, spawnSync } from "node:child_process";
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -12,14 +13,12 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
 import { DISK_16M_BODY, diskPattern } from "../helpers/ata-machine.js";
+import { GCC_M32, MAKE, QEMU, requireHost, requireTools } from "./host-tools.js";
 
 const root = fileURLToPath(new URL("../../", import.meta.url));
 const guests = join(root, "guests");
 const tmp = mkdtempSync(join(tmpdir(), "lockstep-disk-sys-"));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
-
-const has = (cmd: string, args: string[]) => spawnSync(cmd, args, { stdio: "ignore" }).status === 0;
-const hasQemu = has("qemu-system-i386", ["--version"]);
 
 /** The command line of the issue, with a disk image. */
 function qemu(elf: string, image: string) {
@@ -32,7 +31,8 @@ function qemu(elf: string, image: string) {
 }
 
 describe("disk guests on QEMU", () => {
-  it.runIf(hasQemu)("disk.elf passes on an image made by lockstep disk create, and writes exactly the pattern", () => {
+  it("disk.elf passes on an image made by lockstep disk create, and writes exactly the pattern", (ctx) => {
+    requireTools(ctx, QEMU);
     const image = join(tmp, "disk.img");
     execFileSync(process.execPath, [join(root, "bin", "lockstep.mjs"), "disk", "create", image, "--size", "16M"]);
     const r = qemu("disk.elf", image);
@@ -52,7 +52,8 @@ describe("disk guests on QEMU", () => {
     }
   });
 
-  it.runIf(hasQemu)("disk.elf exits 2 without a disk", () => {
+  it("disk.elf exits 2 without a disk", (ctx) => {
+    requireTools(ctx, QEMU);
     const r = spawnSync("qemu-system-i386", [
       "-kernel", join(guests, "bin", "disk.elf"), "-display", "none", "-debugcon", "stdio",
       "-device", "isa-debug-exit,iobase=0xf4,iosize=4", "-no-reboot", "-monitor", "none",
@@ -61,7 +62,8 @@ describe("disk guests on QEMU", () => {
     expect(r.status).toBe(5); // (2 << 1) | 1
   });
 
-  it.runIf(hasQemu)("diskregs.elf prints the transcript the lockstep disk is tested against", () => {
+  it("diskregs.elf prints the transcript the lockstep disk is tested against", (ctx) => {
+    requireTools(ctx, QEMU);
     const image = join(tmp, "regs.img");
     writeFileSync(image, new Uint8Array(1 << 20));
     const r = qemu("diskregs.elf", image);
@@ -71,17 +73,20 @@ describe("disk guests on QEMU", () => {
 });
 
 describe("disk guest images", () => {
-  it.runIf(has("make", ["--version"]) && has("gcc", ["--version"]))("rebuild byte for byte from the sources", () => {
+  it("rebuild byte for byte from the sources", (ctx) => {
+    requireTools(ctx, MAKE, GCC_M32);
     const dir = join(tmp, "guests");
     cpSync(guests, dir, { recursive: true, filter: (src) => !src.startsWith(join(guests, "build")) });
     execFileSync("make", ["-C", dir, "clean"], { stdio: "ignore" });
     execFileSync("make", ["-C", dir, "bin/disk.elf", "bin/diskregs.elf"], { stdio: "pipe" });
     const gcc = execFileSync("gcc", ["--version"], { encoding: "utf8" }).split("\n")[0];
     const recorded = readFileSync(join(guests, "TOOLCHAIN"), "utf8").trim();
+    for (const elf of ["disk.elf", "diskregs.elf"]) expect(readFileSync(join(dir, "bin", elf)).length, `${elf} built empty`).toBeGreaterThan(0);
+    requireHost(ctx, gcc === recorded,
+      `gcc is "${gcc}" but guests/TOOLCHAIN records "${recorded}": the committed ELFs can only be compared ` +
+      "with that compiler (Debian 12's gcc-multilib); install it, or rebuild and commit the guests (npm run build:guests)");
     for (const elf of ["disk.elf", "diskregs.elf"]) {
-      const built = readFileSync(join(dir, "bin", elf));
-      expect(built.length).toBeGreaterThan(0);
-      if (gcc === recorded) expect(built.equals(readFileSync(join(guests, "bin", elf))), `guests/bin/${elf} is not what the sources build: run npm run build:guests`).toBe(true);
+      expect(readFileSync(join(dir, "bin", elf)).equals(readFileSync(join(guests, "bin", elf))), `guests/bin/${elf} is not what the sources build: run npm run build:guests`).toBe(true);
     }
   });
 });

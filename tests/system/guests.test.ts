@@ -3,7 +3,8 @@
 // the result is byte for byte the committed guests/bin/*.elf; every
 // committed ELF belongs to a listed guest. Also: bench.elf passes on QEMU
 // with its console on the debug port (the UART left out). Needs
-// gcc-multilib, make and qemu-system-x86.
+// gcc-multilib, make and qemu-system-x86; under CI a missing one, or a gcc
+// other than the one guests/TOOLCHAIN records, fails (tests/system/host-tools.ts).
 
 import { execFileSync, spawnSync } from "node:child_process";
 import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
@@ -11,27 +12,26 @@ import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
+import { GCC_M32, MAKE, QEMU, requireHost, requireTools } from "./host-tools.js";
 
 const guests = fileURLToPath(new URL("../../guests/", import.meta.url));
 const tmp = mkdtempSync(join(tmpdir(), "lockstep-guests-"));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
-
-const has = (cmd: string, args: string[]) => spawnSync(cmd, args, { stdio: "ignore" }).status === 0;
 
 /** The guests the Makefile builds. */
 const listed = (dir: string) => execFileSync("make", ["-s", "-C", dir, "list"], { encoding: "utf8" }).trim().split(/\s+/).filter(Boolean);
 const committedElfs = () => readdirSync(join(guests, "bin")).filter((f) => f.endsWith(".elf")).map((f) => f.slice(0, -4)).sort();
 
 describe("guests", () => {
-  it("every committed ELF is a guest the Makefile builds, and every guest is committed", () => {
-    expect(has("make", ["--version"]), "make is not installed").toBe(true);
+  it("every committed ELF is a guest the Makefile builds, and every guest is committed", (ctx) => {
+    requireTools(ctx, MAKE);
     expect(committedElfs()).toEqual(listed(guests).sort());
   });
 
-  const built = new Map<string, Buffer>();
-
-  it("rebuild reproducibly (twice, from a clean copy without bin/ and build/)", () => {
-    expect(has("make", ["--version"]) && has("gcc", ["--version"]), "make and gcc (gcc-multilib) are needed").toBe(true);
+  /** Two clean builds of a copy of guests/ without bin/ and build/, made once for the tests that need them. */
+  let builds: { names: string[]; a: Map<string, Buffer>; b: Map<string, Buffer> } | undefined;
+  const buildTwice = () => {
+    if (builds) return builds;
     const dir = join(tmp, "guests");
     cpSync(guests, dir, {
       recursive: true,
@@ -46,20 +46,24 @@ describe("guests", () => {
       execFileSync("make", ["-C", dir], { stdio: "pipe" });
       return new Map(names.map((n) => [n, readFileSync(join(dir, "bin", `${n}.elf`))]));
     };
-    const a = build();
-    const b = build();
+    return (builds = { names, a: build(), b: build() });
+  };
+
+  it("rebuild reproducibly (twice, from a clean copy without bin/ and build/)", (ctx) => {
+    requireTools(ctx, MAKE, GCC_M32);
+    const { names, a, b } = buildTwice();
     for (const n of names) expect(a.get(n)!.equals(b.get(n)!), `${n}.elf differs between two builds`).toBe(true);
-    for (const [n, bytes] of a) built.set(n, bytes);
   });
 
   it("are byte-identical to the committed ELFs when built with the recorded compiler", (ctx) => {
-    expect(built.size, "the rebuild test did not run or failed").toBeGreaterThan(0);
+    requireTools(ctx, MAKE, GCC_M32);
     const gcc = execFileSync("gcc", ["--version"], { encoding: "utf8" }).split("\n")[0];
     const recorded = readFileSync(join(guests, "TOOLCHAIN"), "utf8").trim();
-    if (gcc !== recorded) {
-      ctx.skip(`gcc is "${gcc}", guests/TOOLCHAIN records "${recorded}": the bytes cannot be compared`);
-      return;
-    }
+    requireHost(ctx, gcc === recorded,
+      `gcc is "${gcc}" but guests/TOOLCHAIN records "${recorded}": the committed ELFs can only be compared ` +
+      "with that compiler (Debian 12's gcc-multilib); install it, or rebuild and commit the guests (npm run build:guests)");
+    const built = buildTwice().a;
+    expect(built.size, "make list names no guest").toBeGreaterThan(0);
     for (const [n, bytes] of built) {
       const file = join(guests, "bin", `${n}.elf`);
       expect(existsSync(file), `guests/bin/${n}.elf is not committed`).toBe(true);
@@ -67,8 +71,8 @@ describe("guests", () => {
     }
   });
 
-  it("bench.elf passes on QEMU with its console on the debug port (no UART)", () => {
-    expect(has("qemu-system-i386", ["--version"]), "qemu-system-i386 is not installed (qemu-system-x86)").toBe(true);
+  it("bench.elf passes on QEMU with its console on the debug port (no UART)", (ctx) => {
+    requireTools(ctx, QEMU);
     const r = spawnSync("qemu-system-i386", [
       "-kernel", join(guests, "bin", "bench.elf"), "-m", "64", "-display", "none", "-no-reboot",
       "-serial", "none", "-monitor", "none", "-debugcon", "stdio", "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04",
