@@ -120,6 +120,28 @@ export class CoreEngine implements Engine {
     };
   }
 
+  setArchState(s: ArchState): void {
+    checkArchState(s);
+    const c = this.core;
+    const put = (at: number, words: readonly number[]) => words.forEach((v, i) => c.setState(at + i, v | 0));
+    put(0, s.regs);
+    c.setState(S_EIP, s.eip | 0);
+    put(S_SEL, s.segSel);
+    put(S_BASE, s.segBase);
+    put(S_LIMIT, s.segLimit);
+    put(S_ATTR, s.segAttr);
+    put(S_CR0, s.cr);
+    put(S_GDT_BASE, [s.gdt[0]]); put(S_GDT_LIMIT, [s.gdt[1]]);
+    put(S_IDT_BASE, [s.idt[0]]); put(S_IDT_LIMIT, [s.idt[1]]);
+    this.setIcount(BigInt(s.icount));
+    c.setState(S_HALTED, s.halted); c.setState(S_SHADOW, s.shadow); c.setState(S_IRQ_PENDING, s.irqPending);
+    c.setState(S_IDT_SET, s.idtLoaded); c.setState(S_DELIVERING, s.delivering);
+    c.setState(S_FIRST_VECTOR, s.firstVector | 0); c.setState(S_PENDING_EXIT, s.pendingExit);
+    c.setEflags(s.eflags | 0);
+    c.stateLoaded();
+    this.lastReason = ExitReason.Budget;
+  }
+
   get interruptible(): boolean { return this.core.interruptible() !== 0; }
   get halted(): boolean { return this.core.getState(S_HALTED) !== 0; }
   raiseInterrupt(vector: number): InterruptResult {
@@ -182,6 +204,38 @@ export class CoreEngine implements Engine {
         break;
     }
     return e;
+  }
+}
+
+// The shape of ArchState, for setArchState's checks: array fields and their
+// lengths, and the 0/1 flags.
+const WORD_ARRAYS: [keyof ArchState, number][] = [
+  ["regs", 8], ["segSel", 6], ["segBase", 6], ["segLimit", 6], ["segAttr", 6], ["cr", 4], ["gdt", 2], ["idt", 2],
+];
+const WORDS: (keyof ArchState)[] = ["eip", "eflags", "firstVector", "delivering"];
+const BITS: (keyof ArchState)[] = ["halted", "shadow", "irqPending", "idtLoaded"];
+
+const isWord = (v: unknown): v is number => typeof v === "number" && Number.isInteger(v) && v >= 0 && v <= 0xffffffff;
+
+function checkArchState(s: ArchState): void {
+  const bad = (field: string, want: string, got: unknown) => {
+    const shown = typeof got === "string" ? JSON.stringify(got) : Array.isArray(got) ? `an array of ${got.length}` : String(got);
+    throw new TypeError(`setArchState: ${field} must be ${want}, got ${shown}`);
+  };
+  if (s === null || typeof s !== "object") bad("the state", "an object (from archState())", s);
+  for (const [k, n] of WORD_ARRAYS) {
+    const a = s[k];
+    if (!Array.isArray(a) || a.length !== n) bad(k, `an array of ${n} unsigned 32-bit words`, a);
+    (a as unknown[]).forEach((v, i) => { if (!isWord(v)) bad(`${k}[${i}]`, "an unsigned 32-bit integer", v); });
+  }
+  for (const k of WORDS) if (!isWord(s[k])) bad(k, "an unsigned 32-bit integer", s[k]);
+  for (const k of BITS) if (s[k] !== 0 && s[k] !== 1) bad(k, "0 or 1", s[k]);
+  for (let i = 0; i < 6; i++) if (s.segSel[i] > 0xffff) bad(`segSel[${i}]`, "a 16-bit selector", s.segSel[i]);
+  if (typeof s.icount !== "string" || !/^(0|[1-9][0-9]*)$/.test(s.icount) || BigInt(s.icount) >= 1n << 64n) {
+    bad("icount", "a decimal string of an unsigned 64-bit count", s.icount);
+  }
+  if (!isWord(s.pendingExit) || (s.pendingExit !== 0 && ExitReason[s.pendingExit] === undefined)) {
+    bad("pendingExit", "0 or an exit reason", s.pendingExit);
   }
 }
 

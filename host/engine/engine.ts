@@ -155,6 +155,13 @@ export interface Engine {
    * Transient exit bookkeeping is left out.
    */
   archState(): ArchState;
+  /**
+   * The exact inverse of archState(): every field is loaded (EFLAGS as a
+   * whole, leaving no lazy flag state behind) and no cached decode survives.
+   * RAM is not part of it: load that with writeMem. Throws a TypeError naming
+   * the field when `s` is not a well-formed ArchState.
+   */
+  setArchState(s: ArchState): void;
 
   /** The core's dirty-page bytemap (one byte per 4 KiB page). Only DirtyTracker reads and clears it. */
   dirtyMap(): Uint8Array;
