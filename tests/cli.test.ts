@@ -195,9 +195,19 @@ describe.concurrent("lockstep command", () => {
       if (k === 0) forms[name].failed++;
       else forms[name].passed++;
     });
-    const expected = (engine: string) => ({ engine, cases: 40, passed: 39, failed: 1, forms });
+    const expected = (engine: string) => ({ engine, path: "cache", cases: 40, passed: 39, failed: 1, forms });
     expect(out).toEqual([expected("wasm"), expected("ts")]);
-    expect(Object.keys(out[0])).toEqual(["engine", "cases", "passed", "failed", "forms"]);
+    expect(Object.keys(out[0])).toEqual(["engine", "path", "cases", "passed", "failed", "forms"]);
+  });
+
+  it("conformance --path both runs each engine through the decode cache and the byte interpreter", async () => {
+    const file = tempFile("paths.jsonl", siliconLines.slice(0, 10));
+    const j = await lockstep("conformance", file, "--path", "both", "--json");
+    expect(j.status, j.stderr).toBe(0);
+    const out = JSON.parse(j.stdout) as { engine: string; path: string; passed: number }[];
+    expect(out.map((r) => `${r.engine}/${r.path}/${r.passed}`)).toEqual(["wasm/cache/10", "wasm/bytes/10", "ts/cache/10", "ts/bytes/10"]);
+    const t = await lockstep("conformance", "--engine=ts", "--path=bytes", file);
+    expect(t.stdout).toBe("ts (byte interpreter): all 10 cases pass (5 forms)\n");
   });
 
   it("conformance --engine ts reports only ts", async () => {

@@ -4,7 +4,7 @@
 
 import { readFileSync } from "node:fs";
 import { CaseFormatError, parseCases, type TestCase } from "../conformance/case.js";
-import { CONFORMANCE_RAM, runCase, type Mismatch } from "../conformance/runner.js";
+import { CONFORMANCE_RAM, EXEC_PATHS, pathOption, runCase, type ExecPath, type Mismatch } from "../conformance/runner.js";
 import type { EngineKind } from "../engine/engine.js";
 import { loadEngine } from "../node/core-modules.js";
 import { CommandError, defineCommand, EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from "./command.js";
@@ -14,6 +14,7 @@ interface FormCount { passed: number; failed: number }
 interface Failure { tc: TestCase; file: string; mismatches: Mismatch[] }
 interface EngineReport {
   engine: EngineKind;
+  path: ExecPath;
   cases: number;
   passed: number;
   failed: number;
@@ -42,9 +43,9 @@ function loadFile(file: string): LoadedCase[] {
   }
 }
 
-async function runEngine(kind: EngineKind, cases: LoadedCase[], maxFailures: number): Promise<EngineReport> {
-  const engine = await loadEngine(kind, { ramSize: CONFORMANCE_RAM });
-  const report: EngineReport = { engine: kind, cases: cases.length, passed: 0, failed: 0, forms: new Map(), failures: [] };
+async function runEngine(kind: EngineKind, path: ExecPath, cases: LoadedCase[], maxFailures: number): Promise<EngineReport> {
+  const engine = await loadEngine(kind, { ramSize: CONFORMANCE_RAM, ...pathOption(path) });
+  const report: EngineReport = { engine: kind, path, cases: cases.length, passed: 0, failed: 0, forms: new Map(), failures: [] };
   for (const { tc, file } of cases) {
     let mismatches: Mismatch[];
     try {
@@ -64,8 +65,12 @@ async function runEngine(kind: EngineKind, cases: LoadedCase[], maxFailures: num
       if (report.failures.length < maxFailures) report.failures.push({ tc, file, mismatches });
     }
   }
+  engine.dispose();
   return report;
 }
+
+/** "wasm", or "wasm (byte interpreter)" for the bytes path. */
+const label = (r: EngineReport) => (r.path === "bytes" ? `${r.engine} (byte interpreter)` : r.engine);
 
 const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`;
 const bytesHex = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, "0")).join(" ");
@@ -79,18 +84,18 @@ function formatFailure(f: Failure): string[] {
 
 function formatReport(r: EngineReport): string {
   const nForms = r.forms.size;
-  if (r.failed === 0) return `${r.engine}: all ${plural(r.cases, "case")} pass (${plural(nForms, "form")})\n`;
+  if (r.failed === 0) return `${label(r)}: all ${plural(r.cases, "case")} pass (${plural(nForms, "form")})\n`;
   const failing = [...r.forms].filter(([, c]) => c.failed > 0);
   const width = Math.max(4, ...failing.map(([name]) => name.length));
   const lines = [
-    `${r.engine}: ${r.passed} of ${plural(r.cases, "case")} pass, ${r.failed} fail; ${failing.length} of ${plural(nForms, "form")} failing:`,
+    `${label(r)}: ${r.passed} of ${plural(r.cases, "case")} pass, ${r.failed} fail; ${failing.length} of ${plural(nForms, "form")} failing:`,
     `  ${"form".padEnd(width)}  passed  failed`,
     ...failing.map(([name, c]) => `  ${name.padEnd(width)}  ${String(c.passed).padStart(6)}  ${String(c.failed).padStart(6)}`),
   ];
   if (nForms > failing.length) lines.push(`  (the other ${plural(nForms - failing.length, "form")} all pass)`);
   if (r.failures.length > 0) {
     const shown = r.failures.length < r.failed ? `the first ${r.failures.length} of ${r.failed} failing cases` : r.failed === 1 ? "the failing case" : `the ${r.failed} failing cases`;
-    lines.push(``, `${r.engine}: ${shown}:`);
+    lines.push(``, `${label(r)}: ${shown}:`);
     for (const f of r.failures) lines.push(...formatFailure(f));
   }
   return lines.join("\n") + "\n";
@@ -99,6 +104,7 @@ function formatReport(r: EngineReport): string {
 function toJson(r: EngineReport) {
   return {
     engine: r.engine,
+    path: r.path,
     cases: r.cases,
     passed: r.passed,
     failed: r.failed,
@@ -107,21 +113,25 @@ function toJson(r: EngineReport) {
 }
 
 export default defineCommand({
-  usage: "FILE... [--engine wasm|ts|both] [--json] [--max-failures N]",
+  usage: "FILE... [--engine wasm|ts|both] [--path cache|bytes|both] [--json] [--max-failures N]",
   description: `
 Each FILE holds test cases as JSON lines (docs/test-case-format.md): one
 instruction, an initial and an expected final state. Every case runs on each
-selected engine (RAM: ${CONFORMANCE_RAM >> 20} MiB). The report gives per-form pass/fail
+selected engine (RAM: ${CONFORMANCE_RAM >> 20} MiB), through the selected execution path:
+"cache" is the engine as it normally runs (decoded-instruction cache, with
+the byte interpreter for what the cache does not take), "bytes" runs every
+instruction through the byte interpreter. The report gives per-form pass/fail
 counts, listing the forms with failures, and for the first failing cases the
 form, case index, file:line, instruction bytes and every mismatching register,
 flag bit or memory byte as "expected X got Y".
 
 With --json, stdout is exactly one JSON array, one object per engine:
-  [{"engine":"wasm","cases":N,"passed":N,"failed":N,
+  [{"engine":"wasm","path":"cache","cases":N,"passed":N,"failed":N,
     "forms":{"<form>":{"passed":N,"failed":N}, ...}}, ...]
 and errors go to stderr.`,
   flags: {
     engine: { type: "enum", values: ["wasm", "ts", "both"], default: "both", help: "the engine(s) to run the cases on" },
+    path: { type: "enum", values: ["cache", "bytes", "both"], default: "cache", help: "the execution path(s): decode cache, byte interpreter, or both" },
     json: { type: "boolean", help: "print the counts as one JSON array on stdout, nothing else" },
     "max-failures": {
       type: "int", min: 0, default: 10,
@@ -145,7 +155,8 @@ and errors go to stderr.`,
     const kinds: EngineKind[] = flags.engine === "both" ? ["wasm", "ts"] : [flags.engine];
     const maxFailures = flags.json ? 0 : flags["max-failures"];
     const reports: EngineReport[] = [];
-    for (const kind of kinds) reports.push(await runEngine(kind, cases, maxFailures));
+    const paths: readonly ExecPath[] = flags.path === "both" ? EXEC_PATHS : [flags.path];
+    for (const kind of kinds) for (const path of paths) reports.push(await runEngine(kind, path, cases, maxFailures));
     if (flags.json) stdout.write(JSON.stringify(reports.map(toJson)) + "\n");
     else stdout.write(reports.map(formatReport).join(reports.some((r) => r.failed > 0) ? "\n" : ""));
     return reports.some((r) => r.failed > 0) ? EXIT_FAILURE : EXIT_OK;

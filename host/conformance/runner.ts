@@ -1,5 +1,8 @@
 // Runs test cases on an engine: load the initial state, step() one whole
-// instruction, compare with the expected final state.
+// instruction, compare with the expected final state. Every case should pass
+// on both execution paths of both engines (EXEC_PATHS): the cached handlers
+// (assembly/dispatch.ts) and the byte interpreter they stand in for
+// (assembly/exec.ts), which otherwise only runs what the cache does not take.
 
 import { ExitReason, REG_NAMES, type Engine } from "../engine/engine.js";
 import type { TestCase } from "./case.js";
@@ -19,6 +22,12 @@ export interface CaseResult {
   pass: boolean;
   mismatches: Mismatch[];
 }
+
+/** How an engine executes: from the decoded-instruction cache (the normal path), or every instruction through the byte interpreter. */
+export type ExecPath = "cache" | "bytes";
+export const EXEC_PATHS: readonly ExecPath[] = ["cache", "bytes"];
+/** The engine option (host/engine/load.ts EngineOptions) that selects a path. */
+export const pathOption = (path: ExecPath): { byteInterpreter: boolean } => ({ byteInterpreter: path === "bytes" });
 
 /** RAM the runner gives the engine: the format keeps addresses under 4 MiB. */
 export const CONFORMANCE_RAM = 8 << 20;
