@@ -24,10 +24,18 @@ const exitWith = (v: number) => [0xb8, ...le32(v), 0xe7, 0xf4]; // mov eax, v; o
 
 describe("lockstep run", () => {
   it.each(["wasm", "ts"])("prints the guest's output and exits with its status (%s)", async (engine) => {
-    const r = await lockstep("run", guest(`hello-${engine}.elf`, [...print("hello\n"), ...exitWith(7)]), "--engine", engine);
+    const r = await lockstep("run", guest(`hello-${engine}.elf`, [...print("hello\n"), ...exitWith(7)]), "--engine", engine, "--debugcon", "stdout");
     expect(r.stdout).toBe("hello\n");
     expect(r.status).toBe(7);
     expect(r.stderr).toMatch(new RegExp(`^lockstep run: 14 instructions in [\\d.]+ s, [\\d.]+ MIPS \\(${engine}\\); guest exit status 7\\n$`));
+  });
+
+  it("shows the debug console on stdout only when COM1 is not there (the guests print on both)", async () => {
+    const g = guest("debugcon.elf", [...print("hi\n"), ...exitWith(0)]);
+    expect((await lockstep("run", g)).stdout).toBe("");
+    expect((await lockstep("run", g, "--serial", "none")).stdout).toBe("hi\n");
+    const e = await lockstep("run", g, "--debugcon", "stderr");
+    expect([e.stdout, e.stderr.startsWith("hi\nlockstep run: ")]).toEqual(["", true]);
   });
 
   it("reports an exit status above 255 as 255, a halt as 0", async () => {

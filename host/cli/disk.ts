@@ -31,14 +31,14 @@ export function createImage(file: string, bytes: number, force: boolean): void {
     if (!st.isFile()) throw new CommandError(`cannot create ${file}: it exists and is not a regular file`, EXIT_USAGE);
   } catch (e) {
     if (e instanceof CommandError) throw e;
-    if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw new CommandError(`cannot create ${file}: ${describe(e)}`, EXIT_USAGE);
+    if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw new CommandError(`cannot create ${file}: ${describeFileError(e)}`, EXIT_USAGE);
   }
   let fd: number;
   try {
     // "wx" fails if the file appeared meanwhile; "w" (with --force) truncates it to nothing first.
     fd = openSync(file, existed ? "w" : "wx");
   } catch (e) {
-    throw new CommandError(`cannot create ${file}: ${describe(e)}`, EXIT_USAGE);
+    throw new CommandError(`cannot create ${file}: ${describeFileError(e)}`, EXIT_USAGE);
   }
   try {
     ftruncateSync(fd, bytes); // zeros (sparse where the file system allows it)
@@ -49,12 +49,13 @@ export function createImage(file: string, bytes: number, force: boolean): void {
     } catch {
       // leave it: the message below says what happened
     }
-    throw new CommandError(`cannot create ${file}: ${describe(e)}`, EXIT_USAGE);
+    throw new CommandError(`cannot create ${file}: ${describeFileError(e)}`, EXIT_USAGE);
   }
   closeSync(fd);
 }
 
-function describe(e: unknown): string {
+/** A file-system error in words for a one-line message ("permission denied"). */
+export function describeFileError(e: unknown): string {
   const err = e as NodeJS.ErrnoException;
   switch (err?.code) {
     case "ENOENT": return "no such directory";

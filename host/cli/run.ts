@@ -3,7 +3,8 @@
 // (or COM1 to a TCP client), a one-line summary to stderr, and the guest's
 // exit status (port 0xF4) becomes the process's.
 
-import { closeSync, openSync, readFileSync, writeSync } from "node:fs";
+import { readFileSync } from "node:fs";
+import { constants as osConstants } from "node:os";
 import { createServer, type Socket } from "node:net";
 import { MAX_RAM, MIN_RAM } from "../engine/load.js";
 import { LoadError } from "../machine/elf.js";
@@ -20,6 +21,7 @@ import { bootLive } from "../node/boot.js";
 import { UsageError, type Flags } from "./args.js";
 import { CommandError, defineCommand, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, type CommandContext } from "./command.js";
 import { Recording } from "../replay/session.js";
+import { LogTarget } from "./log-target.js";
 
 const DEFAULT_MEM = 32 << 20;
 const hex8 = (n: number) => "0x" + (n >>> 0).toString(16).padStart(8, "0");
@@ -70,7 +72,7 @@ export const RUN_FLAGS = {
   disk: { type: "string", arg: "FILE", help: "raw disk image for the ATA disk (lockstep disk create)" },
   serial: { type: "string", default: "stdio", arg: "stdio|tcp:PORT|none", help: "where COM1 goes" },
   nic: { type: "string", arg: "udp:LISTEN:PEER", help: "the NIC's frames as UDP datagrams on 127.0.0.1" },
-  debugcon: { type: "enum", values: ["stdout", "stderr", "none"], default: "stdout", help: "where the debug console (port 0xE9) goes" },
+  debugcon: { type: "enum", values: ["stdout", "stderr", "none"], help: "where the debug console (port 0xE9) goes (default: stdout when --serial is not stdio, else none)" },
   clock: { type: "enum", values: ["host", "virtual"], default: "host", help: "guest time source" },
   cmdline: { type: "string", default: "", arg: "TEXT", help: "the Multiboot command line" },
   "max-instructions": { type: "int", min: 0, arg: "N", help: "stop after N retired instructions (default: no limit)" },
@@ -82,19 +84,20 @@ export const RUN_EXIT_STATUS = [
   "N  the guest wrote N to port 0xF4 (values above 255 are reported as 255)",
   "0  the guest halted (HLT with nothing to wake it) without writing an exit status",
   "1  the guest faulted, executed INT n or triple-faulted, or --max-instructions was reached",
-  "2  usage error, or a GUEST or disk that is missing, unreadable or not loadable",
+  "2  usage error, a GUEST or disk that is missing, unreadable or not loadable, or a --serial/--nic port already in use",
   "3  internal error (e.g. the engines are not built: npm run build)",
+  "130, 143  interrupted by SIGINT (Ctrl-C) or SIGTERM (128 + the signal's number)",
 ];
 
 /**
- * Boots GUEST with the run flags and runs it to the end; with `logFile`,
+ * Boots GUEST with the run flags and runs it to the end; with `record`,
  * records: every outside value goes to that replay log as the guest takes
- * it, and the end record is written when the run ends.
+ * it, and the log replaces record.log once its end record is written.
  */
 export async function runGuest(
   { flags, positionals, stdout, stderr }: CommandContext<typeof RUN_FLAGS>,
   command: string,
-  logFile?: string,
+  record?: { log: string; force: boolean },
 ): Promise<number> {
   const mem = flags.mem;
   if (mem < MIN_RAM || mem > MAX_RAM || mem % 4096 !== 0) {
@@ -125,91 +128,114 @@ export async function runGuest(
     if (serial === "stdio") stdout.write(Uint8Array.of(b));
     else if (client) client.write(Uint8Array.of(b));
   };
+  // With COM1 on stdout the debug console stays quiet by default: the
+  // runtime's guests print on both when they have a UART (guests/disk/disk.c),
+  // and every byte would show twice.
+  const debugcon = flags.debugcon ?? (serial === "stdio" ? "none" : "stdout");
   const machineConfig = {
     engine: flags.engine, loadEngine, ramSize: mem, clock: flags.clock, cmdline: `${file} ${flags.cmdline}`,
     disk, nic: nicSpec !== undefined,
     onSerial: toSerial,
-    onDebugcon: flags.debugcon === "none" ? undefined
-      : (b: number) => (flags.debugcon === "stderr" ? stderr : stdout).write(Uint8Array.of(b)),
+    onDebugcon: debugcon === "none" ? undefined
+      : (b: number) => (debugcon === "stderr" ? stderr : stdout).write(Uint8Array.of(b)),
   };
-  let machine: Machine;
-  let recording: Recording | null = null;
-  let logFd: number | null = null;
-  try {
-    if (logFile !== undefined) {
-      try {
-        logFd = openSync(logFile, "w");
-      } catch (e) {
-        throw new CommandError(`cannot write ${logFile}: ${(e as Error).message}`, EXIT_USAGE);
-      }
-      const fd = logFd;
-      recording = await Recording.start(image, { ...machineConfig, sink: (chunk) => { writeSync(fd, chunk); } });
-      machine = recording.machine;
-    } else {
-      machine = await bootLive(image, machineConfig);
-    }
-  } catch (e) {
-    if (logFd !== null) closeSync(logFd);
-    if (e instanceof LoadError) throw new CommandError(`${file}: ${e.message}`, EXIT_USAGE);
-    throw e;
-  }
 
-  // Outside input: stdin or a TCP client for COM1, UDP for the NIC. All of
-  // it reaches the guest through the machine's gate (logged when recording).
-  let inputs = 0;
-  const cleanups: (() => void)[] = [];
-  if (serial === "stdio" && !process.stdin.isTTY && flags.clock === "host") {
-    inputs++;
-    const onData = (d: Buffer) => machine.serialInput(d);
-    process.stdin.on("data", onData);
-    cleanups.push(() => { process.stdin.off("data", onData); process.stdin.pause(); });
-  }
-  if (tcp) {
-    inputs++;
-    const server = createServer((s) => {
-      client = s;
-      s.on("data", (d) => machine.serialInput(d));
-      s.on("close", () => { if (client === s) client = null; });
-    });
-    await new Promise<void>((res) => server.listen(Number(tcp[1]), "127.0.0.1", res));
-    cleanups.push(() => { client?.destroy(); server.close(); });
-  }
-  if (nicSpec && machine.nic) {
-    inputs++;
-    const udp = await UdpTransport.open({ listenPort: nicSpec.listenPort, peerPort: nicSpec.peerPort });
-    udp.onFrame((f) => machine.nicInput(f));
-    machine.nic.onTransmit((f) => udp.send(f));
-    cleanups.push(() => udp.close());
-  }
-
-  // Ctrl-C (or SIGTERM) ends the run cleanly: a recording still gets its end record.
-  let interrupted = false;
-  const onSignal = () => { interrupted = true; };
+  // Ctrl-C (or SIGTERM) ends the run cleanly: a recording still gets its end
+  // record. Caught from before the boot, so no signal leaves a half-made log.
+  let signal: NodeJS.Signals | null = null;
+  const onSignal = (s: NodeJS.Signals) => { signal ??= s; };
   process.once("SIGINT", onSignal);
   process.once("SIGTERM", onSignal);
-  cleanups.push(() => { process.off("SIGINT", onSignal); process.off("SIGTERM", onSignal); });
-
-  const t0 = performance.now();
-  let outcome: DriverOutcome;
-  const max = flags["max-instructions"];
+  const cleanups: (() => void)[] = [() => { process.off("SIGINT", onSignal); process.off("SIGTERM", onSignal); }];
+  const protect: [string, string][] = [[file, "the guest image"]];
+  if (flags.disk !== undefined) protect.push([flags.disk, "the --disk image"]);
+  let target: LogTarget | null = null;
   try {
-    // The driver yields between slices, so input and signals get in.
-    outcome = await runRealtime(machine, { maxInstructions: max, canWake: inputs > 0 || flags.clock === "host", interrupted: () => interrupted });
+    target = record ? LogTarget.open(record.log, { force: record.force, protect }) : null;
+    let machine: Machine;
+    let recording: Recording | null = null;
+    try {
+      if (target) {
+        const t = target;
+        recording = await Recording.start(image, { ...machineConfig, sink: (chunk) => t.write(chunk) });
+        machine = recording.machine;
+      } else {
+        machine = await bootLive(image, machineConfig);
+      }
+    } catch (e) {
+      if (e instanceof LoadError) throw new CommandError(`${file}: ${e.message}`, EXIT_USAGE);
+      throw e;
+    }
+
+    // Outside input: stdin or a TCP client for COM1, UDP for the NIC. All of
+    // it reaches the guest through the machine's gate (logged when recording).
+    let inputs = 0;
+    if (serial === "stdio" && !process.stdin.isTTY && flags.clock === "host") {
+      inputs++;
+      const onData = (d: Buffer) => machine.serialInput(d);
+      process.stdin.on("data", onData);
+      cleanups.push(() => { process.stdin.off("data", onData); process.stdin.pause(); });
+    }
+    if (tcp) {
+      inputs++;
+      const server = createServer((s) => {
+        client = s;
+        s.on("data", (d) => machine.serialInput(d));
+        s.on("close", () => { if (client === s) client = null; });
+      });
+      const port = Number(tcp[1]);
+      await new Promise<void>((res, rej) => {
+        server.once("error", (e) => rej(portError("--serial", serial, `TCP port ${port}`, e)));
+        server.listen(port, "127.0.0.1", res);
+      });
+      cleanups.push(() => { client?.destroy(); server.close(); });
+    }
+    if (nicSpec && machine.nic) {
+      inputs++;
+      const nic = machine.nic;
+      const udp = await UdpTransport.open({ listenPort: nicSpec.listenPort, peerPort: nicSpec.peerPort })
+        .catch((e: unknown) => { throw portError("--nic", flags.nic!, `UDP port ${nicSpec.listenPort}`, e); });
+      udp.onFrame((f) => machine.nicInput(f));
+      nic.onTransmit((f) => udp.send(f));
+      cleanups.push(() => udp.close());
+    }
+
+    const t0 = performance.now();
+    let outcome: DriverOutcome;
+    const max = flags["max-instructions"];
+    try {
+      // The driver yields between slices, so input and signals get in.
+      outcome = await runRealtime(machine, { maxInstructions: max, canWake: inputs > 0 || flags.clock === "host", interrupted: () => signal !== null });
+    } finally {
+      disk?.flush();
+    }
+    const seconds = (performance.now() - t0) / 1000;
+    const n = Number(outcome.instructions);
+    const mips = seconds > 0 ? n / seconds / 1e6 : 0;
+    let logNote = "";
+    if (recording && target) {
+      const end = recording.finish();
+      target.commit();
+      logNote = `; log ${target.file}: ${recording.bytes} bytes, ${(Number(end.guestNs) / 1e9).toFixed(3)} s of guest time`;
+    }
+    const why = outcome.reason === "interrupted" ? `interrupted by ${signal} at EIP ${hex8(machine.engine.eip)}` : describeOutcome(machine, outcome, max);
+    stderr.write(`lockstep ${command}: ${n} instructions in ${seconds.toFixed(3)} s, ${mips.toFixed(1)} MIPS (${flags.engine}); ${why}${logNote}\n`);
+    // The shell's convention for a process ended by a signal: 128 + its number.
+    if (outcome.reason === "interrupted") return 128 + osConstants.signals[signal!];
+    return runExitStatus(outcome);
   } finally {
-    for (const c of cleanups) c();
-    disk?.flush();
+    target?.abandon();
+    for (const c of cleanups.reverse()) c();
   }
-  const seconds = (performance.now() - t0) / 1000;
-  const n = Number(outcome.instructions);
-  const mips = seconds > 0 ? n / seconds / 1e6 : 0;
-  let logNote = "";
-  if (recording && logFd !== null) {
-    const end = recording.finish();
-    closeSync(logFd);
-    logNote = `; log ${logFile}: ${recording.bytes} bytes, ${(Number(end.guestNs) / 1e9).toFixed(3)} s of guest time`;
-  }
-  stderr.write(`lockstep ${command}: ${n} instructions in ${seconds.toFixed(3)} s, ${mips.toFixed(1)} MIPS (${flags.engine}); ${describeOutcome(machine, outcome, max)}${interrupted ? " (interrupted)" : ""}${logNote}\n`);
-  return runExitStatus(outcome);
+}
+
+/** A port lockstep cannot listen on, as a usage error naming the flag (exit 2). */
+function portError(flag: string, value: string, what: string, e: unknown): CommandError {
+  const code = (e as NodeJS.ErrnoException).code;
+  const why = code === "EADDRINUSE" ? `${what} on 127.0.0.1 is already in use`
+    : code === "EACCES" ? `permission denied to listen on ${what} of 127.0.0.1`
+    : `cannot listen on ${what} of 127.0.0.1: ${(e as Error).message}`;
+  return new CommandError(`${flag} ${value}: ${why}`, EXIT_USAGE);
 }
 
 export default defineCommand({
@@ -221,8 +247,10 @@ PICs, 8254 PIT (IRQ 0), CMOS RTC, debug console (port 0xE9), exit port (0xF4),
 an ATA disk (IRQ 14) with --disk and the paravirtual NIC (IRQ 11) with --nic.
 See docs/machine.md.
 
-COM1 and the debug console go to stdout; with --serial stdio, standard input
-is COM1's input; with --serial tcp:PORT, COM1 is a TCP server on 127.0.0.1.
+COM1 goes to stdout; with --serial stdio, standard input is COM1's input;
+with --serial tcp:PORT, COM1 is a TCP server on 127.0.0.1. The debug console
+goes to stdout only when COM1 does not (the guests print on both, so every
+character would show twice); --debugcon stdout shows it anyway.
 Time follows the host clock (--clock host, the default) or the instruction
 count (--clock virtual: 10 ns an instruction; runs are then deterministic).
 
@@ -231,7 +259,9 @@ faults or executes INT n before loading an IDT, triple-faults, or retires
 --max-instructions instructions; with the virtual clock also when it waits in
 HLT with nothing scheduled and no input source. A one-line summary then goes
 to stderr: instructions retired, seconds, MIPS, engine and why it ended.
-'lockstep record' is the same run, logged for replay.`,
+SIGINT (Ctrl-C) or SIGTERM ends the run the same way, "interrupted by
+SIGINT", with status 130 (SIGTERM: 143). 'lockstep record' is the same run,
+logged for replay.`,
   flags: RUN_FLAGS,
   positionals: { min: 1, max: 1, name: "GUEST (a Multiboot kernel or ELF32 i386 executable)" },
   exitStatus: RUN_EXIT_STATUS,
