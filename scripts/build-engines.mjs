@@ -5,11 +5,13 @@
 //                      engine): esbuild strips the types, this script swaps
 //                      target/wasm.ts for target/js.ts and drops the
 //                      AssemblyScript-only @inline decorators.
-// --if-stale: do nothing when both outputs are newer than every input.
-import { build } from "esbuild";
+// --if-stale: do nothing when the outputs were built from exactly the current
+// inputs (build-stamp.mjs: the sources, these scripts, asconfig.json and the
+// compiler versions).
 import { inlineAccessors } from "./inline-js.mjs";
+import { buildIsFresh, inputStamp, STAMP_FILE } from "./build-stamp.mjs";
 import { execFileSync } from "node:child_process";
-import { readFileSync, writeFileSync, readdirSync, statSync, existsSync, mkdirSync } from "node:fs";
+import { readFileSync, writeFileSync, readdirSync, rmSync, mkdirSync } from "node:fs";
 import { dirname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -18,25 +20,14 @@ const asmDir = join(root, "assembly");
 const outWasm = join(root, "build", "core.wasm");
 const outTs = join(root, "build", "core-ts.mjs");
 
-function newestInput() {
-  let t = statSync(fileURLToPath(import.meta.url)).mtimeMs;
-  t = Math.max(t, statSync(join(root, "asconfig.json")).mtimeMs);
-  const walk = (d) => {
-    for (const e of readdirSync(d, { withFileTypes: true })) {
-      const p = join(d, e.name);
-      if (e.isDirectory()) walk(p);
-      else t = Math.max(t, statSync(p).mtimeMs);
-    }
-  };
-  walk(asmDir);
-  return t;
-}
-
-if (process.argv.includes("--if-stale") && existsSync(outWasm) && existsSync(outTs)) {
-  const t = newestInput();
-  if (statSync(outWasm).mtimeMs >= t && statSync(outTs).mtimeMs >= t) process.exit(0);
-}
+if (process.argv.includes("--if-stale") && buildIsFresh(root, [outWasm, outTs])) process.exit(0);
+// Loaded only when building: an up-to-date check needs no compiler.
+const { build } = await import("esbuild");
 mkdirSync(join(root, "build"), { recursive: true });
+// Taken before building, so an input edited during the build leaves it stale;
+// removed first, so a failed build is never taken for a fresh one.
+const stamp = inputStamp(root);
+rmSync(join(root, STAMP_FILE), { force: true });
 
 const asc = join(root, "node_modules", "assemblyscript", "bin", "asc.js");
 try {
@@ -113,4 +104,5 @@ const INLINE = [
   "st", "setSt", "ic", "setIc", "lineGen", "ltu", "leu", "ram8", "ram16", "ram32", "ramEnd", "getIp", "setIp", "fReg", "fBase", "fIndex", "fSub", "offsetOf", "addrOf", "fits4", "fits2", "fits1", "stackAddr", "isO16", "isA16",
 ];
 writeFileSync(outTs, inlineAccessors(readFileSync(outTs, "utf8"), INLINE));
+writeFileSync(join(root, STAMP_FILE), stamp + "\n");
 console.log(`build-engines: ${relative(root, outWasm)} and ${relative(root, outTs)} built`);
