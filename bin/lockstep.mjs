@@ -13,5 +13,17 @@ process.stdout.on("error", (e) => {
   throw e;
 });
 
+// Under npx (or an npm script) this process is npm's grandchild, through
+// `sh -c`: a signal to npm reaches the shell, which dies without passing it
+// on, and lockstep would run on as an orphan holding its ports (so
+// `npx lockstep run ... &` then `kill $!` would not stop the VM). When the
+// parent npm gave us goes away, take it as SIGTERM: a run ends as on Ctrl-C.
+if (process.env.npm_lifecycle_event !== undefined) {
+  const parent = process.ppid;
+  setInterval(() => {
+    if (process.ppid !== parent) process.kill(process.pid, "SIGTERM");
+  }, 200).unref();
+}
+
 const { main } = await import(new URL("../host/cli/main.ts", import.meta.url).href);
 process.exitCode = await main(process.argv.slice(2));
