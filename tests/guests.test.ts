@@ -11,6 +11,7 @@ import { describe, expect, it } from "vitest";
 import { MemoryBlockStore } from "../host/devices/block-store.js";
 import { ENGINE_KINDS, type EngineKind } from "../host/engine/engine.js";
 import { Machine, type RunOutcome } from "../host/machine/machine.js";
+import { bootLive } from "../host/node/boot.js";
 import { diskPattern } from "./helpers/ata-machine.js";
 
 const here = (p: string) => fileURLToPath(new URL(p, import.meta.url));
@@ -26,7 +27,7 @@ interface GuestRun {
 async function boot(kind: EngineKind, name: string, opts: { ramSize?: number; cmdline?: string; disk?: MemoryBlockStore } = {}): Promise<GuestRun> {
   const serial: number[] = [];
   const debugcon: number[] = [];
-  const machine = await Machine.create(guest(name), {
+  const machine = await bootLive(guest(name), {
     engine: kind,
     ramSize: opts.ramSize ?? 32 * MiB,
     clock: "virtual",

@@ -68,11 +68,12 @@ export interface InputGate {
   /** True if the gate has more to apply at `icount` (a halted CPU must not be called idle yet). */
   pendingAt(icount: bigint): boolean;
   /**
-   * The time-stamp counter for an RDTSC at `icount` under the host clock (the
-   * guest's time is `guestNs`); it moves guest time to the value. (Under the
-   * virtual clock the machine answers RDTSC from guest time itself.)
+   * The time-stamp counter for an RDTSC under the host clock, executed at
+   * `view.icount` (guest time `view.guestNs`); it moves guest time to the
+   * value. (Under the virtual clock the machine answers RDTSC from guest
+   * time itself.)
    */
-  rdtsc(icount: bigint, guestNs: number, setTime: (ns: number) => void): bigint;
+  rdtsc(view: BoundaryView, setTime: (ns: number) => void): bigint;
   /** 32 random bits for RDRAND/RDSEED at `icount`. */
   entropy(icount: bigint): number;
   /** Sector `lba`'s 512 bytes, read by the disk at `icount` (`read` reads the live store). */

@@ -127,6 +127,7 @@ export class Machine implements GuestClock {
    */
   private idleSkips = 0;
   private readonly view: BoundaryView;
+
   /** The devices with events of their own (asked after every exit: built once). */
   private readonly timed: TimedDevice[];
   private readonly sink: InputSink;
@@ -351,7 +352,7 @@ export class Machine implements GuestClock {
           const icount = this.engine.icount;
           // A 1 GHz counter on guest time; under the host clock a fresh reading of it, through the gate.
           const t = this.config.clock === "virtual" ? BigInt(Math.floor(this.nowNs()))
-            : this.gate.rdtsc(icount, this.nowNs(), (ns) => this.time.set(icount, ns));
+            : this.gate.rdtsc(this.view, (ns) => this.time.set(icount, ns));
           this.engine.answer(Number(t & 0xffffffffn), Number(t >> 32n));
           resume = true;
           break;

@@ -4,10 +4,22 @@
 //
 // Host clock: guest time follows the host's monotonic clock, but only through
 // TIME anchors taken at instruction boundaries: when a device event has come
-// due by the host's clock, when the guest has been running for RESYNC_NS
-// since the last reading, and at every RDTSC. Between anchors guest time
-// advances at NS_PER_INSTRUCTION.host, so everything the guest sees about
-// time is a function of the instruction count and the logged anchors.
+// due by the host's clock, when input is about to arrive, when the guest has
+// been running for RESYNC_NS since the last reading, and at every RDTSC.
+// Between anchors guest time advances at NS_PER_INSTRUCTION.host, so
+// everything the guest sees about time is a function of the instruction
+// count and the logged anchors.
+//
+// Two rules keep a late host (a driver woken after several timer periods, a
+// busy machine) from squeezing device events together, so a guest sees one
+// timer interrupt per period as on hardware (docs/replay.md, "Readings"):
+// - a reading never moves guest time past the next device event that has not
+//   fired: time catches up with the host event by event;
+// - a running guest's time is moved only after it has run RUN_GAP_NS of its
+//   own time (instructions x 1 ns) since the last reading; a halted guest's
+//   at once. A guest that takes a tick and goes back to HLT within that gap
+//   therefore takes the next tick halted too, not inside the handler of this
+//   one or in the loop around its HLT.
 // Virtual clock: time is the instruction count's; nothing about it is read
 // from the host or logged.
 
@@ -16,6 +28,8 @@ import type { BoundaryView, DerivedKind, GateMode, InputGate, InputSink } from "
 import { KINDS, type KindSpec } from "./event-kinds.js";
 /** Longest a running (not halted) guest goes without a host-clock reading (host clock). */
 export const RESYNC_NS = 10_000_000;
+/** Guest time a running guest executes between two readings that move its time (host clock). */
+export const RUN_GAP_NS = 100_000;
 
 /** Where the live gate reads the world; tests substitute their own. */
 export interface World {
@@ -72,7 +86,9 @@ export class LiveGate implements InputGate {
   /** Host time at the first boundary: guest time 0 is when the guest starts running, not when the machine was built. */
   private hostStart: number | null = null;
   private readonly record: EventSink | null;
+  /** Host time of the last reading, and the guest time it set. */
   private lastReading = 0;
+  private lastAnchorNs = 0;
   private serial: number[] = [];
   private frames: Uint8Array[] = [];
 
@@ -114,7 +130,11 @@ export class LiveGate implements InputGate {
       const due = v.nextEventNs !== null && v.nextEventNs <= h;
       const input = (this.serial.length > 0 && v.serialSpace > 0) || this.frames.length > 0;
       const stale = !v.halted && h - this.lastReading >= RESYNC_NS;
-      if (h > v.guestNs && (due || input || stale)) this.setTime(v.icount, h, sink.setTime);
+      const target = this.target(v, h);
+      if (target > v.guestNs && (due || input || stale)) {
+        this.lastReading = h;
+        this.setTime(v.icount, target, sink.setTime);
+      }
     }
     if (this.serial.length > 0 && v.serialSpace > 0) {
       const bytes = Uint8Array.from(this.serial.splice(0, Math.min(this.serial.length, v.serialSpace)));
@@ -128,8 +148,18 @@ export class LiveGate implements InputGate {
     }
   }
 
+  /**
+   * Where a reading of `h` may move guest time now: not past the next device
+   * event, and, for a running guest that has not yet run RUN_GAP_NS since the
+   * last reading, nowhere (its own time).
+   */
+  private target(v: BoundaryView, h: number): number {
+    if (!v.halted && v.guestNs - this.lastAnchorNs < RUN_GAP_NS) return v.guestNs;
+    return v.nextEventNs !== null ? Math.min(h, v.nextEventNs) : h;
+  }
+
   private setTime(icount: bigint, ns: number, set: (ns: number) => void): void {
-    this.lastReading = ns;
+    this.lastAnchorNs = ns;
     this.log(icount, KINDS.TIME, ns);
     set(ns);
   }
@@ -148,11 +178,14 @@ export class LiveGate implements InputGate {
     return next !== null && this.elapsed() >= next;
   }
 
-  rdtsc(icount: bigint, guestNs: number, setTime: (ns: number) => void): bigint {
-    // A fresh reading, never behind guest time; it becomes the new anchor.
-    const v = Math.max(this.elapsed(), Math.ceil(guestNs));
-    this.lastReading = v;
-    this.log(icount, KINDS.RDTSC, v);
+  rdtsc(view: BoundaryView, setTime: (ns: number) => void): bigint {
+    // A fresh reading under the same rules as a boundary's, never behind
+    // guest time; it becomes the new anchor.
+    const h = this.elapsed();
+    const v = Math.max(this.target(view, h), Math.ceil(view.guestNs));
+    this.lastReading = h;
+    this.lastAnchorNs = v;
+    this.log(view.icount, KINDS.RDTSC, v);
     setTime(v);
     return BigInt(v);
   }

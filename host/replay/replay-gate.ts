@@ -174,7 +174,9 @@ export class ReplayGate implements InputGate {
     return e ? { what: describe(e), offset: e.offset } : null;
   }
 
-  rdtsc(icount: bigint, guestNs: number, setTime: (ns: number) => void): bigint {
+  rdtsc(view: BoundaryView, setTime: (ns: number) => void): bigint {
+    const icount = view.icount;
+    const guestNs = view.guestNs;
     const { e, v } = this.expect(icount, KINDS.RDTSC, "executed RDTSC");
     if (v < Math.ceil(guestNs)) throw new DivergenceError(icount, `the log's RDTSC ${v} is before the replay's guest time ${guestNs} ns`, e.offset);
     setTime(v);
