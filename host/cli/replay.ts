@@ -1,13 +1,15 @@
 // lockstep replay GUEST --log FILE [--engine wasm|ts] [--until N]: reruns a
 // recorded run from its log alone and says whether it matched the end record
 // (docs/replay.md); with --until, stops at instruction N and prints the state.
+// A log cut short (no end record) is replayed up to its last complete record.
 
 import { LoadError } from "../machine/elf.js";
 import { LogFormatError } from "../replay/log-format.js";
-import { logError, readLogFile } from "./log-file.js";
+import { cutText, logError, readLogFile } from "./log-file.js";
 import { DivergenceError } from "../replay/divergence.js";
 import { ConfigMismatchError } from "../replay/vm-config.js";
-import { replay, type ReplayResult } from "../replay/session.js";
+import { logConfig, replay, type CutReplayResult, type ReplayResult } from "../replay/session.js";
+import { initHash } from "../common/hash.js";
 import { toHex } from "../common/hash.js";
 import type { Machine } from "../machine/machine.js";
 import { UsageError } from "./args.js";
@@ -28,7 +30,7 @@ function nextBytes(m: Machine): { linear: number; bytes: number[] } {
 }
 
 /** The state at --until, for people comparing two replicas. */
-function stateText(r: ReplayResult): string {
+function stateText(r: ReplayResult | CutReplayResult): string {
   const m = r.machine;
   const a = m.engine.archState();
   const regs = ["eax", "ecx", "edx", "ebx", "esp", "ebp", "esi", "edi"].map((n, i) => `${n}=${hex8(a.regs[i]!)}`);
@@ -64,7 +66,14 @@ there and says what differed.
 
 With --until N the replay stops at instruction N (after the events logged
 at N) and prints the registers, flags, segments, the next instruction's
-bytes and the state hash: run it on two machines to find where they part.`,
+bytes and the state hash: run it on two machines to find where they part.
+
+A log cut short — its recorder killed, its disk full, its primary dead
+mid-stream — is replayed up to its last complete record: until every event
+in it has been used. The replay says where the log was cut, how many events
+and instructions it covered, and exits 0 if all of them matched; with no end
+record there is no final output digest or state hash to compare. A record
+that is whole but damaged (its CRC fails) is refused, even the last one.`,
   flags: {
     log: { type: "string", arg: "FILE", help: "the replay log (required)" },
     engine: { type: "enum", values: ["wasm", "ts"], default: "wasm", help: "the CPU engine to replay on" },
@@ -74,7 +83,7 @@ bytes and the state hash: run it on two machines to find where they part.`,
   },
   positionals: { min: 1, max: 1, name: "GUEST (the image the log was recorded with)" },
   exitStatus: [
-    "0  the replay matched the log's end record (or reached --until)",
+    "0  the replay matched the log's end record (or reached --until), or used every event of a log cut short",
     "1  the replay diverged from the log, or its output digest or state hash differs",
     "2  usage error; GUEST or FILE missing or unreadable; FILE truncated or corrupted; FILE recorded for another configuration",
     "3  internal error",
@@ -88,10 +97,26 @@ bytes and the state hash: run it on two machines to find where they part.`,
     }
     const file = positionals[0];
     const image = readGuest(file);
-    const { log } = readLogFile(flags.log);
+    const { log } = readLogFile(flags.log, { allowCut: true });
+    if (log.cut && log.entries.length === 0) {
+      // A host-clock log's first event is its calendar base: without it the VM cannot even be built.
+      await initHash();
+      let clock: string;
+      try {
+        clock = logConfig(log).clock;
+      } catch (e) {
+        throw logError(flags.log, e);
+      }
+      if (clock === "host" && until === undefined) {
+        const what = `${flags.log}: ${cutText(log.cut)}; it ends before its first event, so there is nothing to replay (0 instructions)`;
+        if (flags.json) stdout.write(JSON.stringify({ cut: { ...log.cut, entries: 0, lastIcount: log.header.startIcount.toString() }, icount: log.header.startIcount.toString(), matched: null }) + "\n");
+        stderr.write(`lockstep replay: ${what}\n`);
+        return EXIT_OK;
+      }
+    }
     const out = flags.console === "stdout" ? (b: number) => stdout.write(Uint8Array.of(b)) : undefined;
     const t0 = performance.now();
-    let r: ReplayResult;
+    let r: ReplayResult | CutReplayResult;
     try {
       r = await replay(image, log, { loadEngine, engine: flags.engine, until, onSerial: out, onDebugcon: out });
     } catch (e) {
@@ -107,6 +132,24 @@ bytes and the state hash: run it on two machines to find where they part.`,
       throw e;
     }
     const seconds = (performance.now() - t0) / 1000;
+    if (r.cut) {
+      const c = r.cut;
+      if (flags.json) {
+        stdout.write(JSON.stringify({
+          matched: null, cut: { offset: c.offset, bytes: c.bytes, entries: c.entries, lastIcount: c.lastIcount.toString() },
+          icount: r.icount.toString(), engine: flags.engine, seconds, stateHash: toHex(r.stateHash),
+        }) + "\n");
+      } else if (until !== undefined) {
+        stdout.write(stateText(r));
+      }
+      const all = r.icount === c.lastIcount;
+      stderr.write(`lockstep replay: ${flags.log}: ${cutText(c)}\n`);
+      stderr.write(`lockstep replay: ${r.icount} instructions in ${seconds.toFixed(3)} s (${flags.engine}); ` +
+        (all ? `all ${c.entries} events of the log matched, up to its last complete record`
+          : `stopped at --until, before the cut log's last record (instruction ${c.lastIcount})`) +
+        `; no end record, so the final output digest and state hash cannot be compared\n`);
+      return EXIT_OK;
+    }
     if (until !== undefined && r.matched === undefined) {
       if (flags.json) {
         stdout.write(JSON.stringify({ icount: r.icount.toString(), guestNs: Math.floor(r.machine.nowNs()), cpu: r.machine.engine.archState(), next: nextBytes(r.machine), stateHash: toHex(r.stateHash) }) + "\n");

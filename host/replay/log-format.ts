@@ -60,6 +60,22 @@ export interface ParsedLog {
   entries: LogEntry[];
   end: LogEnd;
 }
+/**
+ * Where a log was cut short: `offset` is where its last complete record ends,
+ * `bytes` how many bytes of an incomplete record follow (0: the log stops
+ * cleanly after a record, only the end record is missing).
+ */
+export interface LogCut {
+  offset: number;
+  bytes: number;
+}
+/** A log read with `allowCut`: complete (`end` set, `cut` null) or cut short (`end` null, `cut` set). */
+export interface ReadLog {
+  header: LogHeader;
+  entries: LogEntry[];
+  end: LogEnd | null;
+  cut: LogCut | null;
+}
 
 // ---------------------------------------------------------------- CRC32
 
@@ -366,12 +382,38 @@ export class LogReader {
     if (this.failed) throw this.failed;
     return { header: this.header!, end: this.end! };
   }
+
+  /**
+   * Declares the input over, accepting a log cut short (a recorder killed,
+   * a disk full, a primary that died mid-stream): what was read is usable up
+   * to its last complete record. A cut is only this: the bytes after that
+   * record are a strict prefix of a record (push() is waiting for more), or
+   * there are none. Anything push() refused (a CRC mismatch, even in the
+   * last record) is still thrown, and so is a log cut inside its header,
+   * which has no configuration to replay.
+   */
+  finishPartial(): { header: LogHeader; end: LogEnd | null; cut: LogCut | null } {
+    if (this.failed) throw this.failed;
+    if (!this.header) {
+      this.failed = new LogFormatError(this.offset, "truncated header");
+      throw this.failed;
+    }
+    if (this.end) return { header: this.header, end: this.end, cut: null };
+    return { header: this.header, end: null, cut: { offset: this.offset, bytes: this.fill - this.start } };
+  }
 }
 
-/** Parses a complete log held in memory. */
-export function parseLog(bytes: Uint8Array): ParsedLog {
+/**
+ * Parses a log held in memory. By default it must be complete (end record
+ * included); with `allowCut` a log cut short after its header is returned
+ * with `end: null` and where it was cut (LogReader.finishPartial).
+ */
+export function parseLog(bytes: Uint8Array): ParsedLog;
+export function parseLog(bytes: Uint8Array, opts: { allowCut: true }): ReadLog;
+export function parseLog(bytes: Uint8Array, opts?: { allowCut?: boolean }): ParsedLog | ReadLog {
   const r = new LogReader();
   const entries = r.push(bytes);
+  if (opts?.allowCut) return { entries, ...r.finishPartial() };
   const { header, end } = r.finish();
   return { header, entries, end };
 }

@@ -12,9 +12,11 @@
 
 import { Machine, type MachineConfig, type RunOutcome } from "../machine/machine.js";
 import type { Engine, EngineKind } from "../engine/engine.js";
-import { LogFormatError, LogWriter, type LogEnd, type LogHeader, type ParsedLog } from "./log-format.js";
+import { LogFormatError, LogWriter, type LogCut, type LogEnd, type LogEntry, type LogHeader, type ParsedLog } from "./log-format.js";
 import { LiveGate, type World } from "./live-gate.js";
 import { EntryQueue, ReplayGate } from "./replay-gate.js";
+import type { DerivedKind } from "../machine/input-gate.js";
+import { kindSpec } from "./event-kinds.js";
 import { DivergenceError } from "./divergence.js";
 import { DiscardStore } from "./discard-store.js";
 import { hashBytes, initHash, toHex } from "../common/hash.js";
@@ -117,6 +119,50 @@ export interface ReplayResult {
   outputDigest: Uint8Array;
   stateHash: Uint8Array;
   end: LogEnd;
+  cut?: undefined;
+}
+
+/** How far the replay of a log cut short got (docs/replay.md, "A log cut short"). */
+export interface ReplayCut extends LogCut {
+  /** Entries in the log, all of which the replay used. */
+  entries: number;
+  /** The count the whole cut log reaches: its last entry's (one more for an RDTSC/ENTROPY, taken by that instruction). */
+  lastIcount: bigint;
+}
+
+/** A replay of a log with no end record: nothing to compare the final hashes with. */
+export interface CutReplayResult extends Omit<ReplayResult, "end" | "cut" | "matched"> {
+  end: null;
+  cut: ReplayCut;
+}
+
+/** A parsed log that may have been cut short (parseLog with allowCut). */
+export interface MaybeCutLog {
+  header: LogHeader;
+  entries: LogEntry[];
+  end: LogEnd | null;
+  cut?: LogCut | null;
+}
+
+/**
+ * The replay gate for a log cut short. Once every entry has been used the
+ * replay is at the log's last count, where the machine may still compute a
+ * consequence (an interrupt, a disk completion) whose check entry was cut
+ * off: it is the machine's own, so it goes through unchecked rather than as
+ * a divergence. Nothing runs past that count (replay() stops there).
+ */
+class CutReplayGate extends ReplayGate {
+  override derived(icount: bigint, kind: DerivedKind, value: number): void {
+    if (this.remaining === 0) return;
+    super.derived(icount, kind, value);
+  }
+}
+
+/** Where a cut log's replay stops: every entry used, the last one's instruction retired if it is taken by one. */
+export function cutLogEnd(log: MaybeCutLog): bigint {
+  const last = log.entries.at(-1);
+  if (!last) return log.header.startIcount;
+  return kindSpec(last.kind)?.phase === "instruction" ? last.icount + 1n : last.icount;
 }
 
 /** The configuration a parsed log carries, checked against its header's hash. */
@@ -140,7 +186,9 @@ export function logConfig(log: { header: LogHeader }): VmConfig {
  * running if the image is not the one recorded; throws DivergenceError at the
  * first event the replay does not reproduce.
  */
-export async function replay(image: Uint8Array, log: ParsedLog, o: ReplayOptions): Promise<ReplayResult> {
+export async function replay(image: Uint8Array, log: ParsedLog, o: ReplayOptions): Promise<ReplayResult>;
+export async function replay(image: Uint8Array, log: MaybeCutLog, o: ReplayOptions): Promise<ReplayResult | CutReplayResult>;
+export async function replay(image: Uint8Array, log: MaybeCutLog, o: ReplayOptions): Promise<ReplayResult | CutReplayResult> {
   await initHash();
   const config = logConfig(log);
   // Everything else comes from the log's configuration: only the image given can differ.
@@ -148,12 +196,18 @@ export async function replay(image: Uint8Array, log: ParsedLog, o: ReplayOptions
   if (imageHash !== config.image || image.length !== config.imageBytes) {
     throw new ConfigMismatchError(`this log was recorded for another configuration: guest image (log: ${config.image.slice(0, 16)}…, ${config.imageBytes} bytes; given: ${imageHash.slice(0, 16)}…, ${image.length} bytes)`);
   }
-  const until = o.until ?? log.end.finalIcount;
-  if (until > log.end.finalIcount) throw new RangeError(`--until ${until} is past the log's end at instruction ${log.end.finalIcount}`);
+  const logEnd = log.end;
+  const stop = logEnd ? logEnd.finalIcount : cutLogEnd(log);
+  const until = o.until ?? stop;
+  if (until > stop) {
+    throw new RangeError(logEnd
+      ? `--until ${until} is past the log's end at instruction ${stop}`
+      : `--until ${until} is past the end of the log, which was cut short: its last complete record takes the replay to instruction ${stop}`);
+  }
   if (until < log.header.startIcount) throw new RangeError(`--until ${until} is before the log's start at instruction ${log.header.startIcount}`);
 
   const digest = await OutputDigest.create();
-  const gate = new ReplayGate({ clock: config.clock, queue: new EntryQueue(log.entries) });
+  const gate = new (logEnd ? ReplayGate : CutReplayGate)({ clock: config.clock, queue: new EntryQueue(log.entries) });
   const machine = Machine.create(image, {
     engine: await o.loadEngine(o.engine, { ramSize: config.ramSize }), clock: config.clock, cmdline: config.cmdline, nic: config.nic,
     disk: config.disk ? new DiscardStore(config.disk.sectors, config.disk.identity) : undefined,
@@ -169,20 +223,26 @@ export async function replay(image: Uint8Array, log: ParsedLog, o: ReplayOptions
     if (outcome.reason !== "limit") {
       const next = gate.next();
       throw new DivergenceError(machine.engine.icount,
-        `the guest stopped (${outcome.reason}) but the log goes on to instruction ${log.end.finalIcount}${next ? `; its next event is ${next.what}` : ""}`, next?.offset);
+        `the guest stopped (${outcome.reason}) but the log goes on to instruction ${stop}${next ? `; its next event is ${next.what}` : ""}`, next?.offset);
     }
   }
-  const result: ReplayResult = {
-    machine, config, icount: machine.engine.icount, outcome,
-    outputDigest: digest.digest(), stateHash: stateHash(machine), end: log.end,
-  };
-  if (o.until === undefined || until === log.end.finalIcount) {
+  const common = { machine, config, icount: machine.engine.icount, outcome, outputDigest: digest.digest(), stateHash: stateHash(machine) };
+  if (!logEnd) {
+    // Every entry must have been used by the last one's count, as at a whole log's end.
+    if (until === stop && gate.remaining > 0) {
+      throw new DivergenceError(until, `the log has ${gate.remaining} events the replay never reached`, gate.next()?.offset);
+    }
+    const cut = log.cut ?? { offset: 0, bytes: 0 };
+    return { ...common, end: null, cut: { offset: cut.offset, bytes: cut.bytes, entries: log.entries.length, lastIcount: stop } };
+  }
+  const result: ReplayResult = { ...common, end: logEnd };
+  if (o.until === undefined || until === logEnd.finalIcount) {
     if (gate.remaining > 0) {
       throw new DivergenceError(until, `the log has ${gate.remaining} events the replay never reached`);
     }
     result.matched = {
-      outputDigest: toHex(result.outputDigest) === toHex(log.end.outputDigest),
-      stateHash: toHex(result.stateHash) === toHex(log.end.stateHash),
+      outputDigest: toHex(result.outputDigest) === toHex(logEnd.outputDigest),
+      stateHash: toHex(result.stateHash) === toHex(logEnd.stateHash),
     };
   }
   return result;
