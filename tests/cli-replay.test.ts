@@ -3,11 +3,12 @@
 // state at a count; a log for another guest, a damaged log and a log whose
 // events were changed are refused or reported as divergent.
 
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { spawn } from "node:child_process";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { runLockstep } from "./helpers/cli.js";
+import { LOCKSTEP_BIN, runLockstep } from "./helpers/cli.js";
 import { encodeLog, parseLog } from "../host/replay/log-format.js";
 import { EventKind } from "../host/replay/event-kinds.js";
 
@@ -52,11 +53,14 @@ describe("lockstep record and replay", () => {
     expect(other.stderr).toMatch(/recorded for another configuration: guest image/);
 
     const bytes = new Uint8Array(readFileSync(log));
-    const cut = join(tmp, "cut.log");
-    writeFileSync(cut, bytes.subarray(0, bytes.length - 3));
+    // A damaged end record (CRC) is refused: damage is not a cut, even at the very end.
+    const cut = join(tmp, "damaged.log");
+    const damaged = bytes.slice();
+    damaged[damaged.length - 1] ^= 0x01;
+    writeFileSync(cut, damaged);
     const c = await lockstep("replay", guest("hello"), "--log", cut);
     expect(c.status).toBe(2);
-    expect(c.stderr).toMatch(/not a valid replay log: .*at byte offset \d+/);
+    expect(c.stderr).toMatch(/not a valid replay log: CRC mismatch .*at byte offset \d+/);
 
     const late = await lockstep("replay", guest("hello"), "--log", log, "--until", "999999999999");
     expect(late.status).toBe(2);
@@ -84,4 +88,86 @@ describe("lockstep record and replay", () => {
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(/--log FILE/);
   });
+
+  it("replays a log cut short up to its last complete record and says so; damage and header cuts are exit 2", async () => {
+    const log = join(tmp, "ticks-cut-src.log");
+    const rec = await lockstep("record", guest("ticks"), "--log", log, "--cmdline", "ticks=8 hz=200", "--serial", "none");
+    expect(rec.status, rec.stderr).toBe(0);
+    const bytes = new Uint8Array(readFileSync(log));
+    const parsed = parseLog(bytes);
+    const e = parsed.entries;
+    const headerEnd = e[0]!.offset!;
+    const cases = [
+      { n: headerEnd + 1, entries: 0 }, // the WALLCLOCK cut: nothing to replay
+      { n: e[1]!.offset!, entries: 1 },
+      { n: e[Math.floor(e.length / 2)]!.offset! + 2, entries: Math.floor(e.length / 2) },
+      { n: bytes.length - 1, entries: e.length }, // inside the end record
+    ];
+    for (const { n, entries } of cases) {
+      const f = join(tmp, `cut-${n}.log`);
+      writeFileSync(f, bytes.subarray(0, n));
+      const lastEnd = e[entries]?.offset; // where the cut log's last complete record ends (for a cut before the last entry)
+      const r = await lockstep("replay", guest("ticks"), "--log", f, "--json");
+      expect(r.status, `${n}: ${r.stderr}`).toBe(0);
+      expect(r.stderr).toMatch(/cut short at byte offset \d+ .*: no end record/);
+      const j = JSON.parse(r.stdout);
+      expect(j.matched).toBeNull();
+      expect(j.cut.entries).toBe(entries);
+      if (entries > 0) {
+        expect(r.stderr).toMatch(new RegExp(`; all ${entries} events of the log matched, up to its last complete record; no end record, so the final output digest and state hash cannot be compared`));
+        expect(BigInt(j.icount)).toBe(BigInt(j.cut.lastIcount));
+        expect(BigInt(j.icount)).toBeGreaterThanOrEqual(e[entries - 1]!.icount);
+        if (entries < e.length) expect(j.cut.offset).toBe(lastEnd);
+      } else {
+        expect(r.stderr).toMatch(/nothing to replay \(0 instructions\)/);
+        expect(j.cut.offset).toBe(headerEnd);
+      }
+      const i = await lockstep("log", "inspect", f, "--json");
+      expect(i.status, i.stderr).toBe(0);
+      const ij = JSON.parse(i.stdout);
+      expect(ij.events).toBe(entries);
+      expect(ij.finalIcount).toBeNull();
+      expect(ij.cut.offset).toBe(j.cut.offset);
+      expect(ij.cut.bytes).toBe(n - j.cut.offset);
+      const t = await lockstep("log", "inspect", f);
+      expect(t.stdout).toMatch(new RegExp(`, cut short at byte offset ${j.cut.offset} `));
+    }
+    // A flipped byte in a record with more records after it: refused with the offset.
+    const flipped = bytes.slice();
+    const k = Math.floor(e.length / 2);
+    flipped[e[k + 1]!.offset! - 2] ^= 0x10;
+    const fb = join(tmp, "flipped.log");
+    writeFileSync(fb, flipped.subarray(0, e[k + 3]!.offset! + 1)); // and cut short after it too
+    for (const args of [["replay", guest("ticks"), "--log", fb], ["log", "inspect", fb]]) {
+      const r = await lockstep(...args);
+      expect(r.status).toBe(2);
+      expect(r.stderr).toMatch(new RegExp(`CRC mismatch in record starting at byte ${e[k]!.offset} \\(at byte offset ${e[k + 1]!.offset! - 4}\\)`));
+    }
+    // Cut inside the header: no configuration, refused.
+    const hc = join(tmp, "header-cut.log");
+    writeFileSync(hc, bytes.subarray(0, headerEnd - 1));
+    for (const args of [["replay", guest("ticks"), "--log", hc], ["log", "inspect", hc]]) {
+      const r = await lockstep(...args);
+      expect(r.status).toBe(2);
+      expect(r.stderr).toMatch(/not a valid replay log: truncated header \(at byte offset 0\)/);
+    }
+  }, 60_000);
+
+  it("a record killed by SIGKILL leaves a log that replays (exit 0) up to where it was cut", async () => {
+    const dir = mkdtempSync(join(tmp, "kill-"));
+    const target = join(dir, "k.log");
+    const child = spawn(process.execPath, [LOCKSTEP_BIN, "record", guest("ticks"), "--log", target, "--cmdline", "ticks=100000", "--serial", "none"], { cwd: dir, stdio: "ignore" });
+    // log-target.ts writes beside the target until the end record; a killed record leaves that file.
+    const written = () => readdirSync(dir).map((f) => join(dir, f)).filter((f) => statSync(f).size > 2000);
+    const t0 = Date.now();
+    while (written().length === 0 && Date.now() - t0 < 20_000) await new Promise((r) => setTimeout(r, 50));
+    child.kill("SIGKILL");
+    await new Promise((r) => child.once("exit", r));
+    const files = written();
+    expect(files.length).toBe(1);
+    const r = await lockstep("replay", guest("ticks"), "--log", files[0]!);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/cut short at byte offset \d+/);
+    expect(r.stderr).toMatch(/all \d+ events of the log matched/);
+  }, 60_000);
 });
