@@ -157,14 +157,14 @@ describe("lockstep record and replay", () => {
     const dir = mkdtempSync(join(tmp, "kill-"));
     const target = join(dir, "k.log");
     const child = spawn(process.execPath, [LOCKSTEP_BIN, "record", guest("ticks"), "--log", target, "--cmdline", "ticks=100000", "--serial", "none"], { cwd: dir, stdio: "ignore" });
-    // log-target.ts writes beside the target until the end record; a killed record leaves that file.
+    // host/cli/log-target.ts writes FILE.partial until the end record; a killed record leaves it.
     const written = () => readdirSync(dir).map((f) => join(dir, f)).filter((f) => statSync(f).size > 2000);
     const t0 = Date.now();
     while (written().length === 0 && Date.now() - t0 < 20_000) await new Promise((r) => setTimeout(r, 50));
     child.kill("SIGKILL");
     await new Promise((r) => child.once("exit", r));
     const files = written();
-    expect(files.length).toBe(1);
+    expect(files).toEqual([`${target}.partial`]);
     const r = await lockstep("replay", guest("ticks"), "--log", files[0]!);
     expect(r.status, r.stderr).toBe(0);
     expect(r.stderr).toMatch(/cut short at byte offset \d+/);

@@ -1,6 +1,9 @@
-// Where `lockstep record` writes its log: a temporary file beside --log FILE,
+// Where `lockstep record` writes its log: FILE.partial beside --log FILE,
 // renamed over FILE only once the end record is written, so a record that
-// fails (or is killed) never leaves a partial log where a good one was.
+// fails (or is killed) never leaves a partial log where a good one was. A
+// record killed outright (SIGKILL, power) leaves FILE.partial: a log cut
+// short, which `lockstep replay` and `log inspect` use up to its last
+// complete record (docs/replay.md).
 // FILE is checked first: an existing file needs --force, and the guest image
 // or the disk image is never overwritten, --force or not.
 
@@ -46,10 +49,13 @@ export class LogTarget {
       if (st.isDirectory()) throw new CommandError(`cannot write ${file}: it is a directory`, EXIT_USAGE);
       if (!o.force) throw new CommandError(`${file} already exists (use --force to replace it)`, EXIT_USAGE);
     }
-    const temp = join(dirname(file), `.${basename(file)}.${process.pid}.tmp`);
+    const temp = join(dirname(file), `${basename(file)}.partial`);
     try {
-      return new LogTarget(file, temp, openSync(temp, "wx"));
+      return new LogTarget(file, temp, openSync(temp, o.force ? "w" : "wx"));
     } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === "EEXIST") {
+        throw new CommandError(`${temp} already exists: the log of a record that did not finish (replay it, remove it, or use --force)`, EXIT_USAGE);
+      }
       throw new CommandError(`cannot write ${file}: ${describeFileError(e)}`, EXIT_USAGE);
     }
   }
