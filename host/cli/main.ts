@@ -14,6 +14,7 @@ interface CommandEntry {
 }
 
 export const COMMANDS: CommandEntry[] = [
+  { name: "arbiter", summary: "show (status) or clear (reset) the epoch claims on an arbiter", load: () => import("./arbiter.js") },
   { name: "conformance", summary: "run single-instruction CPU test cases against the engines", load: () => import("./conformance.js") },
   { name: "log inspect", summary: "show what a replay log holds: events and bytes per kind, its rate", load: () => import("./log-inspect.js") },
   { name: "disk create", summary: "create a zero-filled raw disk image for the ATA disk", load: () => import("./disk.js") },
