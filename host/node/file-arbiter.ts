@@ -60,6 +60,9 @@ export class FileArbiter implements Arbiter {
         linked = true;
       } catch (e) {
         if (code(e) !== "EEXIST") throw fsError("create the claim file", final, e);
+        // Over NFS a link whose reply was lost is retried and reports EEXIST
+        // although it was made; then the temporary file has two names.
+        linked = (await stat(temp).catch(() => undefined))?.nlink === 2;
       }
     } finally {
       await unlink(temp).catch(() => undefined); // linked or not, the temporary name goes
