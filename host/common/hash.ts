@@ -46,6 +46,18 @@ export async function createStreamHash(): Promise<IHasher> {
   return h;
 }
 
+/**
+ * Keyed BLAKE3 (a message authentication code) with its own state: `key` is
+ * 32 bytes; init() starts each message with the same key. The FT channel's
+ * frame tag (host/ft/wire.ts).
+ */
+export async function createKeyedHash(key: Uint8Array): Promise<IHasher> {
+  if (!(key instanceof Uint8Array) || key.length !== DIGEST_BYTES) throw new RangeError(`a BLAKE3 key must be ${DIGEST_BYTES} bytes`);
+  const h = await createBLAKE3(DIGEST_BYTES * 8, key.slice());
+  h.init();
+  return h;
+}
+
 export function toHex(b: Uint8Array): string {
   return Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
 }

@@ -119,14 +119,15 @@ export function encodeVarint(v: bigint): Uint8Array {
   return Uint8Array.from(out);
 }
 
-const NEED_MORE = Symbol("need-more");
-type NeedMore = typeof NEED_MORE;
+/** What readVarint and readEntry return when the bytes end inside the item (exported for the FT wire codec, host/ft/wire.ts). */
+export const NEED_MORE = Symbol("need-more");
+export type NeedMore = typeof NEED_MORE;
 
 /**
  * Decodes a varint at buf[pos..limit). Returns [value, nextPos], or NEED_MORE
  * if the bytes end inside it. `base` converts positions to log offsets.
  */
-function readVarint(buf: Uint8Array, pos: number, limit: number, base: number, what: string): [bigint, number] | NeedMore {
+export function readVarint(buf: Uint8Array, pos: number, limit: number, base: number, what: string): [bigint, number] | NeedMore {
   let v = 0n;
   for (let i = 0; ; i++) {
     if (pos + i >= limit) return NEED_MORE;
@@ -160,6 +161,60 @@ function withCrc(parts: Uint8Array[]): Uint8Array {
   return out;
 }
 
+function checkedDelta(prev: bigint, icount: bigint, what: string): Uint8Array {
+  if (typeof icount !== "bigint") throw new TypeError(`${what} must be a bigint`);
+  if (icount > MAX_ICOUNT) throw new RangeError(`${what} ${icount} exceeds 2^64-1`);
+  if (icount < prev) throw new RangeError(`${what} ${icount} is before the previous icount ${prev}`);
+  return encodeVarint(icount - prev);
+}
+
+/**
+ * One entry's bytes (delta from `prev`, kind, length, payload, CRC): the
+ * log's entry encoding, shared by LogWriter and the FT channel's LOG frames
+ * (host/ft/wire.ts), so the two can never drift apart.
+ */
+export function encodeEntry(prev: bigint, icount: bigint, kind: number, payload: Uint8Array): Uint8Array {
+  const problem = payloadProblem(kind, payload);
+  if (problem) throw new RangeError(problem);
+  const d = checkedDelta(prev, icount, "icount");
+  return withCrc([d, Uint8Array.of(kind), encodeVarint(BigInt(payload.length)), payload]);
+}
+
+/**
+ * Reads one entry at buf[pos..limit) whose delta is relative to `prev`:
+ * [entry, position after it], or NEED_MORE if the bytes end inside it.
+ * Throws LogFormatError at `base` + the offending position. An end record is
+ * not an entry: its kind byte is refused as unknown. Shared by LogReader and
+ * the FT channel's LOG frames (host/ft/wire.ts).
+ */
+export function readEntry(buf: Uint8Array, pos: number, limit: number, prev: bigint, base: number): [LogEntry, number] | NeedMore {
+  const d = readVarint(buf, pos, limit, base, "icount delta");
+  if (d === NEED_MORE) return NEED_MORE;
+  let p = d[1];
+  const icount = prev + d[0];
+  if (icount > MAX_ICOUNT) throw new LogFormatError(base + pos, `icount past 2^64-1 (previous ${prev} + delta ${d[0]})`);
+  if (p >= limit) return NEED_MORE;
+  const kind = buf[p]!;
+  if (!isKnownKind(kind)) throw new LogFormatError(base + p, `unknown event kind ${kind}`);
+  p++;
+  const lenPos = p;
+  const l = readVarint(buf, p, limit, base, "payload length");
+  if (l === NEED_MORE) return NEED_MORE;
+  if (l[0] > BigInt(MAX_PAYLOAD)) throw new LogFormatError(base + lenPos, `payload length ${l[0]} exceeds ${MAX_PAYLOAD}`);
+  const len = Number(l[0]);
+  const fixed = kindSpec(kind)!.size;
+  if (fixed !== null && len !== fixed) throw new LogFormatError(base + lenPos, `${kindName(kind)} payload must be ${fixed} bytes, got ${len}`);
+  p = l[1];
+  if (p + len + 4 > limit) return NEED_MORE;
+  const payload = buf.slice(p, p + len);
+  const want = new DataView(buf.buffer, buf.byteOffset).getUint32(p + len, true);
+  if (want !== crc32(buf, pos, p + len)) throw new LogFormatError(base + p + len, `CRC mismatch in record starting at byte ${base + pos}`);
+  // The CRC held, so a payload the table refuses was written that way.
+  const problem = payloadProblem(kind, payload);
+  if (problem) throw new LogFormatError(base + p, problem);
+  return [{ icount, kind, payload, offset: base + pos }, p + len + 4];
+}
+
 /**
  * Streaming writer: each record becomes one chunk handed to `sink`. The
  * header is emitted by the constructor.
@@ -190,17 +245,12 @@ export class LogWriter {
 
   private delta(icount: bigint, what: string): Uint8Array {
     if (this.ended) throw new Error("replay log: already ended");
-    if (typeof icount !== "bigint") throw new TypeError(`${what} must be a bigint`);
-    if (icount > MAX_ICOUNT) throw new RangeError(`${what} ${icount} exceeds 2^64-1`);
-    if (icount < this.last) throw new RangeError(`${what} ${icount} is before the previous icount ${this.last}`);
-    return encodeVarint(icount - this.last);
+    return checkedDelta(this.last, icount, what);
   }
 
   append(icount: bigint, kind: number, payload: Uint8Array): void {
-    const problem = payloadProblem(kind, payload);
-    if (problem) throw new RangeError(problem);
-    const d = this.delta(icount, "icount");
-    this.emit(withCrc([d, Uint8Array.of(kind), encodeVarint(BigInt(payload.length)), payload]));
+    if (this.ended) throw new Error("replay log: already ended");
+    this.emit(encodeEntry(this.last, icount, kind, payload));
     this.last = icount;
   }
 
@@ -346,28 +396,11 @@ export class LogReader {
       this.start = q;
       return null;
     }
-    if (!isKnownKind(kind)) throw new LogFormatError(this.base + p, `unknown event kind ${kind}`);
-    p++;
-    const lenPos = p;
-    const l = readVarint(b, p, this.fill, this.base, "payload length");
-    if (l === NEED_MORE) return NEED_MORE;
-    if (l[0] > BigInt(MAX_PAYLOAD)) throw new LogFormatError(this.base + lenPos, `payload length ${l[0]} exceeds ${MAX_PAYLOAD}`);
-    const len = Number(l[0]);
-    const fixed = kindSpec(kind)!.size;
-    if (fixed !== null && len !== fixed)
-      throw new LogFormatError(this.base + lenPos, `${kindName(kind)} payload must be ${fixed} bytes, got ${len}`);
-    p = l[1];
-    if (p + len > this.fill) return NEED_MORE;
-    const payload = b.slice(p, p + len);
-    const q = this.checkCrc(p + len);
-    if (q === NEED_MORE) return NEED_MORE;
-    // The CRC held, so a payload the table refuses was written that way.
-    const problem = payloadProblem(kind, payload);
-    if (problem) throw new LogFormatError(this.base + p, problem);
-    const entry: LogEntry = { icount, kind, payload, offset: this.base + recStart };
+    const r = readEntry(b, recStart, this.fill, this.last, this.base);
+    if (r === NEED_MORE) return NEED_MORE;
     this.last = icount;
-    this.start = q;
-    return entry;
+    this.start = r[1];
+    return r[0];
   }
 
   /** Declares the input complete; throws unless a whole log, end record included, was read. */
