@@ -72,6 +72,12 @@ export interface LiveGateOptions {
   record?: EventSink;
   /** The instruction count the machine starts at (where the calendar base is logged). */
   startIcount?: bigint;
+  /**
+   * Guest time when this gate takes over a machine that has already run (a
+   * backup going live): the host's clock at the first boundary counts as
+   * this guest time, so time goes on from where the guest is.
+   */
+  startGuestNs?: number;
 }
 
 /** The log kind of each consequence the machine reports. */
@@ -88,13 +94,16 @@ export class LiveGate implements InputGate {
   private readonly record: EventSink | null;
   /** Host time of the last reading, and the guest time it set. */
   private lastReading = 0;
-  private lastAnchorNs = 0;
+  private lastAnchorNs: number;
+  private readonly startGuestNs: number;
   private serial: number[] = [];
   private frames: Uint8Array[] = [];
 
   constructor(opts: LiveGateOptions) {
     const w = opts.world ?? {};
     this.clock = opts.clock;
+    this.startGuestNs = opts.startGuestNs ?? 0;
+    this.lastAnchorNs = this.startGuestNs;
     this.record = opts.record ?? null;
     this.hostNs = w.hostNs ?? HOST_WORLD.hostNs;
     this.random = w.entropy ?? (opts.clock === "virtual" ? seededEntropy(VIRTUAL_ENTROPY_SEED) : HOST_WORLD.entropy);
@@ -110,10 +119,10 @@ export class LiveGate implements InputGate {
     this.record?.(icount, kind.code, kind.encode(value));
   }
 
-  /** Host time since the start, whole ns (never negative). */
+  /** Host time since the start, whole ns (never negative), plus the guest time the gate took over at. */
   private elapsed(): number {
     this.hostStart ??= this.hostNs();
-    return Math.max(0, Math.floor(this.hostNs() - this.hostStart));
+    return this.startGuestNs + Math.max(0, Math.floor(this.hostNs() - this.hostStart));
   }
 
   hostElapsedNs(): number | null {

@@ -1,0 +1,141 @@
+// The backup's role, as a pure state machine beside the primary's
+// (primary.ts): the driver hands it the primary's messages, the outputs its
+// replaying guest makes, time, and the arbiter's answer; it answers with the
+// entries to hand the replay gate, how far the guest may run, messages to
+// send, and when to go live.
+//
+// The backup runs the same guest from the same state, replaying the
+// primary's entries, and never runs past the last progress record (the
+// primary's count when it sent it: every entry before that count has
+// arrived). It acknowledges each progress record as it arrives — it then
+// holds the log up to that count — which is what lets the primary release
+// outputs. It keeps the outputs its own guest makes past the primary's last
+// release point: on go-live they are sent again with their sequence numbers,
+// and a client that saw one already drops it.
+
+import type { LogEntry } from "../replay/log-format.js";
+import { FailureDetector, type Timeouts } from "./failure-detector.js";
+import type { PeerMessage } from "./messages.js";
+import type { Output } from "./output-gate.js";
+
+export interface BackupOptions {
+  timeouts: Timeouts;
+  nowMs: number;
+}
+
+export type BackupState =
+  | "following" // replaying the primary's stream
+  | "claiming"  // the primary went silent: asking the arbiter whether to go live
+  | "live"      // won: this replica is the primary now
+  | "stopped";  // lost the arbiter, or the primary ended the pair
+
+export interface BackupReady {
+  send: PeerMessage[];
+  /** Entries for the replay gate, in order. */
+  entries: LogEntry[];
+  /** Ask the arbiter for the next epoch (the primary is taken to have failed). */
+  claim: boolean;
+  /** Set once, on go-live: the outputs to send again (their numbers let clients drop repeats). */
+  goLive: Output[] | null;
+  stop: string | null;
+}
+
+export class BackupRole {
+  state: BackupState = "following";
+  private readonly fd: FailureDetector;
+  /** The last progress record: the guest may run up to here. */
+  private progress = 0n;
+  private kept: Output[] = [];
+  private releasedSeq = 0;
+  private stopReason: string | null = null;
+  /** Entries received in all (for status lines and the go-live replay). */
+  received = 0;
+
+  constructor(o: BackupOptions) {
+    this.fd = new FailureDetector(o.timeouts, o.nowMs);
+  }
+
+  /** How far the replaying guest may run. */
+  get limit(): bigint {
+    return this.progress;
+  }
+
+  /** A message from the primary. */
+  onMessage(m: PeerMessage, nowMs: number): BackupReady {
+    if (this.state !== "following") return this.ready([], []);
+    this.fd.heard(nowMs);
+    switch (m.type) {
+      case "log":
+        this.received += m.entries.length;
+        return this.ready([], m.entries);
+      case "progress": {
+        if (m.icount > this.progress) this.progress = m.icount;
+        this.fd.sent(nowMs);
+        return this.ready([{ type: "ack", icount: this.progress }], []);
+      }
+      case "release":
+        if (m.seq > this.releasedSeq) {
+          this.releasedSeq = m.seq;
+          let k = 0;
+          while (k < this.kept.length && this.kept[k]!.seq <= m.seq) k++;
+          if (k > 0) this.kept = this.kept.slice(k);
+        }
+        return this.ready([], []);
+      case "bye":
+        // An orderly end of the primary's run: the backup stops with it.
+        this.state = "stopped";
+        this.stopReason = `the primary ended the run: ${m.reason}`;
+        return this.ready([], []);
+      default:
+        return this.ready([], []);
+    }
+  }
+
+  /** The replaying guest made an output: kept until the primary says it was released. */
+  output(o: Output): void {
+    if (o.seq > this.releasedSeq) this.kept.push(o);
+  }
+
+  /** Time passed: heartbeats, and the primary's silence. */
+  tick(nowMs: number): BackupReady {
+    if (this.state !== "following") return this.ready([], []);
+    if (this.fd.peerFailed(nowMs)) {
+      this.state = "claiming";
+      return { ...this.ready([], []), claim: true };
+    }
+    if (this.fd.heartbeatDue(nowMs)) {
+      this.fd.sent(nowMs);
+      return this.ready([{ type: "heartbeat", ms: Math.floor(nowMs) }], []);
+    }
+    return this.ready([], []);
+  }
+
+  /**
+   * The arbiter's answer. Won: the driver replays every entry it received,
+   * switches the machine's gate to live, and sends `goLive`'s outputs again.
+   */
+  claimed(won: boolean, detail: string): BackupReady {
+    if (this.state !== "claiming") throw new Error(`backup: an arbiter answer in state ${this.state}`);
+    if (!won) {
+      this.state = "stopped";
+      this.stopReason = `lost the arbiter to ${detail}: the primary is still live`;
+      return this.ready([], []);
+    }
+    this.state = "live";
+    const r = this.ready([], []);
+    r.goLive = this.kept;
+    this.kept = [];
+    return r;
+  }
+
+  /** Outputs kept for a go-live. */
+  get keptCount(): number {
+    return this.kept.length;
+  }
+
+  private ready(send: PeerMessage[], entries: LogEntry[]): BackupReady {
+    const stop = this.stopReason;
+    this.stopReason = null;
+    return { send, entries, claim: false, goLive: null, stop };
+  }
+}

@@ -1,0 +1,88 @@
+// The Output Rule (the VMware FT design): no output reaches the outside world
+// before the backup has acknowledged the log up to the instruction count that
+// produced it. The primary's guest keeps running meanwhile; its outputs wait
+// here, in order, and leave when an acknowledgement covers them.
+//
+// Outputs are numbered in the order the guest produced them (one number per
+// COM1 byte, debug-console byte, NIC frame or exit status). Both replicas
+// number them the same way, because both produce the same outputs in the same
+// order: that is how a client tells a repeat (after a failover the new
+// primary sends again what the old one may already have released) from new
+// output.
+
+/** Where an output goes. */
+export type OutputChannel = "serial" | "debugcon" | "frame" | "exit";
+
+export interface Output {
+  /** 1 for the guest's first output, +1 for each after it. */
+  seq: number;
+  /** The instruction count when the output was made (the instruction that made it has retired). */
+  icount: bigint;
+  channel: OutputChannel;
+  /** The byte (serial, debugcon), the exit status (exit) or the frame. */
+  value: number | Uint8Array;
+}
+
+/** Numbers a machine's outputs as it makes them. */
+export class OutputCounter {
+  private last = 0;
+
+  constructor(private readonly icount: () => bigint) {}
+
+  /** The number the next output will get, less one. */
+  get seq(): number {
+    return this.last;
+  }
+
+  next(channel: OutputChannel, value: number | Uint8Array): Output {
+    return { seq: ++this.last, icount: this.icount(), channel, value: value instanceof Uint8Array ? value.slice() : value };
+  }
+}
+
+export class OutputGate {
+  private held: Output[] = [];
+  private head = 0;
+  /** The highest instruction count the backup has acknowledged. */
+  private acked = -1n;
+  /** The last output released. */
+  released = 0;
+
+  /** An output the guest just made: released at once if the acknowledgement already covers it. */
+  hold(o: Output): Output[] {
+    this.held.push(o);
+    return this.drain();
+  }
+
+  /** The backup holds the log up to `icount`: every output made at or before it may go. */
+  ack(icount: bigint): Output[] {
+    if (icount > this.acked) this.acked = icount;
+    return this.drain();
+  }
+
+  /** Without a backup (it failed, and this primary won the arbiter to go on alone): everything held goes. */
+  releaseAll(): Output[] {
+    this.acked = BigInt(Number.MAX_SAFE_INTEGER) << 16n;
+    return this.drain();
+  }
+
+  /** Outputs waiting for an acknowledgement. */
+  get waiting(): number {
+    return this.held.length - this.head;
+  }
+
+  /** The instruction count of the oldest output waiting, or null. */
+  get oldestIcount(): bigint | null {
+    return this.head < this.held.length ? this.held[this.head]!.icount : null;
+  }
+
+  private drain(): Output[] {
+    const out: Output[] = [];
+    while (this.head < this.held.length && this.held[this.head]!.icount <= this.acked) out.push(this.held[this.head++]!);
+    if (this.head > 1024 && this.head * 2 > this.held.length) {
+      this.held = this.held.slice(this.head);
+      this.head = 0;
+    }
+    if (out.length > 0) this.released = out[out.length - 1]!.seq;
+    return out;
+  }
+}

@@ -1,0 +1,158 @@
+// The primary's role, as a pure state machine (etcd-io/raft's RawNode is the
+// model): the driver hands it what happened — the gate logged an entry, the
+// guest made an output, a slice of the guest ran, a message came from the
+// backup, time passed, the arbiter answered — and it answers with what to do:
+// messages to send, outputs to release, whether the guest may run on,
+// whether to ask the arbiter, whether to stop. It holds no socket, timer or
+// machine.
+//
+// The primary streams its log entries as the gate makes them and a progress
+// record after every slice, so the backup may run up to the primary's count
+// even when no entry arrives. Outputs wait in the Output Rule's gate
+// (output-gate.ts) until the backup acknowledges the count that made them.
+// Flow control: the primary stops running when it is more than `maxLag`
+// instructions past the backup's last acknowledgement.
+
+import type { LogEntry } from "../replay/log-format.js";
+import { FailureDetector, type Timeouts } from "./failure-detector.js";
+import type { PeerMessage } from "./messages.js";
+import { OutputGate, type Output } from "./output-gate.js";
+
+export interface PrimaryOptions {
+  timeouts: Timeouts;
+  /** Instructions the primary may run past the backup's acknowledgement before it waits. */
+  maxLag: bigint;
+  nowMs: number;
+}
+
+export type PrimaryState =
+  | "paired"   // a backup follows
+  | "claiming" // the backup went silent: asking the arbiter whether to go on alone
+  | "alone"    // the arbiter said go on without a backup: outputs are released at once
+  | "stopped"; // lost the arbiter, or stopped
+
+/** What the driver must do now. */
+export interface PrimaryReady {
+  send: PeerMessage[];
+  /** Outputs that may reach the outside world now, in order. */
+  release: Output[];
+  /** Ask the arbiter for the next epoch (the backup is taken to have failed). */
+  claim: boolean;
+  /** Set once: the primary stops, and why. */
+  stop: string | null;
+}
+
+export class PrimaryRole {
+  state: PrimaryState = "paired";
+  private readonly gate = new OutputGate();
+  private readonly fd: FailureDetector;
+  private pending: LogEntry[] = [];
+  private sentProgress = 0n;
+  private acked = 0n;
+  private lastReleaseSent = 0;
+  private stopReason: string | null = null;
+
+  constructor(private readonly o: PrimaryOptions) {
+    this.fd = new FailureDetector(o.timeouts, o.nowMs);
+  }
+
+  /** The gate logged an entry (it goes out with the next progress record). */
+  logged(e: LogEntry): void {
+    this.pending.push(e);
+  }
+
+  /** The guest made an output. */
+  output(o: Output): PrimaryReady {
+    if (this.state === "alone") return this.ready([], [o]);
+    return this.ready([], this.gate.hold(o));
+  }
+
+  /** A slice ran: the guest has retired `icount` instructions. */
+  ranTo(icount: bigint, nowMs: number): PrimaryReady {
+    const send: PeerMessage[] = [];
+    if (this.state === "paired") {
+      if (this.pending.length > 0) send.push({ type: "log", entries: this.pending });
+      if (icount > this.sentProgress || this.pending.length > 0) send.push({ type: "progress", icount });
+      this.sentProgress = icount;
+      this.fd.sent(nowMs);
+    }
+    this.pending = [];
+    return this.ready(send, []);
+  }
+
+  /** A message from the backup. */
+  received(m: PeerMessage, nowMs: number): PrimaryReady {
+    if (this.state === "stopped") return this.ready([], []);
+    this.fd.heard(nowMs);
+    if (m.type === "ack" && this.state === "paired") {
+      if (m.icount > this.acked) this.acked = m.icount;
+      const released = this.gate.ack(m.icount);
+      const send: PeerMessage[] = [];
+      if (released.length > 0) {
+        this.lastReleaseSent = released[released.length - 1]!.seq;
+        send.push({ type: "release", seq: this.lastReleaseSent });
+        this.fd.sent(nowMs);
+      }
+      return this.ready(send, released);
+    }
+    if (m.type === "bye") return this.stopWith(`the backup said goodbye: ${m.reason}`);
+    return this.ready([], []);
+  }
+
+  /** Time passed: heartbeats, and the backup's silence. */
+  tick(nowMs: number): PrimaryReady {
+    if (this.state !== "paired") return this.ready([], []);
+    if (this.fd.peerFailed(nowMs)) {
+      this.state = "claiming";
+      return { ...this.ready([], []), claim: true };
+    }
+    if (this.fd.heartbeatDue(nowMs)) {
+      this.fd.sent(nowMs);
+      return this.ready([{ type: "heartbeat", ms: Math.floor(nowMs) }], []);
+    }
+    return this.ready([], []);
+  }
+
+  /** The arbiter's answer to a claim made after the backup went silent. */
+  claimed(won: boolean, detail: string): PrimaryReady {
+    if (this.state !== "claiming") throw new Error(`primary: an arbiter answer in state ${this.state}`);
+    if (!won) return this.stopWith(`lost the arbiter to ${detail}: another replica is live`);
+    this.state = "alone";
+    return this.ready([], this.gate.releaseAll());
+  }
+
+  /** The guest ended (or the driver stops): everything acknowledged is out; tell the backup. */
+  finish(reason: string): PrimaryReady {
+    const send: PeerMessage[] = this.state === "paired" ? [{ type: "bye", reason }] : [];
+    this.state = "stopped";
+    return this.ready(send, []);
+  }
+
+  /** Whether the guest may run another slice (flow control; a claiming primary waits for the arbiter). */
+  get mayRun(): boolean {
+    if (this.state === "alone") return true;
+    if (this.state !== "paired") return false;
+    return this.sentProgress - this.acked <= this.o.maxLag;
+  }
+
+  /** Outputs held for an acknowledgement. */
+  get held(): number {
+    return this.gate.waiting;
+  }
+
+  get ackedIcount(): bigint {
+    return this.acked;
+  }
+
+  private stopWith(reason: string): PrimaryReady {
+    this.state = "stopped";
+    this.stopReason = reason;
+    return this.ready([], []);
+  }
+
+  private ready(send: PeerMessage[], release: Output[]): PrimaryReady {
+    const stop = this.stopReason;
+    this.stopReason = null;
+    return { send, release, claim: false, stop };
+  }
+}
