@@ -1,0 +1,461 @@
+// The fault-tolerant pair's channel protocol: the one framed, versioned wire
+// format that every transport (in-process, worker MessagePort, TCP) carries
+// between primary and backup. A pure codec over Uint8Array/DataView, so it
+// runs in a browser as it is. Byte-by-byte description: docs/ft-protocol.md.
+//
+//   frame = "LSFT" version:u8 type:u8 number:varint length:varint body:length tag:32
+//
+// The tag is BLAKE3 of every byte before it, keyed with the channel's 32-byte
+// pre-shared key when there is one. LOG bodies carry log entries in exactly
+// the replay log's entry encoding (host/replay/log-format.ts encodeEntry /
+// readEntry), so a backup can write what it received to a log file unchanged.
+// The streaming reader, with the numbering rules, is host/ft/frame-reader.ts.
+
+import { createKeyedHash, createStreamHash } from "../common/hash.js";
+import {
+  encodeEntry,
+  encodeVarint,
+  HASH_BYTES,
+  LogFormatError,
+  MAX_ICOUNT,
+  NEED_MORE,
+  readEntry,
+  readVarint,
+  varintLength,
+  type LogEntry,
+} from "../replay/log-format.js";
+
+export const WIRE_MAGIC = new Uint8Array([0x4c, 0x53, 0x46, 0x54]); // "LSFT"
+export const WIRE_VERSION = 1;
+/** Largest body a frame may carry; a reader refuses a larger length before reading the body. */
+export const MAX_FRAME_BODY = 1 << 20;
+export const TAG_BYTES = 32;
+/** Longest header: magic, version, type and two 10-byte varints. */
+export const MAX_HEADER = 4 + 1 + 1 + 10 + 10;
+/** Shortest frame: a 1-byte number, an empty body. Above MAX_HEADER, so a reader may take MAX_HEADER bytes before it knows a frame's length. */
+export const MIN_FRAME = 4 + 1 + 1 + 1 + 1 + TAG_BYTES;
+export const MAX_FRAME = MAX_HEADER + MAX_FRAME_BODY + TAG_BYTES;
+export const MAX_REPLICA_BYTES = 64;
+export const MAX_BYE_TEXT = 1024;
+
+/** Frame type codes: the wire's bytes, never renumber one. 0 is reserved. */
+export const FrameType = { HELLO: 1, LOG: 2, PROGRESS: 3, ACK: 4, RELEASE: 5, HEARTBEAT: 6, BYE: 7 } as const;
+type TypeName = Frame["type"];
+const TYPE_CODE: Record<TypeName, number> = {
+  hello: FrameType.HELLO,
+  log: FrameType.LOG,
+  progress: FrameType.PROGRESS,
+  ack: FrameType.ACK,
+  release: FrameType.RELEASE,
+  heartbeat: FrameType.HEARTBEAT,
+  bye: FrameType.BYE,
+};
+const TYPE_NAME = new Map<number, TypeName>(Object.entries(TYPE_CODE).map(([n, c]) => [c, n as TypeName]));
+
+export function isKnownFrameType(code: number): boolean {
+  return TYPE_NAME.has(code);
+}
+
+/** BYE reason codes. A reader accepts any u8: a BYE ends the channel whatever its reason. */
+export const ByeCode = { STOP: 0, GUEST_EXITED: 1, CONFIG_MISMATCH: 2, STALE_EPOCH: 3, PROTOCOL_ERROR: 4 } as const;
+
+export type WireRole = "primary" | "backup";
+const ROLE_CODE: Record<WireRole, number> = { primary: 1, backup: 2 };
+
+export type Frame =
+  /** First frame each way: who I am, which protocol versions I speak, which VM I run. */
+  | { type: "hello"; role: WireRole; version: number; configHash: Uint8Array; epoch: number; startIcount: bigint; replica: string }
+  /** Log entries in order; the first entry's delta is relative to `base`. */
+  | { type: "log"; base: bigint; entries: LogEntry[] }
+  /** The primary's instruction count: the backup may run up to it. */
+  | { type: "progress"; icount: bigint }
+  /** The backup holds the log up to this instruction count. */
+  | { type: "ack"; icount: bigint }
+  /** The primary's highest released output sequence number. */
+  | { type: "release"; seq: number }
+  /** The sender's monotonic time in ms (informational). */
+  | { type: "heartbeat"; ms: number }
+  /** An orderly stop: a ByeCode and a text. */
+  | { type: "bye"; code: number; reason: string };
+
+/** A frame as a reader accepted it. */
+export interface ReceivedFrame {
+  number: number;
+  frame: Frame;
+  /** Stream offset of the frame's first byte. */
+  offset: number;
+}
+
+/** Anything a peer sent that is not a valid frame. After one, a reader stays failed. */
+export class WireError extends Error {
+  constructor(
+    readonly offset: number,
+    readonly reason: string,
+  ) {
+    super(`ft wire: ${reason} at byte ${offset}`);
+    this.name = "WireError";
+  }
+}
+
+// ---------------------------------------------------------------- tag
+
+/** Computes frame tags: keyed BLAKE3 with the channel key, or plain BLAKE3 without one. */
+export interface FrameTagger {
+  readonly keyed: boolean;
+  tag(bytes: Uint8Array): Uint8Array;
+}
+
+/** A tagger for a channel with the pre-shared 32-byte `key`, or without a key (the tag then only catches corruption). */
+export async function frameTagger(key?: Uint8Array | null): Promise<FrameTagger> {
+  const h = key ? await createKeyedHash(key) : await createStreamHash();
+  return {
+    keyed: !!key,
+    tag(bytes) {
+      h.init();
+      h.update(bytes);
+      return h.digest("binary");
+    },
+  };
+}
+
+/** Compares without stopping at the first difference, so the time taken says nothing about where a forged tag went wrong. */
+function tagsEqual(a: Uint8Array, b: Uint8Array): boolean {
+  let d = a.length ^ b.length;
+  for (let i = 0; i < a.length && i < b.length; i++) d |= a[i]! ^ b[i]!;
+  return d === 0;
+}
+
+// ---------------------------------------------------------------- bodies: encode
+
+const utf8 = new TextEncoder();
+
+function concat(parts: Uint8Array[]): Uint8Array {
+  let n = 0;
+  for (const p of parts) n += p.length;
+  const out = new Uint8Array(n);
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
+}
+
+function safeVarint(v: number, what: string, min = 0): Uint8Array {
+  if (!Number.isSafeInteger(v) || v < min) throw new RangeError(`${what} must be a safe integer >= ${min}, got ${v}`);
+  return encodeVarint(BigInt(v));
+}
+
+function icountVarint(v: bigint, what: string): Uint8Array {
+  if (typeof v !== "bigint" || v < 0n || v > MAX_ICOUNT) throw new RangeError(`${what} must be a bigint in 0..2^64-1, got ${v}`);
+  return encodeVarint(v);
+}
+
+function text(s: string, max: number, what: string, min = 0): Uint8Array[] {
+  const b = utf8.encode(s);
+  if (b.length < min || b.length > max) throw new RangeError(`${what} must be ${min}..${max} bytes of UTF-8, got ${b.length}`);
+  return [encodeVarint(BigInt(b.length)), b];
+}
+
+/** The body bytes of `frame`. Throws RangeError/TypeError for a frame that cannot be sent. */
+export function encodeBody(frame: Frame): Uint8Array {
+  switch (frame.type) {
+    case "hello": {
+      const role = ROLE_CODE[frame.role];
+      if (!role) throw new RangeError(`unknown role ${String(frame.role)}`);
+      if (!(frame.configHash instanceof Uint8Array) || frame.configHash.length !== HASH_BYTES) throw new RangeError(`config hash must be ${HASH_BYTES} bytes`);
+      return concat([
+        Uint8Array.of(role),
+        safeVarint(frame.version, "protocol version", 1),
+        frame.configHash,
+        safeVarint(frame.epoch, "epoch"),
+        icountVarint(frame.startIcount, "start icount"),
+        ...text(frame.replica, MAX_REPLICA_BYTES, "replica id", 1),
+      ]);
+    }
+    case "log": {
+      const parts = [icountVarint(frame.base, "LOG base icount")];
+      let prev = frame.base;
+      for (const e of frame.entries) {
+        parts.push(encodeEntry(prev, e.icount, e.kind, e.payload));
+        prev = e.icount;
+      }
+      return concat(parts);
+    }
+    case "progress":
+    case "ack":
+      return icountVarint(frame.icount, `${frame.type} icount`);
+    case "release":
+      return safeVarint(frame.seq, "release sequence number");
+    case "heartbeat":
+      return safeVarint(frame.ms, "heartbeat time");
+    case "bye":
+      if (!Number.isInteger(frame.code) || frame.code < 0 || frame.code > 255) throw new RangeError(`BYE code must be 0..255, got ${frame.code}`);
+      return concat([Uint8Array.of(frame.code), ...text(frame.reason, MAX_BYE_TEXT, "BYE text")]);
+    default:
+      throw new RangeError(`unknown frame type ${String((frame as { type: unknown }).type)}`);
+  }
+}
+
+// ---------------------------------------------------------------- frames: encode
+
+/** The whole frame: header, body, tag. `number` is the frame's number on its channel (1 for the first). */
+export function encodeFrame(frame: Frame, number: number, tagger: FrameTagger): Uint8Array {
+  const body = encodeBody(frame);
+  if (body.length > MAX_FRAME_BODY) throw new RangeError(`${frame.type} body of ${body.length} bytes exceeds ${MAX_FRAME_BODY} (split the batch: logBatches)`);
+  return sealFrame(TYPE_CODE[frame.type], number, body, tagger);
+}
+
+/**
+ * A frame around any body bytes, with a valid tag. encodeFrame's last step;
+ * exported so tests can hand a reader well-sealed frames with bodies no
+ * encoder would write.
+ */
+export function sealFrame(typeCode: number, number: number, body: Uint8Array, tagger: FrameTagger): Uint8Array {
+  const head = concat([WIRE_MAGIC, Uint8Array.of(WIRE_VERSION, typeCode), safeVarint(number, "frame number", 1), encodeVarint(BigInt(body.length))]);
+  const out = new Uint8Array(head.length + body.length + TAG_BYTES);
+  out.set(head, 0);
+  out.set(body, head.length);
+  out.set(tagger.tag(out.subarray(0, head.length + body.length)), head.length + body.length);
+  return out;
+}
+
+/** Numbers the frames it encodes: 1 for the first, +1 for each after it. */
+export class FrameWriter {
+  private n = 0;
+  constructor(private readonly tagger: FrameTagger) {}
+
+  /** The number of the last frame encoded (0 before the first). */
+  get sent(): number {
+    return this.n;
+  }
+
+  encode(frame: Frame): Uint8Array {
+    const bytes = encodeFrame(frame, this.n + 1, this.tagger);
+    this.n++;
+    return bytes;
+  }
+}
+
+/**
+ * Splits entries into LOG frames whose bodies fit `maxBody`: each batch's base
+ * is the previous batch's last icount, so the deltas are those of one log.
+ */
+export function logBatches(base: bigint, entries: readonly LogEntry[], maxBody = MAX_FRAME_BODY): Frame[] {
+  const out: Frame[] = [];
+  let batch: LogEntry[] = [];
+  let batchBase = base;
+  let size = varintLength(base);
+  let prev = base;
+  for (const e of entries) {
+    const n = varintLength(e.icount - prev) + 1 + varintLength(BigInt(e.payload.length)) + e.payload.length + 4;
+    if (batch.length > 0 && size + n > maxBody) {
+      out.push({ type: "log", base: batchBase, entries: batch });
+      batch = [];
+      batchBase = prev;
+      size = varintLength(prev);
+    }
+    batch.push(e);
+    size += n;
+    prev = e.icount;
+  }
+  if (batch.length > 0) out.push({ type: "log", base: batchBase, entries: batch });
+  return out;
+}
+
+// ---------------------------------------------------------------- frames: decode
+
+/** A frame's header and tag, checked; its body not yet decoded. */
+export interface FrameBounds {
+  /** Position of the frame's first byte. */
+  start: number;
+  typeCode: number;
+  number: number;
+  bodyStart: number;
+  bodyEnd: number;
+  /** Position after the tag. */
+  end: number;
+}
+
+/** Not a whole frame yet: `total` is its whole length once the header has been read, else null. */
+export interface NeedMoreBytes {
+  more: true;
+  total: number | null;
+}
+
+function varintAt(buf: Uint8Array, pos: number, limit: number, base: number, what: string): [bigint, number] | null {
+  try {
+    const r = readVarint(buf, pos, limit, base, what);
+    return r === NEED_MORE ? null : r;
+  } catch (e) {
+    if (e instanceof LogFormatError) throw new WireError(e.offset, e.reason);
+    throw e;
+  }
+}
+
+/**
+ * Checks the frame starting at buf[pos] (bytes up to `limit` are present;
+ * `base` turns positions into stream offsets): magic, version, type, number,
+ * length (refused before the body is read), then the tag once every byte is
+ * there. Never reads past `limit`.
+ */
+export function frameBoundsAt(buf: Uint8Array, pos: number, limit: number, base: number, tagger: FrameTagger): FrameBounds | NeedMoreBytes {
+  const partial: NeedMoreBytes = { more: true, total: null };
+  for (let i = 0; i < WIRE_MAGIC.length; i++) {
+    if (pos + i >= limit) return partial;
+    if (buf[pos + i] !== WIRE_MAGIC[i]) throw new WireError(base + pos + i, "bad magic (not an LSFT frame)");
+  }
+  let p = pos + 4;
+  if (p >= limit) return partial;
+  if (buf[p] !== WIRE_VERSION) throw new WireError(base + p, `unsupported protocol version ${buf[p]} (this reader knows ${WIRE_VERSION})`);
+  p++;
+  if (p >= limit) return partial;
+  const typeCode = buf[p]!;
+  if (!isKnownFrameType(typeCode)) throw new WireError(base + p, `unknown frame type ${typeCode}`);
+  p++;
+  const numberAt = p;
+  const n = varintAt(buf, p, limit, base, "frame number");
+  if (!n) return partial;
+  if (n[0] === 0n) throw new WireError(base + numberAt, "frame number 0 (numbering starts at 1)");
+  if (n[0] > BigInt(Number.MAX_SAFE_INTEGER)) throw new WireError(base + numberAt, `frame number ${n[0]} above 2^53-1`);
+  p = n[1];
+  const lengthAt = p;
+  const l = varintAt(buf, p, limit, base, "body length");
+  if (!l) return partial;
+  if (l[0] > BigInt(MAX_FRAME_BODY)) throw new WireError(base + lengthAt, `body length ${l[0]} exceeds ${MAX_FRAME_BODY}`);
+  const bodyStart = l[1];
+  const bodyEnd = bodyStart + Number(l[0]);
+  const end = bodyEnd + TAG_BYTES;
+  if (end > limit) return { more: true, total: end - pos };
+  if (!tagsEqual(tagger.tag(buf.subarray(pos, bodyEnd)), buf.subarray(bodyEnd, end)))
+    throw new WireError(base + bodyEnd, `tag mismatch (frame ${n[0]} is corrupt, or was sealed with ${tagger.keyed ? "another key or none" : "a key"})`);
+  return { start: pos, typeCode, number: Number(n[0]), bodyStart, bodyEnd, end };
+}
+
+/** Reads a body's fields in order; every fault is a WireError at its stream offset. */
+class BodyCursor {
+  constructor(
+    private readonly buf: Uint8Array,
+    public pos: number,
+    private readonly end: number,
+    private readonly base: number,
+    private readonly what: string,
+  ) {}
+
+  fail(at: number, reason: string): never {
+    throw new WireError(this.base + at, `${this.what}: ${reason}`);
+  }
+
+  u8(field: string): number {
+    if (this.pos >= this.end) this.fail(this.pos, `body ends before ${field}`);
+    return this.buf[this.pos++]!;
+  }
+
+  varint(field: string): bigint {
+    const r = varintAt(this.buf, this.pos, this.end, this.base, `${this.what} ${field}`);
+    if (!r) this.fail(this.pos, `body ends inside ${field}`);
+    this.pos = r[1];
+    return r[0];
+  }
+
+  safe(field: string, min = 0): number {
+    const at = this.pos;
+    const v = this.varint(field);
+    if (v > BigInt(Number.MAX_SAFE_INTEGER) || v < BigInt(min)) this.fail(at, `${field} ${v} outside ${min}..2^53-1`);
+    return Number(v);
+  }
+
+  bytes(n: number, field: string): Uint8Array {
+    if (this.pos + n > this.end) this.fail(this.pos, `body ends inside ${field}`);
+    const b = this.buf.slice(this.pos, this.pos + n);
+    this.pos += n;
+    return b;
+  }
+
+  text(max: number, field: string, min = 0): string {
+    const at = this.pos;
+    const n = this.varint(`${field} length`);
+    if (n > BigInt(max) || n < BigInt(min)) this.fail(at, `${field} length ${n} outside ${min}..${max}`);
+    const textAt = this.pos;
+    const b = this.bytes(Number(n), field);
+    try {
+      return new TextDecoder("utf-8", { fatal: true }).decode(b);
+    } catch {
+      return this.fail(textAt, `${field} is not valid UTF-8`);
+    }
+  }
+
+  done(): void {
+    if (this.pos !== this.end) this.fail(this.pos, `${this.end - this.pos} bytes after the last field`);
+  }
+}
+
+/** Decodes the body of a frame whose bounds frameBoundsAt accepted. */
+export function decodeBody(buf: Uint8Array, b: FrameBounds, base: number): Frame {
+  const name = TYPE_NAME.get(b.typeCode)!;
+  const c = new BodyCursor(buf, b.bodyStart, b.bodyEnd, base, name.toUpperCase());
+  let frame: Frame;
+  switch (name) {
+    case "hello": {
+      const roleAt = c.pos;
+      const roleCode = c.u8("role");
+      const role = roleCode === 1 ? "primary" : roleCode === 2 ? "backup" : c.fail(roleAt, `unknown role ${roleCode}`);
+      const version = c.safe("protocol version", 1);
+      const configHash = c.bytes(HASH_BYTES, "config hash");
+      const epoch = c.safe("epoch");
+      const startIcount = c.varint("start icount");
+      const replica = c.text(MAX_REPLICA_BYTES, "replica id", 1);
+      frame = { type: "hello", role, version, configHash, epoch, startIcount, replica };
+      break;
+    }
+    case "log": {
+      const logBase = c.varint("base icount");
+      const entries: LogEntry[] = [];
+      let prev = logBase;
+      while (c.pos < b.bodyEnd) {
+        let r;
+        try {
+          r = readEntry(buf, c.pos, b.bodyEnd, prev, base);
+        } catch (e) {
+          if (e instanceof LogFormatError) throw new WireError(e.offset, `LOG entry ${entries.length}: ${e.reason}`);
+          throw e;
+        }
+        if (r === NEED_MORE) return c.fail(c.pos, `body ends inside entry ${entries.length}`);
+        const [e, next] = r;
+        entries.push({ icount: e.icount, kind: e.kind, payload: e.payload });
+        prev = e.icount;
+        c.pos = next;
+      }
+      frame = { type: "log", base: logBase, entries };
+      break;
+    }
+    case "progress":
+    case "ack":
+      frame = { type: name, icount: c.varint("icount") };
+      break;
+    case "release":
+      frame = { type: "release", seq: c.safe("sequence number") };
+      break;
+    case "heartbeat":
+      frame = { type: "heartbeat", ms: c.safe("time") };
+      break;
+    case "bye":
+      frame = { type: "bye", code: c.u8("code"), reason: c.text(MAX_BYE_TEXT, "text") };
+      break;
+  }
+  c.done();
+  return frame;
+}
+
+/**
+ * Exactly one frame in `bytes` (one postMessage on a worker port): returns its
+ * number and value, or throws WireError (a frame cut short is an error here).
+ * Stateless: numbering is the caller's, or use FrameReader.pushMessage.
+ * `base` is the stream offset of bytes[0], for error offsets.
+ */
+export function decodeFrame(bytes: Uint8Array, tagger: FrameTagger, base = 0): ReceivedFrame {
+  const b = frameBoundsAt(bytes, 0, bytes.length, base, tagger);
+  if ("more" in b) throw new WireError(base + bytes.length, `frame cut short (${bytes.length} of ${b.total ?? "at least " + MIN_FRAME} bytes)`);
+  if (b.end !== bytes.length) throw new WireError(base + b.end, `${bytes.length - b.end} bytes after the frame`);
+  return { number: b.number, frame: decodeBody(bytes, b, base), offset: base };
+}
