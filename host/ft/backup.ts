@@ -15,7 +15,7 @@
 
 import type { LogEntry } from "../replay/log-format.js";
 import { FailureDetector, type Timeouts } from "./failure-detector.js";
-import type { PeerMessage } from "./messages.js";
+import type { Frame } from "./wire.js";
 import type { Output } from "./output-gate.js";
 
 export interface BackupOptions {
@@ -30,7 +30,7 @@ export type BackupState =
   | "stopped";  // lost the arbiter, or the primary ended the pair
 
 export interface BackupReady {
-  send: PeerMessage[];
+  send: Frame[];
   /** Entries for the replay gate, in order. */
   entries: LogEntry[];
   /** Ask the arbiter for the next epoch (the primary is taken to have failed). */
@@ -61,7 +61,7 @@ export class BackupRole {
   }
 
   /** A message from the primary. */
-  onMessage(m: PeerMessage, nowMs: number): BackupReady {
+  onMessage(m: Frame, nowMs: number): BackupReady {
     if (this.state !== "following") return this.ready([], []);
     this.fd.heard(nowMs);
     switch (m.type) {
@@ -133,7 +133,7 @@ export class BackupRole {
     return this.kept.length;
   }
 
-  private ready(send: PeerMessage[], entries: LogEntry[]): BackupReady {
+  private ready(send: Frame[], entries: LogEntry[]): BackupReady {
     const stop = this.stopReason;
     this.stopReason = null;
     return { send, entries, claim: false, goLive: null, stop };

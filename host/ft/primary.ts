@@ -15,7 +15,7 @@
 
 import type { LogEntry } from "../replay/log-format.js";
 import { FailureDetector, type Timeouts } from "./failure-detector.js";
-import type { PeerMessage } from "./messages.js";
+import { ByeCode, type Frame } from "./wire.js";
 import { OutputGate, type Output } from "./output-gate.js";
 
 export interface PrimaryOptions {
@@ -33,7 +33,7 @@ export type PrimaryState =
 
 /** What the driver must do now. */
 export interface PrimaryReady {
-  send: PeerMessage[];
+  send: Frame[];
   /** Outputs that may reach the outside world now, in order. */
   release: Output[];
   /** Ask the arbiter for the next epoch (the backup is taken to have failed). */
@@ -47,6 +47,8 @@ export class PrimaryRole {
   private readonly gate = new OutputGate();
   private readonly fd: FailureDetector;
   private pending: LogEntry[] = [];
+  /** The count the next LOG frame's first delta is relative to: the last entry sent. */
+  private base = 0n;
   private sentProgress = 0n;
   private acked = 0n;
   private lastReleaseSent = 0;
@@ -69,9 +71,12 @@ export class PrimaryRole {
 
   /** A slice ran: the guest has retired `icount` instructions. */
   ranTo(icount: bigint, nowMs: number): PrimaryReady {
-    const send: PeerMessage[] = [];
+    const send: Frame[] = [];
     if (this.state === "paired") {
-      if (this.pending.length > 0) send.push({ type: "log", entries: this.pending });
+      if (this.pending.length > 0) {
+        send.push({ type: "log", base: this.base, entries: this.pending });
+        this.base = this.pending[this.pending.length - 1]!.icount;
+      }
       if (icount > this.sentProgress || this.pending.length > 0) send.push({ type: "progress", icount });
       this.sentProgress = icount;
       this.fd.sent(nowMs);
@@ -81,13 +86,13 @@ export class PrimaryRole {
   }
 
   /** A message from the backup. */
-  received(m: PeerMessage, nowMs: number): PrimaryReady {
+  received(m: Frame, nowMs: number): PrimaryReady {
     if (this.state === "stopped") return this.ready([], []);
     this.fd.heard(nowMs);
     if (m.type === "ack" && this.state === "paired") {
       if (m.icount > this.acked) this.acked = m.icount;
       const released = this.gate.ack(m.icount);
-      const send: PeerMessage[] = [];
+      const send: Frame[] = [];
       if (released.length > 0) {
         this.lastReleaseSent = released[released.length - 1]!.seq;
         send.push({ type: "release", seq: this.lastReleaseSent });
@@ -123,7 +128,7 @@ export class PrimaryRole {
 
   /** The guest ended (or the driver stops): everything acknowledged is out; tell the backup. */
   finish(reason: string): PrimaryReady {
-    const send: PeerMessage[] = this.state === "paired" ? [{ type: "bye", reason }] : [];
+    const send: Frame[] = this.state === "paired" ? [{ type: "bye", code: ByeCode.GUEST_EXITED, reason }] : [];
     this.state = "stopped";
     return this.ready(send, []);
   }
@@ -150,7 +155,7 @@ export class PrimaryRole {
     return this.ready([], []);
   }
 
-  private ready(send: PeerMessage[], release: Output[]): PrimaryReady {
+  private ready(send: Frame[], release: Output[]): PrimaryReady {
     const stop = this.stopReason;
     this.stopReason = null;
     return { send, release, claim: false, stop };

@@ -20,7 +20,7 @@ import type { EngineLoader } from "../replay/session.js";
 import { MemoryArbiter, type Arbiter } from "./arbiter.js";
 import { BackupRole, type BackupReady } from "./backup.js";
 import { DEFAULT_TIMEOUTS, type Timeouts } from "./failure-detector.js";
-import type { PeerMessage } from "./messages.js";
+import type { Frame } from "./wire.js";
 import { OutputCounter, type Output, type OutputChannel } from "./output-gate.js";
 import { PrimaryRole, type PrimaryReady } from "./primary.js";
 import { SwitchGate } from "./switch-gate.js";
@@ -126,7 +126,7 @@ class World1 {
 
 interface InFlight {
   at: number;
-  m: PeerMessage;
+  m: Frame;
 }
 
 /** A replica: its machine and how its outputs are numbered. */
@@ -218,7 +218,7 @@ export async function runPairSim(o: SimOptions): Promise<SimReport> {
   const toBackup: InFlight[] = [];
   const toPrimary: InFlight[] = [];
   let cut = false;
-  const send = (q: InFlight[], ms: PeerMessage[]) => {
+  const send = (q: InFlight[], ms: Frame[]) => {
     if (cut) return;
     for (const m of ms) q.push({ at: now + delay, m });
   };
