@@ -1,0 +1,303 @@
+// A replica: a role (primary.ts, backup.ts) with its machine and its link to
+// the peer, advanced one step at a time by a driver that owns time and
+// waiting (host/node/ft-driver.ts in Node). A step takes the frames that
+// arrived, runs the guest as far as the role allows, sends what the role
+// says, and tells the driver how long it may wait before the next step.
+// Outputs that may reach the outside world go to `release`, numbered
+// (output-gate.ts): the world drops a number it has seen.
+
+import type { Engine } from "../engine/engine.js";
+import type { ClockMode } from "../machine/guest-time.js";
+import { Machine, type RunOutcome } from "../machine/machine.js";
+import { LiveGate, type World } from "../replay/live-gate.js";
+import { EntryQueue, ReplayGate } from "../replay/replay-gate.js";
+import type { Arbiter } from "./arbiter.js";
+import { BackupRole } from "./backup.js";
+import type { Timeouts } from "./failure-detector.js";
+import type { PeerLink } from "./link.js";
+import { OutputCounter, type Output, type OutputChannel } from "./output-gate.js";
+import { PrimaryRole } from "./primary.js";
+import { SwitchGate } from "./switch-gate.js";
+import { ByeCode, WIRE_VERSION, type Frame } from "./wire.js";
+
+export interface ReplicaOptions {
+  image: Uint8Array;
+  engine: Engine;
+  clock: ClockMode;
+  cmdline?: string;
+  /** The VM configuration's hash: both sides must run the same VM (HELLO checks it). */
+  configHash: Uint8Array;
+  /** The VM's name on the arbiter (docs/arbiter.md). */
+  vm: string;
+  /** This replica's name, for the arbiter and status lines. */
+  name: string;
+  link: PeerLink;
+  arbiter: Arbiter;
+  timeouts: Timeouts;
+  /** Instructions per slice (a progress record each). */
+  slice: number;
+  /** Instructions the primary may run past the backup's acknowledgement. */
+  maxLag: bigint;
+  world?: Partial<World>;
+  /** Outputs that may reach the outside world now, in order. */
+  release: (outputs: Output[]) => void;
+  /** A line for the operator (state changes, failures). */
+  say: (line: string) => void;
+}
+
+export interface StepResult {
+  /** "run": step again soon; "wait": nothing to do for `waitMs`; "done": the replica has finished. */
+  next: "run" | "wait" | "done";
+  waitMs: number;
+}
+
+/** What a replica reports for a status line. */
+export interface ReplicaStatus {
+  role: "primary" | "backup";
+  state: string;
+  icount: bigint;
+  held: number;
+  epoch: number;
+}
+
+const tap = (out: (c: OutputChannel, v: number | Uint8Array) => void) => ({
+  onSerial: (v: number) => out("serial", v),
+  onDebugcon: (v: number) => out("debugcon", v),
+  onTransmit: (f: Uint8Array) => out("frame", f),
+  onExit: (s: number) => out("exit", s),
+});
+
+const sameBytes = (a: Uint8Array, b: Uint8Array) => a.length === b.length && a.every((x, i) => x === b[i]);
+
+/** Frames from the link, kept until the next step takes them. */
+function inbox(link: PeerLink): { take(): Frame[]; closedWith: () => string | null } {
+  let frames: Frame[] = [];
+  let closed: string | null = null;
+  link.onFrame((f) => frames.push(f));
+  link.onClose((r) => { closed = r; });
+  return {
+    take: () => { const f = frames; frames = []; return f; },
+    closedWith: () => closed,
+  };
+}
+
+export class PrimaryReplica {
+  readonly role: PrimaryRole;
+  readonly machine: Machine;
+  ended: RunOutcome | null = null;
+  finished = false;
+  epoch = 1;
+  private out: Output[] = [];
+  private readonly counter: OutputCounter;
+  private readonly box: ReturnType<typeof inbox>;
+  private helloSeen = false;
+  private linkDown = false;
+
+  constructor(private readonly o: ReplicaOptions, nowMs: number) {
+    this.role = new PrimaryRole({ timeouts: o.timeouts, maxLag: o.maxLag, nowMs });
+    const gate = new LiveGate({ clock: o.clock, world: o.world, record: (icount, kind, payload) => this.role.logged({ icount, kind, payload }) });
+    this.machine = Machine.create(o.image, {
+      engine: o.engine, clock: o.clock, cmdline: o.cmdline, gate, ...tap((c, v) => this.out.push(this.counter.next(c, v))),
+    });
+    this.counter = new OutputCounter(() => this.machine.engine.icount);
+    this.box = inbox(o.link);
+    o.link.send({ type: "hello", role: "primary", version: WIRE_VERSION, configHash: o.configHash, epoch: this.epoch, startIcount: 0n, replica: o.name });
+  }
+
+  status(): ReplicaStatus {
+    return { role: "primary", state: this.role.state, icount: this.machine.engine.icount, held: this.role.held, epoch: this.epoch };
+  }
+
+  private apply(r: { send: Frame[]; release: Output[]; stop: string | null }): void {
+    for (const f of r.send) this.o.link.send(f);
+    if (r.release.length > 0) this.o.release(r.release);
+    if (r.stop) {
+      this.o.say(`primary stops: ${r.stop}`);
+      this.finished = true;
+    }
+  }
+
+  async step(nowMs: number): Promise<StepResult> {
+    if (this.finished) return { next: "done", waitMs: 0 };
+    for (const f of this.box.take()) {
+      if (f.type === "hello") {
+        if (f.role !== "backup" || !sameBytes(f.configHash, this.o.configHash)) {
+          this.o.link.send({ type: "bye", code: ByeCode.CONFIG_MISMATCH, reason: "not a backup of this VM" });
+          this.o.link.close("the peer is not a backup of this VM");
+        }
+        this.helloSeen = true;
+      }
+      this.apply(this.role.received(f, nowMs));
+    }
+    // The guest starts once the backup is there (its HELLO came), so the pair
+    // starts from one state; a backup that never comes is a failed backup.
+    if (!this.helloSeen && this.role.state === "paired") {
+      await this.claimIfAsked(this.role.tick(nowMs));
+      if (this.role.state === "paired") return { next: "wait", waitMs: 5 };
+    }
+    const closed = this.box.closedWith();
+    if (closed !== null && !this.linkDown) {
+      this.linkDown = true;
+      this.o.say(`primary: the link to the backup closed (${closed})`);
+    }
+    let ran = false;
+    if (!this.ended && this.role.mayRun && this.role.state !== "stopped") {
+      const r = this.machine.runSync(this.o.slice);
+      if (r.reason !== "limit" && r.reason !== "idle") this.ended = r;
+      for (const x of this.out.splice(0)) this.apply(this.role.output(x));
+      this.apply(this.role.ranTo(this.machine.engine.icount, nowMs));
+      ran = r.reason === "limit";
+      if (r.reason === "idle") {
+        const t = this.role.tick(nowMs);
+        await this.claimIfAsked(t);
+        return { next: "wait", waitMs: Math.min(this.machine.idleWaitMs(), this.o.timeouts.intervalMs) };
+      }
+    }
+    if (this.ended && !this.finished && this.role.held === 0) {
+      this.apply(this.role.finish(`guest ${this.ended.reason}`));
+      this.finished = true;
+      return { next: "done", waitMs: 0 };
+    }
+    const t = this.role.tick(nowMs);
+    await this.claimIfAsked(t);
+    if (this.finished) return { next: "done", waitMs: 0 };
+    return ran ? { next: "run", waitMs: 0 } : { next: "wait", waitMs: 1 };
+  }
+
+  private async claimIfAsked(t: ReturnType<PrimaryRole["tick"]>): Promise<void> {
+    this.apply(t);
+    if (!t.claim) return;
+    const want = this.epoch + 1;
+    const r = await this.o.arbiter.claim({ vm: this.o.vm, epoch: want, replica: this.o.name, atMs: Date.now(), reason: "the backup went silent" });
+    if (r.won) this.epoch = want;
+    this.o.say(r.won ? `primary won epoch ${want}: going on without a backup` : `primary lost epoch ${want} to ${r.holder.replica}`);
+    this.apply(this.role.claimed(r.won, r.won ? "" : `${r.holder.replica} (epoch ${r.holder.epoch})`));
+  }
+}
+
+export class BackupReplica {
+  readonly role: BackupRole;
+  machine: Machine | null = null;
+  ended: RunOutcome | null = null;
+  finished = false;
+  epoch = 1;
+  live = false;
+  private out: Output[] = [];
+  private counter: OutputCounter | null = null;
+  private readonly queue = new EntryQueue();
+  private replayGate: ReplayGate | null = null;
+  private gate: SwitchGate | null = null;
+  private readonly box: ReturnType<typeof inbox>;
+
+  constructor(private readonly o: ReplicaOptions, nowMs: number) {
+    this.role = new BackupRole({ timeouts: o.timeouts, nowMs });
+    this.box = inbox(o.link);
+    o.link.send({ type: "hello", role: "backup", version: WIRE_VERSION, configHash: o.configHash, epoch: this.epoch, startIcount: 0n, replica: o.name });
+  }
+
+  status(): ReplicaStatus {
+    return { role: "backup", state: this.role.state, icount: this.machine?.engine.icount ?? 0n, held: this.role.keptCount, epoch: this.epoch };
+  }
+
+  /**
+   * The machine is built when it can be: at once under the virtual clock, on
+   * the first entry under the host clock (the calendar base, WALLCLOCK, comes
+   * first and the machine needs it) — or fresh and live, if the primary died
+   * before sending anything.
+   */
+  private ensureMachine(goingLive: boolean): Machine | null {
+    if (this.machine) return this.machine;
+    const fresh = this.o.clock === "host" && this.queue.length === 0;
+    if (fresh && !goingLive) return null;
+    this.replayGate = new ReplayGate({ clock: fresh ? "virtual" : this.o.clock, queue: this.queue });
+    this.gate = new SwitchGate(fresh ? new LiveGate({ clock: this.o.clock, world: this.o.world }) : this.replayGate);
+    const m = Machine.create(this.o.image, {
+      engine: this.o.engine, clock: this.o.clock, cmdline: this.o.cmdline, gate: this.gate,
+      ...tap((c, v) => this.out.push(this.counter!.next(c, v))),
+    });
+    this.counter = new OutputCounter(() => m.engine.icount);
+    this.machine = m;
+    return m;
+  }
+
+  private apply(r: { send: Frame[]; entries: { icount: bigint; kind: number; payload: Uint8Array }[]; stop: string | null }): void {
+    for (const f of r.send) this.o.link.send(f);
+    if (r.entries.length > 0) this.queue.push(r.entries);
+    if (r.stop) {
+      this.o.say(`backup stops: ${r.stop}`);
+      this.finished = true;
+    }
+  }
+
+  async step(nowMs: number): Promise<StepResult> {
+    if (this.finished) return { next: "done", waitMs: 0 };
+    if (this.live) return this.stepLive();
+    for (const f of this.box.take()) {
+      if (f.type === "hello") {
+        if (f.role !== "primary" || !sameBytes(f.configHash, this.o.configHash)) {
+          this.o.link.send({ type: "bye", code: ByeCode.CONFIG_MISMATCH, reason: "not the primary of this VM" });
+          this.o.link.close("the peer is not the primary of this VM");
+        }
+      }
+      this.apply(this.role.onMessage(f, nowMs));
+    }
+    let ran = false;
+    const m = this.ensureMachine(false);
+    if (m && !this.ended) {
+      while (m.engine.icount < this.role.limit) {
+        const r = m.runSync(Math.min(this.o.slice, Number(this.role.limit - m.engine.icount)));
+        if (r.reason !== "limit" && r.reason !== "idle") { this.ended = r; break; }
+        if (r.reason === "idle") break;
+        ran = true;
+      }
+      for (const x of this.out.splice(0)) this.role.output(x);
+    }
+    const t = this.role.tick(nowMs);
+    this.apply(t);
+    if (t.claim) await this.claim();
+    if (this.finished) return { next: "done", waitMs: 0 };
+    return ran ? { next: "run", waitMs: 0 } : { next: "wait", waitMs: 1 };
+  }
+
+  private async claim(): Promise<void> {
+    const want = this.epoch + 1;
+    const r = await this.o.arbiter.claim({ vm: this.o.vm, epoch: want, replica: this.o.name, atMs: Date.now(), reason: "the primary went silent" });
+    this.o.say(r.won ? `backup won epoch ${want}: going live` : `backup lost epoch ${want} to ${r.holder.replica}`);
+    const res = this.role.claimed(r.won, r.won ? "" : `${r.holder.replica} (epoch ${r.holder.epoch})`);
+    this.apply(res);
+    if (!res.goLive) return;
+    this.epoch = want;
+    // Replay everything that arrived, send again what was kept, then go live where the log ends.
+    this.o.release(res.goLive);
+    const m = this.ensureMachine(true)!;
+    for (;;) {
+      const before = [m.engine.icount, this.replayGate!.remaining] as const;
+      if (this.ended || (this.replayGate!.remaining === 0 && m.engine.icount >= this.role.limit)) break;
+      const left = this.role.limit > m.engine.icount ? Number(this.role.limit - m.engine.icount) : this.o.slice;
+      const rr = m.runSync(Math.min(left, this.o.slice));
+      if (rr.reason !== "limit" && rr.reason !== "idle") this.ended = rr;
+      // Idle with entries left that it cannot reach: they are for a count it will not get to.
+      if (rr.reason === "idle" && m.engine.icount === before[0] && this.replayGate!.remaining === before[1]) break;
+    }
+    if (this.out.length > 0) this.o.release(this.out.splice(0));
+    if (this.gate!.mode === "replay") this.gate!.switchTo(new LiveGate({ clock: this.o.clock, world: this.o.world, startGuestNs: m.nowNs() }));
+    this.live = true;
+    this.o.say(`backup is live at instruction ${m.engine.icount} (epoch ${want}); ${res.goLive.length} kept outputs sent again; no backup now`);
+  }
+
+  private stepLive(): StepResult {
+    const m = this.machine!;
+    if (this.ended) {
+      this.finished = true;
+      return { next: "done", waitMs: 0 };
+    }
+    const r = m.runSync(this.o.slice);
+    if (r.reason !== "limit" && r.reason !== "idle") this.ended = r;
+    if (this.out.length > 0) this.o.release(this.out.splice(0));
+    if (this.ended) {
+      this.finished = true;
+      return { next: "done", waitMs: 0 };
+    }
+    return r.reason === "idle" ? { next: "wait", waitMs: m.idleWaitMs() } : { next: "run", waitMs: 0 };
+  }
+}

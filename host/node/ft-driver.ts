@@ -1,0 +1,26 @@
+// The Node driver of one replica (host/ft/replica.ts): steps it, and between
+// steps waits as long as it says it may (an idle guest, a primary held by
+// flow control) or yields to the event loop so frames, timers and signals
+// get in. Time is the host's monotonic clock.
+
+import type { StepResult } from "../ft/replica.js";
+
+export interface SteppedReplica {
+  step(nowMs: number): Promise<StepResult>;
+}
+
+export interface ReplicaDriverOptions {
+  /** Asked before every step: true stops the driver (a fault injected, a signal). */
+  stop?: () => boolean;
+}
+
+/** Runs `r` until it is done or `stop()` says so; resolves to how it ended. */
+export async function driveReplica(r: SteppedReplica, o: ReplicaDriverOptions = {}): Promise<"done" | "stopped"> {
+  for (;;) {
+    if (o.stop?.()) return "stopped";
+    const s = await r.step(performance.now());
+    if (s.next === "done") return "done";
+    if (s.next === "wait" && s.waitMs > 0) await new Promise((res) => setTimeout(res, s.waitMs));
+    else await new Promise((res) => setImmediate(res));
+  }
+}
