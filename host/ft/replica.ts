@@ -38,6 +38,8 @@ export interface ReplicaOptions {
   slice: number;
   /** Instructions the primary may run past the backup's acknowledgement. */
   maxLag: bigint;
+  /** The guest runs no further than this instruction count (an injected fault stops it there). */
+  limit?: bigint;
   world?: Partial<World>;
   /** Outputs that may reach the outside world now, in order. */
   release: (outputs: Output[]) => void;
@@ -84,6 +86,13 @@ function inbox(link: PeerLink): { take(): Frame[]; closedWith: () => string | nu
 export class PrimaryReplica {
   readonly role: PrimaryRole;
   readonly machine: Machine;
+  /** Instructions the next slice may run: the slice, less what the limit leaves. */
+  private sliceLeft(): number {
+    const lim = this.o.limit;
+    if (lim === undefined) return this.o.slice;
+    const left = lim - this.machine.engine.icount;
+    return left <= 0n ? 0 : Number(left < BigInt(this.o.slice) ? left : BigInt(this.o.slice));
+  }
   ended: RunOutcome | null = null;
   finished = false;
   epoch = 1;
@@ -141,8 +150,8 @@ export class PrimaryReplica {
       this.o.say(`primary: the link to the backup closed (${closed})`);
     }
     let ran = false;
-    if (!this.ended && this.role.mayRun && this.role.state !== "stopped") {
-      const r = this.machine.runSync(this.o.slice);
+    if (!this.ended && this.role.mayRun && this.role.state !== "stopped" && this.sliceLeft() > 0) {
+      const r = this.machine.runSync(this.sliceLeft());
       if (r.reason !== "limit" && r.reason !== "idle") this.ended = r;
       for (const x of this.out.splice(0)) this.apply(this.role.output(x));
       this.apply(this.role.ranTo(this.machine.engine.icount, nowMs));
@@ -243,9 +252,10 @@ export class BackupReplica {
     }
     let ran = false;
     const m = this.ensureMachine(false);
+    const cap = this.o.limit !== undefined && this.o.limit < this.role.limit ? this.o.limit : this.role.limit;
     if (m && !this.ended) {
-      while (m.engine.icount < this.role.limit) {
-        const r = m.runSync(Math.min(this.o.slice, Number(this.role.limit - m.engine.icount)));
+      while (m.engine.icount < cap) {
+        const r = m.runSync(Math.min(this.o.slice, Number(cap - m.engine.icount)));
         if (r.reason !== "limit" && r.reason !== "idle") { this.ended = r; break; }
         if (r.reason === "idle") break;
         ran = true;

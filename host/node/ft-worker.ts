@@ -1,0 +1,107 @@
+// One replica of `lockstep ft` in a worker thread: its engine, its machine,
+// its role, and the peer link over the MessagePort it was given
+// (host/ft/port-link.ts). It tells the main thread what the outside world
+// may see (released outputs, numbered), what happened, and its status; the
+// arbiter is the main thread's (claims go up and answers come back), so one
+// process holds one arbiter client. Messages to the main thread: FtWorkerEvent;
+// from it: FtWorkerCommand.
+
+import { parentPort, workerData, type MessagePort } from "node:worker_threads";
+import type { EngineKind } from "../engine/engine.js";
+import type { Arbiter, ArbiterClaim, ClaimResult } from "../ft/arbiter.js";
+import type { Timeouts } from "../ft/failure-detector.js";
+import type { Output } from "../ft/output-gate.js";
+import { portLink } from "../ft/port-link.js";
+import { BackupReplica, PrimaryReplica, type ReplicaStatus } from "../ft/replica.js";
+import { frameTagger } from "../ft/wire.js";
+import type { ClockMode } from "../machine/guest-time.js";
+import { loadEngine } from "./core-modules.js";
+import { driveReplica } from "./ft-driver.js";
+
+export interface FtWorkerData {
+  role: "primary" | "backup";
+  port: MessagePort;
+  image: Uint8Array;
+  engine: EngineKind;
+  ramSize: number;
+  clock: ClockMode;
+  cmdline: string;
+  configHash: Uint8Array;
+  vm: string;
+  name: string;
+  timeouts: Timeouts;
+  slice: number;
+  maxLag: string;
+  key: Uint8Array | null;
+  /** Stop dead (a fail-stop: no goodbye, nothing more sent) on reaching this instruction count. */
+  failAt: string | null;
+}
+
+export type FtWorkerEvent =
+  | { type: "release"; outputs: Output[] }
+  | { type: "say"; line: string }
+  | { type: "status"; status: ReplicaStatus }
+  | { type: "claim"; id: number; claim: ArbiterClaim }
+  | { type: "failed"; icount: string }
+  | { type: "done"; status: ReplicaStatus };
+
+export type FtWorkerCommand = { type: "claimed"; id: number; result: ClaimResult } | { type: "input"; bytes: Uint8Array };
+
+const d = workerData as FtWorkerData;
+const parent = parentPort!;
+const post = (e: FtWorkerEvent) => parent.postMessage(e);
+
+/** The main thread's arbiter, asked over the parent port. */
+const pending = new Map<number, (r: ClaimResult) => void>();
+let nextId = 1;
+const arbiter: Pick<Arbiter, "claim"> = {
+  claim(claim) {
+    const id = nextId++;
+    post({ type: "claim", id, claim });
+    return new Promise((res) => pending.set(id, res));
+  },
+};
+
+const engine = await loadEngine(d.engine, { ramSize: d.ramSize });
+const link = portLink(d.port, await frameTagger(d.key));
+const options = {
+  image: d.image, engine, clock: d.clock, cmdline: d.cmdline, configHash: d.configHash, vm: d.vm, name: d.name,
+  link, arbiter: arbiter as Arbiter, timeouts: d.timeouts, slice: d.slice, maxLag: BigInt(d.maxLag),
+  limit: d.failAt === null ? undefined : BigInt(d.failAt),
+  release: (outputs: Output[]) => post({ type: "release", outputs }),
+  say: (line: string) => post({ type: "say", line }),
+};
+const now = performance.now();
+const replica = d.role === "primary" ? new PrimaryReplica(options, now) : new BackupReplica(options, now);
+
+const onCommand = (c: FtWorkerCommand) => {
+  if (c.type === "claimed") {
+    pending.get(c.id)?.(c.result);
+    pending.delete(c.id);
+  } else if (c.type === "input") {
+    replica.machine?.serialInput(c.bytes);
+  }
+};
+parent.on("message", onCommand);
+
+const failAt = d.failAt === null ? null : BigInt(d.failAt);
+let lastStatus = 0;
+const outcome = await driveReplica(replica, {
+  stop: () => {
+    const t = performance.now();
+    if (t - lastStatus >= 100) {
+      lastStatus = t;
+      post({ type: "status", status: replica.status() });
+    }
+    return failAt !== null && replica.machine !== null && replica.machine.engine.icount >= failAt;
+  },
+});
+if (outcome === "stopped") {
+  // A fail-stop: report where, then end the thread without a word to the peer.
+  post({ type: "failed", icount: String(replica.machine?.engine.icount ?? 0n) });
+  process.exit(0);
+}
+post({ type: "done", status: replica.status() });
+link.close("done");
+// Nothing left to wait for: the thread ends once the listener is gone.
+parent.off("message", onCommand);

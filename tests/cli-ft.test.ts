@@ -1,0 +1,50 @@
+// `lockstep ft GUEST` prints the guest's console exactly as `lockstep run
+// GUEST` does — not a byte lost, none repeated — with no fault and with the
+// primary or the backup stopped dead at an instruction count (docs/ft.md).
+// Both commands run as a user runs them (tests/helpers/cli.ts); the virtual
+// clock makes the solo run's bytes a fixed reference.
+
+import { describe, expect, it } from "vitest";
+import { parseFail } from "../host/cli/ft.js";
+import { runLockstep } from "./helpers/cli.js";
+
+const REPO = new URL("..", import.meta.url).pathname;
+const GUEST = "guests/bin/ticks.elf";
+const ARGS = ["--clock", "virtual", "--cmdline", "ticks=50 every=10 hz=100"];
+const FAST = ["--timeout-ms", "300", "--heartbeat-ms", "20"];
+
+describe("lockstep ft", () => {
+  let solo: string | null = null;
+  const soloRun = async () => {
+    if (solo === null) {
+      const r = await runLockstep(REPO, "run", GUEST, ...ARGS);
+      expect(r.status).toBe(0);
+      solo = r.stdout;
+    }
+    return solo;
+  };
+
+  it.each([
+    ["no fault", []],
+    ["the primary stopped dead at instruction 30000", ["--fail", "primary@30000"]],
+    ["the primary stopped dead at instruction 55000, near the end", ["--fail", "primary@55000"]],
+    ["the backup stopped dead at instruction 20000", ["--fail", "backup@20000", "--backup-engine", "ts"]],
+  ])("%s: stdout is byte for byte the solo run's, exit status the guest's", async (_, extra) => {
+    const want = await soloRun();
+    const r = await runLockstep(REPO, "ft", GUEST, ...ARGS, ...FAST, ...extra);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout, r.stderr).toBe(want);
+    if (extra[1]?.startsWith("primary")) expect(r.stderr).toMatch(/backup is live at instruction \d+ \(epoch 2\)/);
+  });
+
+  it("refuses a malformed --fail and a heartbeat not below the timeout (status 2)", async () => {
+    for (const bad of [["--fail", "primary"], ["--fail", "both@3"], ["--heartbeat-ms", "500", "--timeout-ms", "400"]]) {
+      const r = await runLockstep(REPO, "ft", GUEST, ...bad);
+      expect(r.status, bad.join(" ")).toBe(2);
+      expect(r.stderr).toMatch(/^lockstep: /);
+    }
+    expect(parseFail("backup@2s")).toEqual({ who: "backup", at: { ms: 2000 } });
+    expect(parseFail("primary@1500ms")).toEqual({ who: "primary", at: { ms: 1500 } });
+    expect(parseFail("primary@120000000")).toEqual({ who: "primary", at: { icount: 120_000_000n } });
+  });
+});
