@@ -132,5 +132,8 @@ module.exports = {
     doNotFollow: { path: "node_modules" },
     exclude: { path: "^build/" },
     moduleSystems: ["es6", "cjs"],
+    // Resolve packages' "exports" maps as Node does for an ES module import
+    // (tsx/esm/api is only reachable that way).
+    enhancedResolveOptions: { exportsFields: ["exports"], conditionNames: ["import", "node", "default"] },
   },
 };
