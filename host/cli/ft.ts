@@ -1,29 +1,23 @@
-// lockstep ft GUEST: the guest as a fault-tolerant pair on this machine — a
-// primary and a backup, each in a worker thread (host/node/ft-worker.ts),
-// the logging channel over a MessagePort between them, the arbiter held by
-// this thread. The outside world is this process: it prints the guest's
-// COM1 output, taking each output number once, so the console reads exactly
-// as `lockstep run` prints it whatever fails and when (docs/ft.md).
+// lockstep ft GUEST: the guest as a fault-tolerant pair on this machine
+// (host/node/ft-pair.ts: a primary and a backup in worker threads). This
+// process is the outside world: it prints the guest's COM1 output, each
+// output number once, so the console reads exactly as `lockstep run` prints
+// it whatever fails and when (docs/ft.md).
 
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { MessageChannel, Worker } from "node:worker_threads";
 import { initHash, toHex } from "../common/hash.js";
 import { MAX_RAM, MIN_RAM } from "../engine/load.js";
 import type { Arbiter } from "../ft/arbiter.js";
 import { DEFAULT_TIMEOUTS } from "../ft/failure-detector.js";
-import type { Output } from "../ft/output-gate.js";
-import type { ReplicaStatus } from "../ft/replica.js";
-import type { FtWorkerCommand, FtWorkerData, FtWorkerEvent } from "../node/ft-worker.js";
+import { startPair, type Side } from "../node/ft-pair.js";
 import { FileArbiter } from "../node/file-arbiter.js";
 import { vmConfig, vmConfigHash } from "../replay/vm-config.js";
 import { UsageError } from "./args.js";
 import { openArbiter } from "./arbiter.js";
 import { defineCommand, EXIT_FAILURE, EXIT_OK } from "./command.js";
 import { readGuest } from "./run.js";
-
-type Side = "primary" | "backup";
 
 export interface FailSpec {
   who: Side;
@@ -39,8 +33,6 @@ export function parseFail(text: string): FailSpec {
   const at = m[3] === undefined ? { icount: BigInt(n) } : { ms: Number(n) * (m[3] === "s" ? 1000 : 1) };
   return { who: m[1] as Side, at };
 }
-
-const BOOT = new URL("../node/ft-worker-boot.mjs", import.meta.url);
 
 export default defineCommand({
   usage: "GUEST [--fail primary@WHEN|backup@WHEN] [--arbiter file:PATH] [--engine wasm|ts] [--backup-engine wasm|ts] [--mem SIZE] [--clock host|virtual] [--cmdline TEXT]",
@@ -101,77 +93,23 @@ the TCP transport between processes. See docs/ft.md.`,
     try {
       const first = await arbiter.claim({ vm, epoch: 1, replica: "primary", atMs: Date.now(), reason: "first start" });
       if (!first.won) throw new UsageError(`the arbiter already holds epoch ${first.holder.epoch} of ${vm}`);
-
-      // The outside world: outputs by number, each taken once.
-      let printed = 0;
-      const waiting = new Map<number, Output>();
-      let repeats = 0;
-      let exitStatus: number | null = null;
-      const take = (o: Output) => {
-        if (o.seq <= printed || waiting.has(o.seq)) { repeats++; return; }
-        waiting.set(o.seq, o);
-        for (let next = waiting.get(printed + 1); next; next = waiting.get(printed + 1)) {
-          waiting.delete(++printed);
-          if (next.channel === "serial") stdout.write(Uint8Array.of(next.value as number));
-          if (next.channel === "exit") exitStatus = next.value as number;
-        }
-      };
-
-      const { port1, port2 } = new MessageChannel();
-      const t0 = performance.now();
-      const status: Record<Side, ReplicaStatus | null> = { primary: null, backup: null };
-      const ended: Record<Side, "done" | "failed" | null> = { primary: null, backup: null };
       const say = (s: string) => stderr.write(`lockstep ft: ${s}\n`);
-      const workers = {} as Record<Side, Worker>;
-      const finished = (["primary", "backup"] as Side[]).map((side) => new Promise<void>((resolve) => {
-        const data: FtWorkerData = {
-          role: side, port: side === "primary" ? port1 : port2, image, engine: side === "primary" ? flags.engine : flags["backup-engine"],
-          ramSize: mem, clock: flags.clock, cmdline, configHash, vm, name: side,
-          timeouts: { intervalMs: flags["heartbeat-ms"], timeoutMs: flags["timeout-ms"] }, slice: 100_000, maxLag: String(50_000_000n),
-          key: null, failAt: fail && fail.who === side && "icount" in fail.at ? String(fail.at.icount) : null,
-        };
-        const w = new Worker(BOOT, { workerData: data, transferList: [data.port] });
-        workers[side] = w;
-        w.on("message", async (e: FtWorkerEvent) => {
-          switch (e.type) {
-            case "release": for (const o of e.outputs) take(o); break;
-            case "say": say(e.line); break;
-            case "status": status[side] = e.status; break;
-            case "claim": {
-              const result = await arbiter.claim(e.claim);
-              const c: FtWorkerCommand = { type: "claimed", id: e.id, result };
-              w.postMessage(c);
-              break;
-            }
-            case "failed":
-              ended[side] = "failed";
-              if (status[side]) status[side] = { ...status[side]!, icount: BigInt(e.icount) };
-              say(`${side} stopped dead at instruction ${e.icount} (--fail)`);
-              break;
-            case "done": ended[side] = "done"; status[side] = e.status; break;
-          }
-        });
-        w.on("error", (err) => { say(`${side} worker failed: ${err.message}`); ended[side] ??= "failed"; });
-        w.on("exit", () => { ended[side] ??= "failed"; resolve(); });
-      }));
-      let timer: NodeJS.Timeout | null = null;
-      if (fail && "ms" in fail.at) {
-        timer = setTimeout(() => {
-          say(`${fail.who} stopped dead after ${fail.at && "ms" in fail.at ? fail.at.ms : 0} ms (--fail)`);
-          ended[fail.who] = "failed";
-          void workers[fail.who].terminate();
-        }, fail.at.ms);
-      }
-      await Promise.all(finished);
+      const pair = startPair({
+        image, engines: { primary: flags.engine, backup: flags["backup-engine"] }, ramSize: mem, clock: flags.clock, cmdline, nic: false,
+        configHash, vm, arbiter, timeouts: { intervalMs: flags["heartbeat-ms"], timeoutMs: flags["timeout-ms"] },
+        failAt: fail && "icount" in fail.at ? { [fail.who]: fail.at.icount } : undefined,
+        onSerial: (b) => stdout.write(Uint8Array.of(b)), say,
+      });
+      const timer = fail && "ms" in fail.at ? setTimeout(() => pair.kill(fail.who), fail.at.ms) : null;
+      const r = await pair.done;
       if (timer) clearTimeout(timer);
-      const seconds = (performance.now() - t0) / 1000;
       const line = (s: Side) => {
-        const st = status[s];
-        return `${s} ${ended[s] ?? "?"}${st ? ` at instruction ${st.icount} (${st.state}, epoch ${st.epoch})` : ""}`;
+        const st = r.status[s];
+        return `${s} ${r.ended[s] ?? "?"}${st ? ` at instruction ${st.icount} (${st.state}, epoch ${st.epoch})` : ""}`;
       };
-      say(`${seconds.toFixed(3)} s; ${line("primary")}; ${line("backup")}; ${printed} outputs shown, ${repeats} repeats dropped`);
-      if (exitStatus !== null) return Math.min(exitStatus, 255);
-      return ended.primary === "done" || ended.backup === "done" ? EXIT_OK : EXIT_FAILURE;
+      say(`${r.seconds.toFixed(3)} s; ${line("primary")}; ${line("backup")}; ${r.outputs} outputs shown, ${r.repeats} repeats dropped`);
+      if (r.exitStatus !== null) return Math.min(r.exitStatus, 255);
+      return r.ended.primary === "done" || r.ended.backup === "done" ? EXIT_OK : EXIT_FAILURE;
     } finally {
       if (tempDir) rmSync(tempDir, { recursive: true, force: true });
     }

@@ -18,6 +18,7 @@ export const COMMANDS: CommandEntry[] = [
   { name: "conformance", summary: "run single-instruction CPU test cases against the engines", load: () => import("./conformance.js") },
   { name: "log inspect", summary: "show what a replay log holds: events and bytes per kind, its rate", load: () => import("./log-inspect.js") },
   { name: "ft", summary: "run a guest as a fault-tolerant pair (primary and backup in worker threads)", load: () => import("./ft.js") },
+  { name: "ft-demo", summary: "the kv guest as a fault-tolerant pair, its primary killed mid-run (npm start)", load: () => import("./ft-demo.js") },
   { name: "disk create", summary: "create a zero-filled raw disk image for the ATA disk", load: () => import("./disk.js") },
   { name: "kv-client", summary: "send a request to the kv guest through a VM's UDP-attached NIC", load: () => import("./kv-client.js") },
   { name: "record", summary: "run a guest and write a replay log of everything it takes from outside", load: () => import("./record.js") },

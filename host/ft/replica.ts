@@ -25,6 +25,8 @@ export interface ReplicaOptions {
   engine: Engine;
   clock: ClockMode;
   cmdline?: string;
+  /** Attach the paravirtual NIC. */
+  nic?: boolean;
   /** The VM configuration's hash: both sides must run the same VM (HELLO checks it). */
   configHash: Uint8Array;
   /** The VM's name on the arbiter (docs/arbiter.md). */
@@ -106,11 +108,16 @@ export class PrimaryReplica {
     this.role = new PrimaryRole({ timeouts: o.timeouts, maxLag: o.maxLag, nowMs });
     const gate = new LiveGate({ clock: o.clock, world: o.world, record: (icount, kind, payload) => this.role.logged({ icount, kind, payload }) });
     this.machine = Machine.create(o.image, {
-      engine: o.engine, clock: o.clock, cmdline: o.cmdline, gate, ...tap((c, v) => this.out.push(this.counter.next(c, v))),
+      engine: o.engine, clock: o.clock, cmdline: o.cmdline, nic: o.nic, gate, ...tap((c, v) => this.out.push(this.counter.next(c, v))),
     });
     this.counter = new OutputCounter(() => this.machine.engine.icount);
     this.box = inbox(o.link);
     o.link.send({ type: "hello", role: "primary", version: WIRE_VERSION, configHash: o.configHash, epoch: this.epoch, startIcount: 0n, replica: o.name });
+  }
+
+  /** Whether outside input may go to this replica's guest now (it is the live primary). */
+  get isLive(): boolean {
+    return !this.finished && (this.role.state === "paired" || this.role.state === "alone");
   }
 
   status(): ReplicaStatus {
@@ -204,6 +211,11 @@ export class BackupReplica {
     o.link.send({ type: "hello", role: "backup", version: WIRE_VERSION, configHash: o.configHash, epoch: this.epoch, startIcount: 0n, replica: o.name });
   }
 
+  /** Whether outside input may go to this replica's guest now (it went live). */
+  get isLive(): boolean {
+    return this.live && !this.finished;
+  }
+
   status(): ReplicaStatus {
     return { role: "backup", state: this.role.state, icount: this.machine?.engine.icount ?? 0n, held: this.role.keptCount, epoch: this.epoch };
   }
@@ -221,7 +233,7 @@ export class BackupReplica {
     this.replayGate = new ReplayGate({ clock: fresh ? "virtual" : this.o.clock, queue: this.queue });
     this.gate = new SwitchGate(fresh ? new LiveGate({ clock: this.o.clock, world: this.o.world }) : this.replayGate);
     const m = Machine.create(this.o.image, {
-      engine: this.o.engine, clock: this.o.clock, cmdline: this.o.cmdline, gate: this.gate,
+      engine: this.o.engine, clock: this.o.clock, cmdline: this.o.cmdline, nic: this.o.nic, gate: this.gate,
       ...tap((c, v) => this.out.push(this.counter!.next(c, v))),
     });
     this.counter = new OutputCounter(() => m.engine.icount);

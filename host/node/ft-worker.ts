@@ -26,6 +26,8 @@ export interface FtWorkerData {
   ramSize: number;
   clock: ClockMode;
   cmdline: string;
+  /** Attach the paravirtual NIC (frames in from the main thread, out as outputs). */
+  nic: boolean;
   configHash: Uint8Array;
   vm: string;
   name: string;
@@ -45,7 +47,11 @@ export type FtWorkerEvent =
   | { type: "failed"; icount: string }
   | { type: "done"; status: ReplicaStatus };
 
-export type FtWorkerCommand = { type: "claimed"; id: number; result: ClaimResult } | { type: "input"; bytes: Uint8Array };
+export type FtWorkerCommand =
+  | { type: "claimed"; id: number; result: ClaimResult }
+  /** Bytes on COM1 / a frame on the NIC from the outside world: taken only by the live replica. */
+  | { type: "input"; bytes: Uint8Array }
+  | { type: "frame"; bytes: Uint8Array };
 
 const d = workerData as FtWorkerData;
 const parent = parentPort!;
@@ -65,7 +71,7 @@ const arbiter: Pick<Arbiter, "claim"> = {
 const engine = await loadEngine(d.engine, { ramSize: d.ramSize });
 const link = portLink(d.port, await frameTagger(d.key));
 const options = {
-  image: d.image, engine, clock: d.clock, cmdline: d.cmdline, configHash: d.configHash, vm: d.vm, name: d.name,
+  image: d.image, engine, clock: d.clock, cmdline: d.cmdline, nic: d.nic, configHash: d.configHash, vm: d.vm, name: d.name,
   link, arbiter: arbiter as Arbiter, timeouts: d.timeouts, slice: d.slice, maxLag: BigInt(d.maxLag),
   limit: d.failAt === null ? undefined : BigInt(d.failAt),
   release: (outputs: Output[]) => post({ type: "release", outputs }),
@@ -78,8 +84,9 @@ const onCommand = (c: FtWorkerCommand) => {
   if (c.type === "claimed") {
     pending.get(c.id)?.(c.result);
     pending.delete(c.id);
-  } else if (c.type === "input") {
-    replica.machine?.serialInput(c.bytes);
+  } else if (replica.isLive && replica.machine) {
+    if (c.type === "input") replica.machine.serialInput(c.bytes);
+    else replica.machine.nicInput(c.bytes);
   }
 };
 parent.on("message", onCommand);

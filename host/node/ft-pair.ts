@@ -1,0 +1,133 @@
+// A fault-tolerant pair on this machine: a primary and a backup, each in a
+// worker thread (ft-worker.ts), the logging channel over a MessagePort
+// between them, the arbiter held by this thread. This thread is the outside
+// world: it takes each output number once (in order) and hands COM1 bytes
+// and NIC frames on; frames from clients go to both workers, and only the
+// live one takes them — a replica that follows or has lost drops them, as a
+// host that is not the live primary would.
+
+import { MessageChannel, Worker } from "node:worker_threads";
+import type { EngineKind } from "../engine/engine.js";
+import type { Arbiter } from "../ft/arbiter.js";
+import type { Timeouts } from "../ft/failure-detector.js";
+import type { Output } from "../ft/output-gate.js";
+import type { ReplicaStatus } from "../ft/replica.js";
+import type { ClockMode } from "../machine/guest-time.js";
+import type { FtWorkerCommand, FtWorkerData, FtWorkerEvent } from "./ft-worker.js";
+
+export type Side = "primary" | "backup";
+
+export interface PairOptions {
+  image: Uint8Array;
+  engines: Record<Side, EngineKind>;
+  ramSize: number;
+  clock: ClockMode;
+  cmdline: string;
+  nic: boolean;
+  configHash: Uint8Array;
+  vm: string;
+  arbiter: Arbiter;
+  timeouts: Timeouts;
+  /** A replica's guest stops dead at this instruction count (an injected fault). */
+  failAt?: Partial<Record<Side, bigint>>;
+  onSerial?: (byte: number) => void;
+  onFrame?: (frame: Uint8Array) => void;
+  /** Lines about what happened (failures, go-live). */
+  say?: (line: string) => void;
+}
+
+export interface PairResult {
+  exitStatus: number | null;
+  ended: Record<Side, "done" | "failed" | null>;
+  status: Record<Side, ReplicaStatus | null>;
+  /** Outputs shown, and repeats dropped by their numbers. */
+  outputs: number;
+  repeats: number;
+  seconds: number;
+}
+
+export interface RunningPair {
+  /** A frame from a client, for whichever replica is live. */
+  sendFrame(frame: Uint8Array): void;
+  /** Stops one replica dead now (the worker is terminated). */
+  kill(side: Side): void;
+  status(side: Side): ReplicaStatus | null;
+  readonly done: Promise<PairResult>;
+}
+
+const BOOT = new URL("./ft-worker-boot.mjs", import.meta.url);
+
+export function startPair(o: PairOptions): RunningPair {
+  const say = o.say ?? (() => {});
+  let printed = 0;
+  let repeats = 0;
+  let exitStatus: number | null = null;
+  const waiting = new Map<number, Output>();
+  const take = (x: Output) => {
+    if (x.seq <= printed || waiting.has(x.seq)) { repeats++; return; }
+    waiting.set(x.seq, x);
+    for (let next = waiting.get(printed + 1); next; next = waiting.get(printed + 1)) {
+      waiting.delete(++printed);
+      if (next.channel === "serial") o.onSerial?.(next.value as number);
+      else if (next.channel === "frame") o.onFrame?.(next.value as Uint8Array);
+      else if (next.channel === "exit") exitStatus = next.value as number;
+    }
+  };
+
+  const { port1, port2 } = new MessageChannel();
+  const t0 = performance.now();
+  const status: Record<Side, ReplicaStatus | null> = { primary: null, backup: null };
+  const ended: Record<Side, "done" | "failed" | null> = { primary: null, backup: null };
+  const workers = {} as Record<Side, Worker>;
+  const finished = (["primary", "backup"] as Side[]).map((side) => new Promise<void>((resolve) => {
+    const failAt = o.failAt?.[side];
+    const data: FtWorkerData = {
+      role: side, port: side === "primary" ? port1 : port2, image: o.image, engine: o.engines[side],
+      ramSize: o.ramSize, clock: o.clock, cmdline: o.cmdline, nic: o.nic, configHash: o.configHash, vm: o.vm, name: side,
+      timeouts: o.timeouts, slice: 100_000, maxLag: String(50_000_000n), key: null, failAt: failAt === undefined ? null : String(failAt),
+    };
+    const w = new Worker(BOOT, { workerData: data, transferList: [data.port] });
+    workers[side] = w;
+    w.on("message", async (e: FtWorkerEvent) => {
+      switch (e.type) {
+        case "release": for (const x of e.outputs) take(x); break;
+        case "say": say(e.line); break;
+        case "status": status[side] = e.status; break;
+        case "claim": {
+          const c: FtWorkerCommand = { type: "claimed", id: e.id, result: await o.arbiter.claim(e.claim) };
+          w.postMessage(c);
+          break;
+        }
+        case "failed":
+          ended[side] = "failed";
+          if (status[side]) status[side] = { ...status[side]!, icount: BigInt(e.icount) };
+          say(`${side} stopped dead at instruction ${e.icount}`);
+          break;
+        case "done": ended[side] = "done"; status[side] = e.status; break;
+      }
+    });
+    w.on("error", (err) => { say(`${side} worker failed: ${err.message}`); ended[side] ??= "failed"; });
+    w.on("exit", () => { ended[side] ??= "failed"; resolve(); });
+  }));
+  const done = Promise.all(finished).then((): PairResult => ({
+    exitStatus, ended, status, outputs: printed, repeats, seconds: (performance.now() - t0) / 1000,
+  }));
+  return {
+    sendFrame(frame) {
+      for (const side of ["primary", "backup"] as Side[]) {
+        if (ended[side] === null) {
+          const c: FtWorkerCommand = { type: "frame", bytes: frame.slice() };
+          workers[side].postMessage(c);
+        }
+      }
+    },
+    kill(side) {
+      if (ended[side] !== null) return;
+      ended[side] = "failed";
+      say(`${side} stopped dead`);
+      void workers[side].terminate();
+    },
+    status: (side) => status[side],
+    done,
+  };
+}
