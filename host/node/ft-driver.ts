@@ -9,9 +9,40 @@ export interface SteppedReplica {
   step(nowMs: number): Promise<StepResult>;
 }
 
+/** A wait that ends early when something arrives (a frame, input): the replica steps at once. */
+export class Waker {
+  private wakeNow: (() => void) | null = null;
+  private pending = false;
+
+  /** Something arrived: end the current wait (or the next one, at once). */
+  wake(): void {
+    if (this.wakeNow) this.wakeNow();
+    else this.pending = true;
+  }
+
+  wait(ms: number): Promise<void> {
+    if (this.pending) {
+      this.pending = false;
+      return Promise.resolve();
+    }
+    return new Promise((res) => {
+      const t = setTimeout(done, ms);
+      const self = this;
+      function done() {
+        clearTimeout(t);
+        self.wakeNow = null;
+        res();
+      }
+      this.wakeNow = done;
+    });
+  }
+}
+
 export interface ReplicaDriverOptions {
   /** Asked before every step: true stops the driver (a fault injected, a signal). */
   stop?: () => boolean;
+  /** Ends a wait early when frames or input arrive. */
+  waker?: Waker;
 }
 
 /** Runs `r` until it is done or `stop()` says so; resolves to how it ended. */
@@ -20,7 +51,7 @@ export async function driveReplica(r: SteppedReplica, o: ReplicaDriverOptions = 
     if (o.stop?.()) return "stopped";
     const s = await r.step(performance.now());
     if (s.next === "done") return "done";
-    if (s.next === "wait" && s.waitMs > 0) await new Promise((res) => setTimeout(res, s.waitMs));
+    if (s.next === "wait" && s.waitMs > 0) await (o.waker ? o.waker.wait(s.waitMs) : new Promise((res) => setTimeout(res, s.waitMs)));
     else await new Promise((res) => setImmediate(res));
   }
 }

@@ -16,7 +16,7 @@ import { BackupReplica, PrimaryReplica, type ReplicaStatus } from "../ft/replica
 import { frameTagger } from "../ft/wire.js";
 import type { ClockMode } from "../machine/guest-time.js";
 import { loadEngine } from "./core-modules.js";
-import { driveReplica } from "./ft-driver.js";
+import { driveReplica, Waker } from "./ft-driver.js";
 
 export interface FtWorkerData {
   role: "primary" | "backup";
@@ -70,6 +70,8 @@ const arbiter: Pick<Arbiter, "claim"> = {
 
 const engine = await loadEngine(d.engine, { ramSize: d.ramSize });
 const link = portLink(d.port, await frameTagger(d.key));
+const waker = new Waker();
+link.onFrame(() => waker.wake());
 const options = {
   image: d.image, engine, clock: d.clock, cmdline: d.cmdline, nic: d.nic, configHash: d.configHash, vm: d.vm, name: d.name,
   link, arbiter: arbiter as Arbiter, timeouts: d.timeouts, slice: d.slice, maxLag: BigInt(d.maxLag),
@@ -81,6 +83,7 @@ const now = performance.now();
 const replica = d.role === "primary" ? new PrimaryReplica(options, now) : new BackupReplica(options, now);
 
 const onCommand = (c: FtWorkerCommand) => {
+  waker.wake();
   if (c.type === "claimed") {
     pending.get(c.id)?.(c.result);
     pending.delete(c.id);
@@ -94,6 +97,7 @@ parent.on("message", onCommand);
 const failAt = d.failAt === null ? null : BigInt(d.failAt);
 let lastStatus = 0;
 const outcome = await driveReplica(replica, {
+  waker,
   stop: () => {
     const t = performance.now();
     if (t - lastStatus >= 100) {
