@@ -26,7 +26,7 @@ const HOST = "127.0.0.1";
 const KEY = Uint8Array.from({ length: 32 }, (_, i) => i);
 const OTHER_KEY = Uint8Array.from({ length: 32 }, (_, i) => 255 - i);
 
-const hello = (role: "primary" | "backup", replica = role): Frame => ({
+const hello = (role: "primary" | "backup", replica: string = role): Frame => ({
   type: "hello",
   role,
   version: 1,
