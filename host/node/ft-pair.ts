@@ -13,7 +13,7 @@ import type { Timeouts } from "../ft/failure-detector.js";
 import type { Output } from "../ft/output-gate.js";
 import type { ReplicaStatus } from "../ft/replica.js";
 import type { ClockMode } from "../machine/guest-time.js";
-import type { FtWorkerCommand, FtWorkerData, FtWorkerEvent } from "./ft-worker.js";
+import type { FtStatusExtra, FtWorkerCommand, FtWorkerData, FtWorkerEvent } from "./ft-worker.js";
 
 export type Side = "primary" | "backup";
 
@@ -34,6 +34,12 @@ export interface PairOptions {
   onFrame?: (frame: Uint8Array) => void;
   /** Lines about what happened (failures, go-live). */
   say?: (line: string) => void;
+  /** The guest's exit status, when the outside world takes it. */
+  onExit?: (status: number) => void;
+  /** Every status a worker posts (and its last, when it is done), with when it was taken and its link's counters. */
+  onStatus?: (side: Side, status: ReplicaStatus, extra: FtStatusExtra | undefined) => void;
+  /** How often each worker posts its status, ms (default 100). */
+  statusMs?: number;
 }
 
 export interface PairResult {
@@ -70,7 +76,7 @@ export function startPair(o: PairOptions): RunningPair {
       waiting.delete(++printed);
       if (next.channel === "serial") o.onSerial?.(next.value as number);
       else if (next.channel === "frame") o.onFrame?.(next.value as Uint8Array);
-      else if (next.channel === "exit") exitStatus = next.value as number;
+      else if (next.channel === "exit") { exitStatus = next.value as number; o.onExit?.(exitStatus); }
     }
   };
 
@@ -85,6 +91,7 @@ export function startPair(o: PairOptions): RunningPair {
       role: side, port: side === "primary" ? port1 : port2, image: o.image, engine: o.engines[side],
       ramSize: o.ramSize, clock: o.clock, cmdline: o.cmdline, nic: o.nic, configHash: o.configHash, vm: o.vm, name: side,
       timeouts: o.timeouts, slice: 100_000, maxLag: String(50_000_000n), key: null, failAt: failAt === undefined ? null : String(failAt),
+      statusMs: o.statusMs,
     };
     const w = new Worker(BOOT, { workerData: data, transferList: [data.port] });
     workers[side] = w;
@@ -92,7 +99,7 @@ export function startPair(o: PairOptions): RunningPair {
       switch (e.type) {
         case "release": for (const x of e.outputs) take(x); break;
         case "say": say(e.line); break;
-        case "status": status[side] = e.status; break;
+        case "status": status[side] = e.status; o.onStatus?.(side, e.status, e.extra); break;
         case "claim": {
           const c: FtWorkerCommand = { type: "claimed", id: e.id, result: await o.arbiter.claim(e.claim) };
           w.postMessage(c);
@@ -103,7 +110,7 @@ export function startPair(o: PairOptions): RunningPair {
           if (status[side]) status[side] = { ...status[side]!, icount: BigInt(e.icount) };
           say(`${side} stopped dead at instruction ${e.icount}`);
           break;
-        case "done": ended[side] = "done"; status[side] = e.status; break;
+        case "done": ended[side] = "done"; status[side] = e.status; o.onStatus?.(side, e.status, e.extra); break;
       }
     });
     w.on("error", (err) => { say(`${side} worker failed: ${err.message}`); ended[side] ??= "failed"; });

@@ -10,6 +10,7 @@ import { parentPort, workerData, type MessagePort } from "node:worker_threads";
 import type { EngineKind } from "../engine/engine.js";
 import type { Arbiter, ArbiterClaim, ClaimResult } from "../ft/arbiter.js";
 import type { Timeouts } from "../ft/failure-detector.js";
+import type { LinkStats } from "../ft/link.js";
 import type { Output } from "../ft/output-gate.js";
 import { portLink } from "../ft/port-link.js";
 import { BackupReplica, PrimaryReplica, type ReplicaStatus } from "../ft/replica.js";
@@ -37,15 +38,23 @@ export interface FtWorkerData {
   key: Uint8Array | null;
   /** Stop dead (a fail-stop: no goodbye, nothing more sent) on reaching this instruction count. */
   failAt: string | null;
+  /** How often a status is posted, ms (default 100). */
+  statusMs?: number;
+}
+
+/** With each status: when it was taken (performance.timeOrigin + now, ms: comparable across threads) and the link's counters. */
+export interface FtStatusExtra {
+  atMs: number;
+  link: LinkStats;
 }
 
 export type FtWorkerEvent =
   | { type: "release"; outputs: Output[] }
   | { type: "say"; line: string }
-  | { type: "status"; status: ReplicaStatus }
+  | { type: "status"; status: ReplicaStatus; extra?: FtStatusExtra }
   | { type: "claim"; id: number; claim: ArbiterClaim }
   | { type: "failed"; icount: string }
-  | { type: "done"; status: ReplicaStatus };
+  | { type: "done"; status: ReplicaStatus; extra?: FtStatusExtra };
 
 export type FtWorkerCommand =
   | { type: "claimed"; id: number; result: ClaimResult }
@@ -96,13 +105,15 @@ parent.on("message", onCommand);
 
 const failAt = d.failAt === null ? null : BigInt(d.failAt);
 let lastStatus = 0;
+const statusMs = d.statusMs ?? 100;
+const extra = (): FtStatusExtra => ({ atMs: performance.timeOrigin + performance.now(), link: { ...link.stats } });
 const outcome = await driveReplica(replica, {
   waker,
   stop: () => {
     const t = performance.now();
-    if (t - lastStatus >= 100) {
+    if (t - lastStatus >= statusMs) {
       lastStatus = t;
-      post({ type: "status", status: replica.status() });
+      post({ type: "status", status: replica.status(), extra: extra() });
     }
     return failAt !== null && replica.machine !== null && replica.machine.engine.icount >= failAt;
   },
@@ -112,7 +123,7 @@ if (outcome === "stopped") {
   post({ type: "failed", icount: String(replica.machine?.engine.icount ?? 0n) });
   process.exit(0);
 }
-post({ type: "done", status: replica.status() });
+post({ type: "done", status: replica.status(), extra: extra() });
 link.close("done");
 // Nothing left to wait for: the thread ends once the listener is gone.
 parent.off("message", onCommand);

@@ -1,0 +1,628 @@
+// The fault-tolerant pair's figures (npm run bench -- --part ft; docs/bench.md,
+// docs/ft.md). Every pair here is host/node/ft-pair.ts's startPair: a primary
+// and a backup in two worker threads, wasm engines, the logging channel over a
+// MessagePort, an in-memory arbiter.
+//
+//   cpu       bench.elf (virtual clock) solo (Machine alone, runSync, as the
+//             cpu part runs it) vs as a pair, interleaved; per round the
+//             ratio solo seconds / pair seconds (pair: from the primary's
+//             guest starting to the exit status reaching the outside world)
+//   kv        kv.elf (NIC, host clock, no disk) under an open-loop load at a
+//             fixed request rate, solo (Machine in this thread, as
+//             bench/replay.ts drives it) vs the pair; requests answered per
+//             second, request-to-reply latency
+//   channel   bytes the primary's link sent (frames' bytes), Mbit/s
+//   lag       the backup behind the primary, from the workers' statuses
+//             (posted every STATUS_MS here), in instructions and in ms
+//   failover  the primary killed under a closed-loop client: kill to the
+//             first reply from the new primary, default and short timeouts
+//   false     a pair with no fault for --hog-seconds while CPU hogs run:
+//             claims of the arbiter (false failovers) per timeout
+//
+//   npx tsx bench/ft.ts [--runs N] [--kv-rate N] [--kv-seconds N] [--hog-seconds N] [--no-save]
+
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { cpus } from "node:os";
+import { relative } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import { initHash } from "../host/common/hash.js";
+import { MemoryArbiter } from "../host/ft/arbiter.js";
+import { DEFAULT_TIMEOUTS, type Timeouts } from "../host/ft/failure-detector.js";
+import type { ReplicaStatus } from "../host/ft/replica.js";
+import { KvClient } from "../host/kv/client.js";
+import { decodeReply, encodeRequest, Op, request } from "../host/kv/protocol.js";
+import type { Machine } from "../host/machine/machine.js";
+import { bootLive } from "../host/node/boot.js";
+import { runRealtime } from "../host/node/driver.js";
+import { startPair, type RunningPair, type Side } from "../host/node/ft-pair.js";
+import type { FtStatusExtra } from "../host/node/ft-worker.js";
+import { vmConfig, vmConfigHash } from "../host/replay/vm-config.js";
+import { BenchError, BenchUsageError, median, round1, round3 } from "./common.js";
+
+const guestFile = (name: string) => fileURLToPath(new URL(`../guests/bin/${name}`, import.meta.url));
+const RESULTS_DIR = fileURLToPath(new URL("results/", import.meta.url));
+
+/** Targets (docs/ft.md, "the fault-tolerant pair"). */
+export const TARGETS = {
+  cpuRatio: 0.95, kvRatio: 0.9, lagMedianMs: 10, lagP99Ms: 50, addedLatencyMedianMs: 1, failoverMedianMs: 250,
+};
+/** How often each worker posts its status in these runs (the default is 100 ms). */
+const STATUS_MS = 10;
+const SHORT_TIMEOUTS: Timeouts = { intervalMs: 50, timeoutMs: 200 };
+const KV_CMDLINE = "kv.elf";
+const KV_CLIENTS = 16;
+const KV_KEYS = 64;
+const KV_VALUE_BYTES = 32;
+const KV_GRACE_MS = 1000;
+/** Failover runs: acknowledged requests before the kill; the client's resend interval. */
+const FAILOVER_KILL_AFTER = 40;
+const FAILOVER_RESEND_MS = 10;
+/** False-failover runs: CPU hogs (busy child processes) and the light load the pair serves meanwhile. */
+const HOGS = 2;
+const HOG_LOAD_RATE = 100;
+/** The light load at which the latency the pair adds is measured. */
+const LATENCY_RATE = 100;
+const WARMUP_INSTRUCTIONS = 20_000_000;
+
+export interface FtBenchOptions {
+  runs: number;
+  mem: number;
+  kvRate: number;
+  kvSeconds: number;
+  hogSeconds: number;
+  warmup: boolean;
+}
+
+const now = () => performance.timeOrigin + performance.now();
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** The p-quantile (nearest rank) of xs. */
+function pct(xs: number[], p: number): number {
+  if (xs.length === 0) return NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.max(0, Math.ceil(p * s.length) - 1))]!;
+}
+const med = (xs: number[]) => (xs.length ? median(xs) : NaN);
+const r2 = (x: number) => (Number.isFinite(x) ? Math.round(x * 100) / 100 : null);
+
+// ---------------------------------------------------------------- a pair, observed
+
+interface Sample { atMs: number; icount: number; state: string; held: number; bytesOut: number }
+
+/** A pair started for the bench, with everything it reports kept. */
+class ObservedPair {
+  readonly pair: RunningPair;
+  readonly samples: Record<Side, Sample[]> = { primary: [], backup: [] };
+  readonly lines: { atMs: number; line: string }[] = [];
+  console = "";
+  exitAtMs: number | null = null;
+  exitStatus: number | null = null;
+  readonly frameListeners = new Set<(f: Uint8Array) => void>();
+  readonly startedAtMs = now();
+
+  constructor(image: Uint8Array, o: { mem: number; clock: "host" | "virtual"; cmdline: string; nic: boolean; timeouts: Timeouts; vm: string }) {
+    const configHash = vmConfigHash(vmConfig(image, { ramSize: o.mem, clock: o.clock, cmdline: o.cmdline, nic: o.nic }));
+    const arbiter = new MemoryArbiter();
+    void arbiter.claim({ vm: o.vm, epoch: 1, replica: "primary", atMs: Date.now(), reason: "first start" });
+    this.pair = startPair({
+      image, engines: { primary: "wasm", backup: "wasm" }, ramSize: o.mem, clock: o.clock, cmdline: o.cmdline, nic: o.nic,
+      configHash, vm: o.vm, arbiter, timeouts: o.timeouts, statusMs: STATUS_MS,
+      onSerial: (b) => { this.console += String.fromCharCode(b); },
+      onFrame: (f) => { for (const l of this.frameListeners) l(f); },
+      onExit: (s) => { this.exitAtMs = now(); this.exitStatus = s; },
+      onStatus: (side: Side, s: ReplicaStatus, x: FtStatusExtra | undefined) => {
+        if (x) this.samples[side].push({ atMs: x.atMs, icount: Number(s.icount), state: s.state, held: s.held, bytesOut: x.link.bytesOut });
+      },
+      say: (line) => this.lines.push({ atMs: now(), line }),
+    });
+  }
+
+  /** Claims of the arbiter after the first start: each is a failover, false unless a replica was killed. */
+  claims(): number {
+    return this.lines.filter((l) => /won epoch|lost epoch/.test(l.line)).length;
+  }
+
+  /** When the primary's guest started: its last status still at instruction 0 (or its first). */
+  guestStartMs(): number {
+    const p = this.samples.primary;
+    const firstRun = p.findIndex((s) => s.icount > 0);
+    if (firstRun <= 0) return p[0]?.atMs ?? this.startedAtMs;
+    return p[firstRun - 1]!.atMs;
+  }
+
+  async waitConsole(re: RegExp, ms: number): Promise<void> {
+    const t0 = performance.now();
+    while (!re.test(this.console)) {
+      if (performance.now() - t0 > ms) throw new BenchError(`the pair's guest did not print ${re} within ${ms} ms; its console:\n${this.console}`);
+      await sleep(5);
+    }
+  }
+
+  async stop() {
+    this.pair.kill("backup");
+    this.pair.kill("primary");
+    return this.pair.done;
+  }
+}
+
+/**
+ * The backup's lag behind the primary in [fromMs, toMs]: for each backup
+ * status (the first at each instruction count, so an idle backup is not
+ * counted as falling behind), the primary's count at that moment and the
+ * moment the primary reached the backup's count, both interpolated linearly
+ * between the primary's statuses. Resolution: the status interval.
+ */
+function lagSamples(p: Sample[], b: Sample[], fromMs: number, toMs: number): { instr: number[]; ms: number[] } {
+  const instr: number[] = [], ms: number[] = [];
+  const P = p.filter((s) => s.state === "paired");
+  if (P.length < 2) return { instr, ms };
+  let lastCount = -1;
+  for (const s of b) {
+    if (s.icount === lastCount) continue;
+    lastCount = s.icount;
+    if (s.state !== "following" && s.state !== "paired" && !/follow/.test(s.state)) continue;
+    if (s.atMs < fromMs || s.atMs > toMs || s.atMs < P[0]!.atMs || s.atMs > P[P.length - 1]!.atMs) continue;
+    // The primary's count at s.atMs.
+    let j = P.findIndex((q) => q.atMs >= s.atMs);
+    const a = P[Math.max(0, j - 1)]!, c = P[j]!;
+    const pc = c.atMs === a.atMs ? c.icount : a.icount + ((c.icount - a.icount) * (s.atMs - a.atMs)) / (c.atMs - a.atMs);
+    instr.push(Math.max(0, pc - s.icount));
+    // When the primary reached s.icount.
+    j = P.findIndex((q) => q.icount >= s.icount);
+    if (j < 0) { ms.push(0); continue; }
+    let t: number;
+    if (j === 0) t = P[0]!.atMs;
+    else {
+      const u = P[j - 1]!, v = P[j]!;
+      t = u.atMs + ((s.icount - u.icount) / (v.icount - u.icount)) * (v.atMs - u.atMs);
+    }
+    ms.push(Math.max(0, s.atMs - t));
+  }
+  return { instr, ms };
+}
+
+/** The share of [fromMs, toMs] in which the primary, paired, ran no instruction between two of its statuses (flow control, or no CPU). */
+function stalledShare(p: Sample[], fromMs: number, toMs: number): number {
+  const P = p.filter((s) => s.atMs >= fromMs && s.atMs <= toMs);
+  let stalled = 0;
+  for (let i = 1; i < P.length; i++) if (P[i]!.icount === P[i - 1]!.icount && P[i - 1]!.state === "paired") stalled += P[i]!.atMs - P[i - 1]!.atMs;
+  return P.length > 1 ? stalled / (P[P.length - 1]!.atMs - P[0]!.atMs) : NaN;
+}
+
+/** The primary's link bytes sent between two moments (its statuses nearest inside them). */
+function bytesBetween(p: Sample[], fromMs: number, toMs: number): { bytes: number; ms: number } {
+  const inside = p.filter((s) => s.atMs >= fromMs && s.atMs <= toMs);
+  if (inside.length < 2) return { bytes: 0, ms: 0 };
+  const a = inside[0]!, z = inside[inside.length - 1]!;
+  return { bytes: z.bytesOut - a.bytesOut, ms: z.atMs - a.atMs };
+}
+const mbit = (bytes: number, ms: number) => (ms > 0 ? (bytes * 8) / (ms / 1000) / 1e6 : NaN);
+
+// ---------------------------------------------------------------- cpu: bench.elf
+
+async function soloCpu(image: Uint8Array, mem: number, max?: number) {
+  let out = "";
+  const m = await bootLive(image, { engine: "wasm", ramSize: mem, clock: "virtual", onSerial: (b) => (out += String.fromCharCode(b)), onDebugcon: (b) => (out += String.fromCharCode(b)) });
+  const t0 = performance.now();
+  const r = m.runSync(max);
+  const seconds = (performance.now() - t0) / 1000;
+  m.engine.dispose?.();
+  return { seconds, output: out, exitStatus: r.exitStatus, instructions: Number(r.instructions) };
+}
+
+async function pairCpu(image: Uint8Array, mem: number, round: number) {
+  const p = new ObservedPair(image, { mem, clock: "virtual", cmdline: "", nic: false, timeouts: DEFAULT_TIMEOUTS, vm: `bench-ft-cpu-${round}-${process.pid}` });
+  const r = await p.pair.done;
+  if (p.exitAtMs === null || p.exitStatus !== 0) throw new BenchError(`bench.elf as a pair (round ${round + 1}) did not exit with status 0 (${p.exitStatus}); lines:\n${p.lines.map((l) => l.line).join("\n")}`);
+  const start = p.guestStartMs();
+  const seconds = (p.exitAtMs - start) / 1000;
+  const lag = lagSamples(p.samples.primary, p.samples.backup, start, p.exitAtMs);
+  const prim = p.samples.primary;
+  const bytes = prim.length ? prim[prim.length - 1]!.bytesOut : 0;
+  const lastP = prim[prim.length - 1];
+  return {
+    seconds, output: p.console, claims: p.claims(), lag, stalled: stalledShare(prim, start, p.exitAtMs), bytes, mbit: mbit(bytes, (lastP?.atMs ?? start) - start),
+    backupEndIcount: r.status.backup ? Number(r.status.backup.icount) : null, sayLines: p.lines.map((l) => l.line),
+  };
+}
+
+async function cpuPart(o: FtBenchOptions) {
+  const image = new Uint8Array(readFileSync(guestFile("bench.elf")));
+  if (o.warmup) await soloCpu(image, o.mem, WARMUP_INSTRUCTIONS);
+  const rounds: { round: number; soloSeconds: number; pairSeconds: number; ratio: number; claims: number; mbit: number; bytes: number; primaryStalledShare: number }[] = [];
+  const lagMs: number[] = [], lagInstr: number[] = [];
+  let reference: string | null = null;
+  for (let round = 0; round < o.runs; round++) {
+    let solo: Awaited<ReturnType<typeof soloCpu>> | undefined, pair: Awaited<ReturnType<typeof pairCpu>> | undefined;
+    for (const which of round % 2 === 0 ? ["solo", "pair"] : ["pair", "solo"]) {
+      if (which === "solo") {
+        solo = await soloCpu(image, o.mem);
+        if (solo.exitStatus !== 0) throw new BenchError(`bench.elf solo run ${round + 1} exited with ${solo.exitStatus}`);
+      } else pair = await pairCpu(image, o.mem, round);
+    }
+    reference ??= solo!.output;
+    if (solo!.output !== reference || pair!.output !== reference) throw new BenchError(`bench.elf round ${round + 1}: the ${solo!.output !== reference ? "solo" : "pair"}'s console differs from the first solo run's`);
+    const rec = { round: round + 1, soloSeconds: solo!.seconds, pairSeconds: pair!.seconds, ratio: solo!.seconds / pair!.seconds, claims: pair!.claims, mbit: pair!.mbit, bytes: pair!.bytes, primaryStalledShare: pair!.stalled };
+    rounds.push(rec);
+    lagMs.push(...pair!.lag.ms);
+    lagInstr.push(...pair!.lag.instr);
+    process.stderr.write(`  bench.elf round ${round + 1}/${o.runs}: solo ${solo!.seconds.toFixed(3)} s, pair ${pair!.seconds.toFixed(3)} s, ratio ${rec.ratio.toFixed(3)}, primary stalled ${(pair!.stalled * 100).toFixed(0)}% of the time, ${pair!.bytes} channel bytes, ${pair!.claims} claim(s)` +
+      (pair!.claims ? ` [${pair!.sayLines.filter((l) => /epoch/.test(l)).join("; ")}]` : "") + "\n");
+  }
+  return {
+    workload: "guests/bin/bench.elf, virtual clock",
+    rounds,
+    medianRatio: med(rounds.map((r) => r.ratio)),
+    /** Rounds in which no replica claimed the arbiter (a false failover leaves the primary alone, and faster). */
+    medianRatioWithoutFailover: med(rounds.filter((r) => r.claims === 0).map((r) => r.ratio)),
+    roundsWithoutFailover: rounds.filter((r) => r.claims === 0).length,
+    primaryStalledShareMedian: med(rounds.map((r) => r.primaryStalledShare)),
+    soloMedianSeconds: med(rounds.map((r) => r.soloSeconds)),
+    pairMedianSeconds: med(rounds.map((r) => r.pairSeconds)),
+    mbitMedian: med(rounds.map((r) => r.mbit)),
+    claims: rounds.reduce((n, r) => n + r.claims, 0),
+    lag: { samples: lagMs.length, medianMs: med(lagMs), p99Ms: pct(lagMs, 0.99), medianInstructions: med(lagInstr), p99Instructions: pct(lagInstr, 0.99) },
+  };
+}
+
+// ---------------------------------------------------------------- kv under load
+
+interface LoadResult { sent: number; replies: number; latencies: number[]; firstSendMs: number; lastReplyMs: number; endMs: number }
+
+/**
+ * The open-loop load: requests at `rate` a second for `secs` (PUT and GET
+ * alternating over 64 keys, 16 clients in turn, each numbering its requests),
+ * sent by a 1 ms timer as this thread's loop lets it run; each reply matched
+ * to its request by (client, number) for the latency.
+ */
+function kvLoad(send: (f: Uint8Array) => void, rate: number, secs: number) {
+  const enc = new TextEncoder();
+  const numbers = new Array<number>(KV_CLIENTS + 1).fill(0);
+  const sentAt = new Map<string, number>();
+  const res: LoadResult = { sent: 0, replies: 0, latencies: [], firstSendMs: now(), lastReplyMs: 0, endMs: 0 };
+  const total = Math.round(rate * secs);
+  const t0 = performance.now();
+  const tick = () => {
+    const due = Math.min(total, Math.floor(((performance.now() - t0) / 1000) * rate));
+    for (; res.sent < due; res.sent++) {
+      const client = 1 + (res.sent % KV_CLIENTS);
+      const key = enc.encode(`key${(res.sent >> 1) % KV_KEYS}`);
+      const n = ++numbers[client];
+      const req = res.sent % 2 === 0
+        ? request(Op.Put, client, n, { key, value: enc.encode(`value ${res.sent} `.padEnd(KV_VALUE_BYTES, ".")) })
+        : request(Op.Get, client, n, { key });
+      sentAt.set(`${client}:${n}`, now());
+      send(encodeRequest(req));
+    }
+  };
+  const timer = setInterval(tick, 1);
+  const onReply = (f: Uint8Array) => {
+    let r;
+    try { r = decodeReply(f); } catch { return; }
+    const k = `${r.clientId}:${r.requestNumber}`;
+    const s = sentAt.get(k);
+    if (s === undefined) return;
+    sentAt.delete(k);
+    res.replies++;
+    res.lastReplyMs = now();
+    res.latencies.push(res.lastReplyMs - s);
+  };
+  const finished = () => {
+    const t = performance.now() - t0;
+    return res.sent >= total && (res.replies >= res.sent || t >= secs * 1000 + KV_GRACE_MS);
+  };
+  const stop = () => { clearInterval(timer); res.endMs = now(); return res; };
+  return { onReply, finished, stop, res };
+}
+
+const answeredPerSecond = (r: LoadResult) => r.replies / Math.max(1e-3, (Math.max(r.lastReplyMs, r.firstSendMs) - r.firstSendMs) / 1000);
+
+async function soloKv(image: Uint8Array, o: FtBenchOptions, rate = o.kvRate): Promise<LoadResult> {
+  let out = "";
+  let onReply: (f: Uint8Array) => void = () => {};
+  const m: Machine = await bootLive(image, {
+    engine: "wasm", ramSize: o.mem, clock: "host", cmdline: KV_CMDLINE, nic: true,
+    onSerial: (b) => (out += String.fromCharCode(b)), onTransmit: (f) => onReply(f),
+  });
+  const ready = () => /kv: ready[^\n]*\n/.test(out);
+  const tb = performance.now();
+  await runRealtime(m, { canWake: true, interrupted: () => ready() || performance.now() - tb > 20_000 });
+  if (!ready()) throw new BenchError(`kv.elf solo did not become ready:\n${out}`);
+  const load = kvLoad((f) => m.nicInput(f), rate, o.kvSeconds);
+  onReply = load.onReply;
+  try {
+    await runRealtime(m, { canWake: true, interrupted: load.finished });
+  } finally {
+    load.stop();
+  }
+  m.engine.dispose?.();
+  return load.res;
+}
+
+async function pairKv(image: Uint8Array, o: FtBenchOptions, round: number, rate = o.kvRate) {
+  const p = new ObservedPair(image, { mem: o.mem, clock: "host", cmdline: KV_CMDLINE, nic: true, timeouts: DEFAULT_TIMEOUTS, vm: `bench-ft-kv-${round}-${process.pid}` });
+  try {
+    await p.waitConsole(/kv: ready[^\n]*\n/, 30_000);
+    const load = kvLoad((f) => p.pair.sendFrame(f), rate, o.kvSeconds);
+    p.frameListeners.add(load.onReply);
+    while (!load.finished()) await sleep(5);
+    const res = load.stop();
+    await sleep(3 * STATUS_MS);
+    const lag = lagSamples(p.samples.primary, p.samples.backup, res.firstSendMs, res.endMs);
+    const bw = bytesBetween(p.samples.primary, res.firstSendMs, res.endMs);
+    const held = p.samples.primary.filter((s) => s.atMs >= res.firstSendMs && s.atMs <= res.endMs).map((s) => s.held);
+    return { res, lag, mbit: mbit(bw.bytes, bw.ms), bytes: bw.bytes, bytesMs: bw.ms, claims: p.claims(), heldMedian: med(held), heldMax: held.length ? Math.max(...held) : 0 };
+  } finally {
+    await p.stop();
+  }
+}
+
+/** Request latency at a light load (LATENCY_RATE), where neither solo nor the pair queues requests: what the pair adds. */
+async function latencyPart(o: FtBenchOptions) {
+  const image = new Uint8Array(readFileSync(guestFile("kv.elf")));
+  const soloLat: number[] = [], pairLat: number[] = [];
+  const rounds: Record<string, number>[] = [];
+  for (let round = 0; round < o.runs; round++) {
+    let solo: LoadResult | undefined, pair: Awaited<ReturnType<typeof pairKv>> | undefined;
+    for (const which of round % 2 === 0 ? ["solo", "pair"] : ["pair", "solo"]) {
+      if (which === "solo") solo = await soloKv(image, o, LATENCY_RATE);
+      else pair = await pairKv(image, o, round, LATENCY_RATE);
+    }
+    soloLat.push(...solo!.latencies);
+    pairLat.push(...pair!.res.latencies);
+    const rec = {
+      round: round + 1, soloReplies: solo!.replies, pairReplies: pair!.res.replies,
+      soloMedianMs: med(solo!.latencies), soloP99Ms: pct(solo!.latencies, 0.99), pairMedianMs: med(pair!.res.latencies), pairP99Ms: pct(pair!.res.latencies, 0.99),
+      addedMedianMs: med(pair!.res.latencies) - med(solo!.latencies), lagMedianMs: med(pair!.lag.ms), claims: pair!.claims,
+    };
+    rounds.push(rec);
+    process.stderr.write(`  kv.elf latency at ${LATENCY_RATE}/s, round ${round + 1}/${o.runs}: solo median ${f2(rec.soloMedianMs)} ms p99 ${f2(rec.soloP99Ms)}, pair median ${f2(rec.pairMedianMs)} ms p99 ${f2(rec.pairP99Ms)}\n`);
+  }
+  return {
+    workload: `guests/bin/kv.elf (NIC, no disk, host clock), ${LATENCY_RATE} requests/s for ${o.kvSeconds} s, open loop`,
+    rate: LATENCY_RATE, rounds,
+    soloMedianMs: med(soloLat), soloP99Ms: pct(soloLat, 0.99), pairMedianMs: med(pairLat), pairP99Ms: pct(pairLat, 0.99),
+    addedMedianMs: med(pairLat) - med(soloLat), addedP99Ms: pct(pairLat, 0.99) - pct(soloLat, 0.99),
+    addedMedianMsPerRoundMedian: med(rounds.map((r) => r.addedMedianMs)),
+  };
+}
+
+async function kvPart(o: FtBenchOptions) {
+  const image = new Uint8Array(readFileSync(guestFile("kv.elf")));
+  const rounds: Record<string, number>[] = [];
+  const soloLat: number[] = [], pairLat: number[] = [], lagMs: number[] = [], lagInstr: number[] = [];
+  let claims = 0;
+  for (let round = 0; round < o.runs; round++) {
+    let solo: LoadResult | undefined, pair: Awaited<ReturnType<typeof pairKv>> | undefined;
+    for (const which of round % 2 === 0 ? ["solo", "pair"] : ["pair", "solo"]) {
+      if (which === "solo") solo = await soloKv(image, o);
+      else pair = await pairKv(image, o, round);
+    }
+    const s = answeredPerSecond(solo!), f = answeredPerSecond(pair!.res);
+    soloLat.push(...solo!.latencies);
+    pairLat.push(...pair!.res.latencies);
+    lagMs.push(...pair!.lag.ms);
+    lagInstr.push(...pair!.lag.instr);
+    claims += pair!.claims;
+    const rec = {
+      round: round + 1, soloSent: solo!.sent, soloReplies: solo!.replies, soloPerSecond: s, pairSent: pair!.res.sent, pairReplies: pair!.res.replies, pairPerSecond: f,
+      ratio: f / s, soloLatencyMedianMs: med(solo!.latencies), pairLatencyMedianMs: med(pair!.res.latencies),
+      soloLatencyP99Ms: pct(solo!.latencies, 0.99), pairLatencyP99Ms: pct(pair!.res.latencies, 0.99),
+      channelBytes: pair!.bytes, mbit: pair!.mbit, heldMedian: pair!.heldMedian, heldMax: pair!.heldMax, claims: pair!.claims,
+    };
+    rounds.push(rec);
+    process.stderr.write(`  kv.elf round ${round + 1}/${o.runs}: solo ${solo!.replies}/${solo!.sent} (${s.toFixed(0)}/s, median ${rec.soloLatencyMedianMs.toFixed(2)} ms), ` +
+      `pair ${pair!.res.replies}/${pair!.res.sent} (${f.toFixed(0)}/s, median ${rec.pairLatencyMedianMs.toFixed(2)} ms), ratio ${rec.ratio.toFixed(3)}, ${mbitStr(pair!.mbit)} Mbit/s, ${pair!.claims} claim(s)\n`);
+  }
+  return {
+    workload: `guests/bin/kv.elf (NIC, no disk, host clock), ${o.kvRate} requests/s for ${o.kvSeconds} s, open loop`,
+    rounds,
+    medianRatio: med(rounds.map((r) => r.ratio)),
+    soloMedianPerSecond: med(rounds.map((r) => r.soloPerSecond)),
+    pairMedianPerSecond: med(rounds.map((r) => r.pairPerSecond)),
+    mbitMedian: med(rounds.map((r) => r.mbit)),
+    claims,
+    latency: {
+      soloMedianMs: med(soloLat), soloP99Ms: pct(soloLat, 0.99), pairMedianMs: med(pairLat), pairP99Ms: pct(pairLat, 0.99),
+      addedMedianMs: med(pairLat) - med(soloLat), addedP99Ms: pct(pairLat, 0.99) - pct(soloLat, 0.99),
+      // Per round, so a burst of load in one round does not decide it.
+      addedMedianMsPerRoundMedian: med(rounds.map((r) => r.pairLatencyMedianMs - r.soloLatencyMedianMs)),
+    },
+    lag: { samples: lagMs.length, medianMs: med(lagMs), p99Ms: pct(lagMs, 0.99), medianInstructions: med(lagInstr), p99Instructions: pct(lagInstr, 0.99) },
+  };
+}
+const mbitStr = (x: number) => (Number.isFinite(x) ? x.toFixed(3) : "-");
+
+// ---------------------------------------------------------------- failover
+
+async function failoverRun(image: Uint8Array, o: FtBenchOptions, timeouts: Timeouts, run: number) {
+  const p = new ObservedPair(image, { mem: o.mem, clock: "host", cmdline: KV_CMDLINE, nic: true, timeouts, vm: `bench-ft-fo-${timeouts.timeoutMs}-${run}-${process.pid}` });
+  const client = new KvClient({
+    transport: { send: (f) => p.pair.sendFrame(f), onFrame: (cb) => { p.frameListeners.add(cb); return () => p.frameListeners.delete(cb); } },
+    clientId: 1, timeoutMs: FAILOVER_RESEND_MS, retries: Math.ceil(30_000 / FAILOVER_RESEND_MS),
+  });
+  try {
+    await p.waitConsole(/kv: ready[^\n]*\n/, 30_000);
+    for (let i = 0; i < FAILOVER_KILL_AFTER; i++) await client.put(`k${i}`, `v${i}`);
+    const killAt = now();
+    p.pair.kill("primary");
+    await client.put("after", "kill");
+    const replyAt = now();
+    const live = p.lines.find((l) => /going live/.test(l.line) && l.atMs >= killAt);
+    const got = await client.get("k0");
+    if (got === undefined || new TextDecoder().decode(got) !== "v0") throw new BenchError(`failover run ${run + 1}: an acknowledged PUT was not read back from the new primary`);
+    return { failoverMs: replyAt - killAt, liveMs: live ? live.atMs - killAt : NaN };
+  } finally {
+    client.close();
+    await p.stop();
+  }
+}
+
+async function failoverPart(o: FtBenchOptions) {
+  const image = new Uint8Array(readFileSync(guestFile("kv.elf")));
+  const byTimeout: Record<string, { timeouts: Timeouts; runs: { failoverMs: number; liveMs: number }[]; medianMs: number; minMs: number; maxMs: number; medianLiveMs: number }> = {};
+  const list = [DEFAULT_TIMEOUTS, SHORT_TIMEOUTS];
+  for (const t of list) byTimeout[t.timeoutMs] = { timeouts: t, runs: [], medianMs: NaN, minMs: NaN, maxMs: NaN, medianLiveMs: NaN };
+  for (let run = 0; run < o.runs; run++) {
+    for (const t of run % 2 === 0 ? list : [...list].reverse()) {
+      const r = await failoverRun(image, o, t, run);
+      byTimeout[t.timeoutMs]!.runs.push(r);
+      process.stderr.write(`  failover, timeout ${t.timeoutMs} ms, run ${run + 1}/${o.runs}: kill to first reply ${r.failoverMs.toFixed(1)} ms (backup live after ${r.liveMs.toFixed(1)} ms)\n`);
+    }
+  }
+  for (const b of Object.values(byTimeout)) {
+    const xs = b.runs.map((r) => r.failoverMs);
+    b.medianMs = med(xs); b.minMs = Math.min(...xs); b.maxMs = Math.max(...xs); b.medianLiveMs = med(b.runs.map((r) => r.liveMs));
+  }
+  return byTimeout;
+}
+
+/** A pair with no fault, serving a light load, for `secs` while HOGS busy processes compete for the CPUs: claims per timeout. */
+async function falseFailoverPart(o: FtBenchOptions) {
+  const image = new Uint8Array(readFileSync(guestFile("kv.elf")));
+  const out: Record<string, { timeouts: Timeouts; seconds: number; hogs: number; claims: number; lines: string[] }> = {};
+  for (const t of [DEFAULT_TIMEOUTS, SHORT_TIMEOUTS]) {
+    const p = new ObservedPair(image, { mem: o.mem, clock: "host", cmdline: KV_CMDLINE, nic: true, timeouts: t, vm: `bench-ft-hog-${t.timeoutMs}-${process.pid}` });
+    const hogs: ChildProcess[] = [];
+    try {
+      await p.waitConsole(/kv: ready[^\n]*\n/, 30_000);
+      for (let i = 0; i < HOGS; i++) hogs.push(spawn(process.execPath, ["-e", "for(;;){}"], { stdio: "ignore" }));
+      const load = kvLoad((f) => p.pair.sendFrame(f), HOG_LOAD_RATE, o.hogSeconds);
+      p.frameListeners.add(load.onReply);
+      const t0 = performance.now();
+      while (performance.now() - t0 < o.hogSeconds * 1000) await sleep(20);
+      load.stop();
+      out[t.timeoutMs] = { timeouts: t, seconds: o.hogSeconds, hogs: HOGS, claims: p.claims(), lines: p.lines.map((l) => l.line).filter((l) => /epoch/.test(l)) };
+      process.stderr.write(`  no fault, ${HOGS} CPU hogs, timeout ${t.timeoutMs} ms, ${o.hogSeconds} s: ${p.claims()} claim(s) of the arbiter; ${load.res.replies}/${load.res.sent} requests answered\n`);
+    } finally {
+      for (const h of hogs) h.kill("SIGKILL");
+      await p.stop();
+    }
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------- the part
+
+const f2 = (x: number) => (Number.isFinite(x) ? x.toFixed(2) : "-");
+const verdict = (ok: boolean) => (ok ? "met" : "MISSED");
+
+export async function ftBench(o: FtBenchOptions): Promise<{ lines: string[]; result: Record<string, unknown> }> {
+  await initHash();
+  process.stderr.write(`bench: fault-tolerant pair: ${o.runs} round(s); bench.elf, kv.elf at ${o.kvRate}/s, failover, ${o.hogSeconds} s under CPU hogs\n`);
+  const cpu = await cpuPart(o);
+  const kv = await kvPart(o);
+  const lat = await latencyPart(o);
+  const failover = await failoverPart(o);
+  const hog = await falseFailoverPart(o);
+
+  const T = TARGETS;
+  const fo = failover[DEFAULT_TIMEOUTS.timeoutMs]!, foShort = failover[SHORT_TIMEOUTS.timeoutMs]!;
+  const lines = [
+    "",
+    `fault-tolerant pair (host/node/ft-pair.ts: two worker threads, wasm, MessagePort channel), ${o.runs} round(s), interleaved with solo runs`,
+    "",
+    `throughput          solo          pair          pair/solo (median of per-round ratios)  target`,
+    `bench.elf           ${f2(cpu.soloMedianSeconds).padStart(8)} s    ${f2(cpu.pairMedianSeconds).padStart(8)} s    ${cpu.medianRatio.toFixed(3).padStart(6)}   >= ${T.cpuRatio}: ${verdict(cpu.medianRatio >= T.cpuRatio)}`,
+    `                    (rounds without a false failover: ${cpu.roundsWithoutFailover} of ${o.runs}, their median ratio ${f2(cpu.medianRatioWithoutFailover)}; the primary stalled, ran nothing, in ${f2(cpu.primaryStalledShareMedian * 100)}% of the run, median)`,
+    `kv.elf ${String(o.kvRate).padStart(5)}/s     ${kv.soloMedianPerSecond.toFixed(0).padStart(6)} r/s    ${kv.pairMedianPerSecond.toFixed(0).padStart(6)} r/s    ${kv.medianRatio.toFixed(3).padStart(6)}   >= ${T.kvRatio}: ${verdict(kv.medianRatio >= T.kvRatio)}`,
+    "",
+    `log channel (the primary's link, frames' bytes): bench.elf ${mbitStr(cpu.mbitMedian)} Mbit/s, kv.elf under load ${mbitStr(kv.mbitMedian)} Mbit/s (medians)`,
+    "",
+    `backup lag (from the workers' statuses every ${STATUS_MS} ms)   median ms  p99 ms  median instr  p99 instr  target (median <= ${T.lagMedianMs}, p99 <= ${T.lagP99Ms} ms)`,
+    `bench.elf                                       ${f2(cpu.lag.medianMs).padStart(9)}  ${f2(cpu.lag.p99Ms).padStart(6)}  ${String(Math.round(cpu.lag.medianInstructions)).padStart(12)}  ${String(Math.round(cpu.lag.p99Instructions)).padStart(9)}  ${verdict(cpu.lag.medianMs <= T.lagMedianMs && cpu.lag.p99Ms <= T.lagP99Ms)}`,
+    `kv.elf under load                               ${f2(kv.lag.medianMs).padStart(9)}  ${f2(kv.lag.p99Ms).padStart(6)}  ${String(Math.round(kv.lag.medianInstructions)).padStart(12)}  ${String(Math.round(kv.lag.p99Instructions)).padStart(9)}  ${verdict(kv.lag.medianMs <= T.lagMedianMs && kv.lag.p99Ms <= T.lagP99Ms)}`,
+    "",
+    `kv request latency at ${LATENCY_RATE}/s: solo median ${f2(lat.soloMedianMs)} ms, p99 ${f2(lat.soloP99Ms)} ms; pair median ${f2(lat.pairMedianMs)} ms, p99 ${f2(lat.pairP99Ms)} ms`,
+    `                     added by the pair (Output Rule, workers): median ${f2(lat.addedMedianMs)} ms, p99 ${f2(lat.addedP99Ms)} ms; target added median <= ${T.addedLatencyMedianMs} ms: ${verdict(lat.addedMedianMs <= T.addedLatencyMedianMs)}`,
+    `kv request latency at ${o.kvRate}/s (the throughput runs): solo median ${f2(kv.latency.soloMedianMs)} ms, p99 ${f2(kv.latency.soloP99Ms)} ms; pair median ${f2(kv.latency.pairMedianMs)} ms, p99 ${f2(kv.latency.pairP99Ms)} ms`,
+    "",
+    `failover (kill the primary -> first reply from the new primary; client resends every ${FAILOVER_RESEND_MS} ms), ${o.runs} run(s) each`,
+    `  timeout ${DEFAULT_TIMEOUTS.timeoutMs} ms (default): median ${f2(fo.medianMs)} ms (${f2(fo.minMs)}..${f2(fo.maxMs)}), backup live after ${f2(fo.medianLiveMs)} ms; target <= ${T.failoverMedianMs} ms: ${verdict(fo.medianMs <= T.failoverMedianMs)}` +
+      (fo.medianMs > T.failoverMedianMs ? ` (the silence timeout alone is ${DEFAULT_TIMEOUTS.timeoutMs} ms)` : ""),
+    `  timeout ${SHORT_TIMEOUTS.timeoutMs} ms:           median ${f2(foShort.medianMs)} ms (${f2(foShort.minMs)}..${f2(foShort.maxMs)}), backup live after ${f2(foShort.medianLiveMs)} ms; target <= ${T.failoverMedianMs} ms: ${verdict(foShort.medianMs <= T.failoverMedianMs)}`,
+    `false failovers (no fault, ${HOGS} CPU hogs, ${o.hogSeconds} s, ${HOG_LOAD_RATE} req/s): ` +
+      Object.values(hog).map((h) => `timeout ${h.timeouts.timeoutMs} ms: ${h.claims} claim(s)`).join(", ") +
+      `; and in the runs above (default timeout): bench.elf ${cpu.claims} claim(s) in ${o.runs} run(s), kv.elf ${kv.claims} in ${o.runs}`,
+  ];
+  const clean = (x: unknown): unknown => (typeof x === "number" ? (Number.isFinite(x) ? Math.round(x * 1000) / 1000 : null) : Array.isArray(x) ? x.map(clean) : x && typeof x === "object" ? Object.fromEntries(Object.entries(x).map(([k, v]) => [k, clean(v)])) : x);
+  const result = clean({
+    workload: "ft",
+    targets: TARGETS,
+    statusMs: STATUS_MS,
+    runs: o.runs,
+    cpu, kv, latency: lat, failover, falseFailover: hog,
+    met: {
+      cpuRatio: cpu.medianRatio >= T.cpuRatio, kvRatio: kv.medianRatio >= T.kvRatio,
+      lagBench: cpu.lag.medianMs <= T.lagMedianMs && cpu.lag.p99Ms <= T.lagP99Ms, lagKv: kv.lag.medianMs <= T.lagMedianMs && kv.lag.p99Ms <= T.lagP99Ms,
+      addedLatency: lat.addedMedianMs <= T.addedLatencyMedianMs, failoverDefault: fo.medianMs <= T.failoverMedianMs, failoverShort: foShort.medianMs <= T.failoverMedianMs,
+    },
+  }) as Record<string, unknown>;
+  return { lines, result };
+}
+
+// ---------------------------------------------------------------- standalone
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      runs: { type: "string" }, mem: { type: "string" }, "kv-rate": { type: "string" }, "kv-seconds": { type: "string" },
+      "hog-seconds": { type: "string" }, "no-save": { type: "boolean", default: false }, "no-warmup": { type: "boolean", default: false },
+      help: { type: "boolean", short: "h", default: false },
+    },
+    strict: true,
+  });
+  if (values.help) {
+    process.stdout.write(
+      "usage: npx tsx bench/ft.ts [--runs N] [--kv-rate N] [--kv-seconds N] [--hog-seconds N] [--mem MiB] [--no-save] [--no-warmup]\n" +
+        "  (also: npm run bench -- --part ft ...)\n" +
+        "  --runs N          rounds of each measurement (solo/pair pairs, failovers per timeout), default 5 (env BENCH_RUNS)\n" +
+        "  --kv-rate N       kv requests per second of real time (default 500)\n" +
+        "  --kv-seconds N    seconds of kv load per run (default 4)\n" +
+        "  --hog-seconds N   seconds of the no-fault run under CPU hogs, per timeout (default 10)\n" +
+        "  --mem MiB         guest RAM (default 32)\n" +
+        "  --no-save         do not write bench/results/ft-<date>.json and ft-latest.json\n",
+    );
+    return;
+  }
+  const int = (flag: string, text: string, max: number) => {
+    const n = Number(text);
+    if (!Number.isInteger(n) || n < 1 || n > max) throw new BenchUsageError(`${flag} must be a whole number from 1 to ${max}, got ${text}`);
+    return n;
+  };
+  const o: FtBenchOptions = {
+    runs: int("--runs", values.runs ?? process.env.BENCH_RUNS ?? "5", 1000),
+    mem: int("--mem", values.mem ?? "32", 1024) << 20,
+    kvRate: int("--kv-rate", values["kv-rate"] ?? "500", 100_000),
+    kvSeconds: int("--kv-seconds", values["kv-seconds"] ?? "4", 3600),
+    hogSeconds: int("--hog-seconds", values["hog-seconds"] ?? "10", 3600),
+    warmup: !values["no-warmup"],
+  };
+  const { lines, result } = await ftBench(o);
+  process.stdout.write(lines.join("\n") + "\n");
+  if (!values["no-save"]) {
+    const date = new Date();
+    const full = { ...result, node: process.version, platform: `${process.platform}-${process.arch}`, cpu: cpus()[0]?.model ?? null, date: date.toISOString() };
+    mkdirSync(RESULTS_DIR, { recursive: true });
+    const json = JSON.stringify(full, null, 2) + "\n";
+    const dated = `${RESULTS_DIR}ft-${date.toISOString().slice(0, 19).replace(/:/g, "-").replace("T", "-")}.json`;
+    writeFileSync(dated, json);
+    writeFileSync(`${RESULTS_DIR}ft-latest.json`, json);
+    process.stdout.write(`\nresults: ${relative(process.cwd(), dated)} and ${relative(process.cwd(), RESULTS_DIR + "ft-latest.json")}\n`);
+  }
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+  main().then(() => process.exit(0), (e) => {
+    if (e instanceof BenchUsageError || (e instanceof TypeError && (e as { code?: string }).code?.startsWith("ERR_PARSE_ARGS"))) {
+      process.stderr.write(`bench: ${e.message}\n`);
+      process.exit(2);
+    }
+    if (e instanceof BenchError) {
+      process.stderr.write(`bench: FAILED: ${e.message}\n`);
+      process.exit(1);
+    }
+    throw e;
+  });
+}
