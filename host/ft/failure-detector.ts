@@ -4,6 +4,11 @@
 // so a quiet but healthy peer is never mistaken for a dead one. Time is
 // whatever the caller says it is (ms, monotonic): the detector reads no
 // clock.
+//
+// Silence counts only while this side was listening: when the caller's own
+// checks are further apart than the heartbeat interval (its thread was busy
+// running the guest, compiling, collecting garbage), what the peer sent in
+// that time is still unread, so the gap beyond one interval is not counted.
 
 export interface Timeouts {
   /** Longest a side stays silent before it sends a heartbeat. */
@@ -18,6 +23,9 @@ export const DEFAULT_TIMEOUTS: Timeouts = { intervalMs: 50, timeoutMs: 1000 };
 export class FailureDetector {
   private lastHeard: number;
   private lastSent: number;
+  private lastCheck: number;
+  /** Time since lastHeard during which this side could not have read anything. */
+  private deaf = 0;
 
   constructor(readonly t: Timeouts, nowMs: number) {
     if (!(t.intervalMs > 0 && t.timeoutMs > t.intervalMs)) {
@@ -25,11 +33,13 @@ export class FailureDetector {
     }
     this.lastHeard = nowMs;
     this.lastSent = nowMs;
+    this.lastCheck = nowMs;
   }
 
   /** Something arrived from the peer. */
   heard(nowMs: number): void {
     if (nowMs > this.lastHeard) this.lastHeard = nowMs;
+    this.deaf = 0;
   }
 
   /** Something was sent to the peer. */
@@ -42,13 +52,16 @@ export class FailureDetector {
     return nowMs - this.lastSent >= this.t.intervalMs;
   }
 
-  /** True when the peer has been silent for timeoutMs. */
+  /** True when the peer has been silent for timeoutMs of the time this side was listening. */
   peerFailed(nowMs: number): boolean {
-    return nowMs - this.lastHeard >= this.t.timeoutMs;
+    const gap = nowMs - this.lastCheck;
+    if (gap > this.t.intervalMs) this.deaf += gap - this.t.intervalMs;
+    if (nowMs > this.lastCheck) this.lastCheck = nowMs;
+    return this.silenceMs(nowMs) >= this.t.timeoutMs;
   }
 
-  /** Milliseconds of silence from the peer so far. */
+  /** Milliseconds of silence from the peer so far, while this side was listening. */
   silenceMs(nowMs: number): number {
-    return nowMs - this.lastHeard;
+    return nowMs - this.lastHeard - this.deaf;
   }
 }

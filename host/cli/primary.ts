@@ -1,0 +1,29 @@
+// lockstep primary GUEST --listen HOST:PORT --arbiter file:PATH: the primary half of
+// the fault-tolerant pair in its own process (host/cli/replica-process.ts).
+
+import { defineCommand } from "./command.js";
+import { REPLICA_FLAGS, runReplicaProcess } from "./replica-process.js";
+
+export default defineCommand({
+  usage: "GUEST --listen HOST:PORT --arbiter file:PATH [--key FILE] [--vm NAME] [--outputs raw|numbered] [--engine wasm|ts] [--mem SIZE] [--clock host|virtual] [--cmdline TEXT]",
+  description: `
+The primary of a fault-tolerant pair, one process per replica, on one host or
+two: it listens on HOST:PORT for its backup, waits for it, then runs the guest live. The logging channel is TCP (docs/ft-protocol.md); with --key
+every frame carries a MAC under the pre-shared key, and a peer without it is
+refused. Both replicas must be given the same GUEST, --mem, --clock and
+--cmdline (the HELLO frames compare the configurations) and the same
+--arbiter. When the backup goes silent for --timeout-ms, this replica asks
+the arbiter for the next epoch: the winner goes on (the backup goes live),
+the loser stops and says so. 'kill -9' of either process is a fail-stop the
+other survives. See docs/ft.md.`,
+  flags: { listen: { type: "string", arg: "HOST:PORT", help: "where the backup connects" }, ...REPLICA_FLAGS },
+  positionals: { min: 1, max: 1, name: "GUEST (a Multiboot kernel or ELF32 i386 executable)" },
+  exitStatus: [
+    "N  the guest wrote N to port 0xF4",
+    "0  the run ended (the guest halted, or the backup ended it)",
+    "1  lost the arbiter to the other replica, or stopped by --max-instructions",
+    "2  usage error, a GUEST, key or arbiter that cannot be used, or an address in use",
+    "130/143  stopped by SIGINT/SIGTERM (dead: the other replica takes over)",
+  ],
+  run: ({ flags, positionals, stdout, stderr }) => runReplicaProcess("primary", flags as never, positionals, stdout, stderr),
+});

@@ -1,0 +1,154 @@
+// `lockstep primary` and `lockstep backup`: one replica of the pair in this
+// process, the logging channel over TCP (host/node/tcp-link.ts, optionally
+// authenticated with a pre-shared key), the arbiter a directory both
+// processes reach. The primary listens and waits for its backup before the
+// guest starts; the backup connects. Each prints the outputs it releases:
+// the primary while it is live, the backup once it has gone live (first the
+// outputs it kept, which the primary may already have shown). With
+// `--outputs numbered` each output is a JSON line with its number, so a
+// reader of both streams can take each number once (docs/ft.md).
+
+import { initHash, toHex } from "../common/hash.js";
+import { MAX_RAM, MIN_RAM } from "../engine/load.js";
+import type { Arbiter } from "../ft/arbiter.js";
+import { DEFAULT_TIMEOUTS } from "../ft/failure-detector.js";
+import type { PeerLink } from "../ft/link.js";
+import type { Output } from "../ft/output-gate.js";
+import { BackupReplica, PrimaryReplica } from "../ft/replica.js";
+import { parseHostPort } from "../net/frame-transport.js";
+import { loadEngine } from "../node/core-modules.js";
+import { driveReplica, Waker } from "../node/ft-driver.js";
+import { connectLink, listenLink, readKeyFile, TcpLinkError, type Listener } from "../node/tcp-link.js";
+import { vmConfig, vmConfigHash } from "../replay/vm-config.js";
+import { UsageError } from "./args.js";
+import { openArbiter } from "./arbiter.js";
+import { CommandError, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, type CommandContext } from "./command.js";
+import { readGuest } from "./run.js";
+
+export const REPLICA_FLAGS = {
+  arbiter: { type: "string", arg: "file:PATH", help: "the arbiter both replicas reach (required)" },
+  vm: { type: "string", arg: "NAME", help: "the VM's name on the arbiter (default: from the configuration's hash)" },
+  key: { type: "string", arg: "FILE", help: "the channel's pre-shared key: 64 hex digits (docs/ft-protocol.md)" },
+  engine: { type: "enum", values: ["wasm", "ts"], default: "wasm", help: "the CPU engine" },
+  mem: { type: "size", default: 32 << 20, arg: "SIZE", help: "guest RAM: a multiple of 4K from 1M to 1G (both replicas alike)" },
+  clock: { type: "enum", values: ["host", "virtual"], default: "host", help: "guest time source (both replicas alike)" },
+  cmdline: { type: "string", default: "", arg: "TEXT", help: "the Multiboot command line (both replicas alike)" },
+  outputs: { type: "enum", values: ["raw", "numbered"], default: "raw", help: "COM1 bytes as they are, or every output as a JSON line with its number" },
+  "timeout-ms": { type: "int", min: 2, default: DEFAULT_TIMEOUTS.timeoutMs, arg: "MS", help: "silence after which the peer counts as failed" },
+  "heartbeat-ms": { type: "int", min: 1, default: DEFAULT_TIMEOUTS.intervalMs, arg: "MS", help: "longest this side stays silent" },
+  "max-instructions": { type: "int", min: 1, arg: "N", help: "the guest runs no further than instruction N (then this replica stops dead: a fault to test with)" },
+} as const;
+
+type ReplicaFlags = CommandContext<typeof REPLICA_FLAGS & { listen: { type: "string"; help: string }; connect: { type: "string"; help: string } }>["flags"];
+
+export async function runReplicaProcess(role: "primary" | "backup", flags: ReplicaFlags, positionals: string[], stdout: NodeJS.WritableStream, stderr: NodeJS.WritableStream): Promise<number> {
+  const say = (s: string) => stderr.write(`lockstep ${role}: ${s}\n`);
+  const mem = flags.mem;
+  if (mem < MIN_RAM || mem > MAX_RAM || mem % 4096 !== 0) throw new UsageError(`--mem must be a multiple of 4K between 1M and 1G, got ${mem}`);
+  if (flags["heartbeat-ms"] >= flags["timeout-ms"]) throw new UsageError(`--heartbeat-ms (${flags["heartbeat-ms"]}) must be below --timeout-ms (${flags["timeout-ms"]})`);
+  if (flags.arbiter === undefined) throw new UsageError(`${role} needs --arbiter file:PATH (a directory both replicas reach)`);
+  const endpointFlag = role === "primary" ? "listen" : "connect";
+  const endpoint = role === "primary" ? flags.listen : flags.connect;
+  if (endpoint === undefined) throw new UsageError(`${role} needs --${endpointFlag} HOST:PORT`);
+  let where: { host: string; port: number };
+  try { where = parseHostPort(endpoint, `--${endpointFlag}`); } catch (e) { throw new UsageError((e as Error).message); }
+  let key: Uint8Array | null = null;
+  if (flags.key !== undefined) {
+    try {
+      const k = readKeyFile(flags.key);
+      if (k.warning) say(k.warning);
+      key = k.key;
+    } catch (e) {
+      throw new CommandError((e as Error).message, EXIT_USAGE);
+    }
+  }
+  const arbiter: Arbiter = openArbiter(flags.arbiter);
+  const file = positionals[0]!;
+  const image = readGuest(file);
+  const cmdline = `${file} ${flags.cmdline}`;
+  await initHash();
+  const configHash = vmConfigHash(vmConfig(image, { ramSize: mem, clock: flags.clock, cmdline }));
+  const vm = flags.vm ?? `ft-${toHex(configHash).slice(0, 16)}`;
+
+  if (role === "primary") {
+    const first = await arbiter.claim({ vm, epoch: 1, replica: "primary", atMs: Date.now(), reason: "first start" });
+    if (!first.won) {
+      throw new CommandError(`the arbiter already holds epoch ${first.holder.epoch} of ${vm} (a finished run's? lockstep arbiter reset ${flags.arbiter} --vm ${vm})`, EXIT_USAGE);
+    }
+  }
+
+  // The channel: the primary waits for its backup's connection, the backup connects.
+  let listener: Listener | null = null;
+  let link: PeerLink;
+  try {
+    if (role === "primary") {
+      link = await new Promise<PeerLink>((resolve, reject) => {
+        listenLink({
+          host: where.host, port: where.port, key,
+          onLink: (l, peer) => { say(`backup connected from ${peer}`); resolve(l); },
+          onRefused: (peer, reason) => say(`refused a connection from ${peer}: ${reason}`),
+        }).then((l) => {
+          listener = l;
+          say(`waiting for the backup on ${where.host}:${l.port} (vm ${vm})`);
+        }, reject);
+      });
+    } else {
+      link = await connectLink({ host: where.host, port: where.port, key });
+      say(`connected to the primary at ${where.host}:${where.port} (vm ${vm})`);
+    }
+  } catch (e) {
+    if (e instanceof TcpLinkError || (e as NodeJS.ErrnoException).code === "EADDRINUSE") {
+      throw new CommandError(`--${endpointFlag} ${endpoint}: ${(e as Error).message}`, EXIT_USAGE);
+    }
+    throw e;
+  }
+
+  let exitStatus: number | null = null;
+  const print = (outputs: Output[]) => {
+    for (const o of outputs) {
+      if (o.channel === "exit") exitStatus = o.value as number;
+      if (flags.outputs === "numbered") {
+        const value = o.value instanceof Uint8Array ? Array.from(o.value) : o.value;
+        stdout.write(JSON.stringify({ seq: o.seq, channel: o.channel, value }) + "\n");
+      } else if (o.channel === "serial") {
+        stdout.write(Uint8Array.of(o.value as number));
+      }
+    }
+  };
+  const engine = await loadEngine(flags.engine, { ramSize: mem });
+  const waker = new Waker();
+  link.onFrame(() => waker.wake());
+  const options = {
+    image, engine, clock: flags.clock, cmdline, configHash, vm, name: role, link, arbiter,
+    timeouts: { intervalMs: flags["heartbeat-ms"], timeoutMs: flags["timeout-ms"] }, slice: 100_000, maxLag: 50_000_000n,
+    limit: flags["max-instructions"] === undefined ? undefined : BigInt(flags["max-instructions"]),
+    release: print, say,
+  };
+  const replica = role === "primary" ? new PrimaryReplica(options, performance.now()) : new BackupReplica(options, performance.now());
+  let interrupted: string | null = null;
+  const onSignal = (sig: NodeJS.Signals) => { interrupted = sig; waker.wake(); };
+  process.once("SIGINT", onSignal);
+  process.once("SIGTERM", onSignal);
+  const limit = options.limit;
+  const outcome = await driveReplica(replica, {
+    waker,
+    stop: () => interrupted !== null || (limit !== undefined && replica.machine !== null && replica.machine.engine.icount >= limit),
+  });
+  process.off("SIGINT", onSignal);
+  process.off("SIGTERM", onSignal);
+  const icount = replica.machine?.engine.icount ?? 0n;
+  const ls = link.stats;
+  say(`channel: ${ls.framesOut} frames (${ls.bytesOut} bytes) sent, ${ls.framesIn} (${ls.bytesIn} bytes) received, ${ls.dropped} repeats dropped`);
+  if (outcome === "stopped") {
+    // Stopped dead: no goodbye to the peer (it must notice the silence), as a crash would.
+    say(`stopped at instruction ${icount} (${interrupted ?? "--max-instructions"})`);
+    process.exit(interrupted === "SIGINT" ? 130 : interrupted === "SIGTERM" ? 143 : EXIT_FAILURE);
+  }
+  link.close("done");
+  await (listener as Listener | null)?.close();
+  const st = replica.status();
+  say(`done at instruction ${icount} (${st.state}, epoch ${st.epoch})`);
+  if (replica.lostArbiter) return EXIT_FAILURE;
+  if (exitStatus !== null) return Math.min(exitStatus, 255);
+  return EXIT_OK;
+}
