@@ -119,8 +119,8 @@ describe("lockstep arbiter reset", () => {
 
 describe("lockstep arbiter: bad arguments exit 2", () => {
   it.each([
-    [["status", "etcd:http://127.0.0.1:2379"], "arbiter 'etcd:http://127.0.0.1:2379': etcd:URL arbiters are not implemented yet (use file:PATH)"],
-    [["status", "/some/dir"], "unknown arbiter '/some/dir' (expected file:PATH, a directory both replicas can reach)"],
+    [["status", "etcd:127.0.0.1:2379"], "arbiter 'etcd:127.0.0.1:2379': etcd endpoint '127.0.0.1:2379' is not http://HOST:PORT"],
+    [["status", "/some/dir"], "unknown arbiter '/some/dir' (expected file:PATH, a directory both replicas can reach, or etcd:http://HOST:PORT)"],
     [["status", "file:"], "arbiter 'file:' names no directory (file:PATH)"],
     [["list", "file:x"], "unknown subcommand 'list' (one of: status, reset)"],
     [["status"], "missing status|reset and ARBITER"],

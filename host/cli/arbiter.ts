@@ -7,6 +7,7 @@ import { UsageError } from "./args.js";
 import { CommandError, defineCommand, EXIT_USAGE } from "./command.js";
 import { ArbiterError, vmIdProblem, type Arbiter, type ArbiterClaim } from "../ft/arbiter.js";
 import { FileArbiter } from "../node/file-arbiter.js";
+import { EtcdArbiter } from "../node/etcd-arbiter.js";
 
 /** The arbiter an ARBITER spec names; UsageError if the spec is malformed or its kind is not implemented. */
 export function openArbiter(spec: string): Arbiter {
@@ -17,8 +18,15 @@ export function openArbiter(spec: string): Arbiter {
     if (rest === "") throw new UsageError(`arbiter '${spec}' names no directory (file:PATH)`);
     return new FileArbiter(rest);
   }
-  if (kind === "etcd") throw new UsageError(`arbiter '${spec}': etcd:URL arbiters are not implemented yet (use file:PATH)`);
-  throw new UsageError(`unknown arbiter '${spec}' (expected file:PATH, a directory both replicas can reach)`);
+  if (kind === "etcd") {
+    try {
+      return new EtcdArbiter(rest);
+    } catch (e) {
+      if (e instanceof ArbiterError) throw new UsageError(`arbiter '${spec}': ${e.message}`);
+      throw e;
+    }
+  }
+  throw new UsageError(`unknown arbiter '${spec}' (expected file:PATH, a directory both replicas can reach, or etcd:http://HOST:PORT)`);
 }
 
 function describeClaim(c: ArbiterClaim): string {
@@ -40,7 +48,7 @@ export default defineCommand({
   description: `
 ARBITER names the arbiter the replicas of a VM claim epochs on before going
 live; file:PATH is a directory both replicas can reach (it must exist).
-etcd:URL is planned and not implemented yet.
+etcd:http://HOST:PORT[,http://HOST:PORT...] is an etcd cluster's endpoints.
 
 status prints the claims of every VM on the arbiter, or of --vm V only,
 highest epoch first: epoch, replica, time and reason. The highest is the one
@@ -55,7 +63,7 @@ again. Only for a VM none of whose replicas runs. It says what it removed.`,
   positionals: { min: 2, max: 2, name: "status|reset and ARBITER" },
   exitStatus: [
     "0  the claims were shown, or removed",
-    "2  usage error (bad subcommand, ARBITER or --vm, reset without --vm), a missing arbiter directory or a damaged claim file",
+    "2  usage error (bad subcommand, ARBITER or --vm, reset without --vm), a missing arbiter directory, an unreachable etcd or a damaged claim",
     "3  internal error",
   ],
   async run({ flags, positionals, stdout }) {
