@@ -445,14 +445,19 @@ async function failoverRun(image: Uint8Array, o: FtBenchOptions, timeouts: Timeo
   try {
     await p.waitConsole(/kv: ready[^\n]*\n/, 30_000);
     for (let i = 0; i < FAILOVER_KILL_AFTER; i++) await client.put(`k${i}`, `v${i}`);
+    if (p.claims() > 0) return { failoverMs: NaN, liveMs: NaN, note: "a false failover before the kill" };
     const killAt = now();
     p.pair.kill("primary");
-    await client.put("after", "kill");
+    try {
+      await client.put("after", "kill");
+    } catch (e) {
+      return { failoverMs: NaN, liveMs: NaN, note: `no reply after the kill: ${(e as Error).message}` };
+    }
     const replyAt = now();
     const live = p.lines.find((l) => /going live/.test(l.line) && l.atMs >= killAt);
     const got = await client.get("k0");
     if (got === undefined || new TextDecoder().decode(got) !== "v0") throw new BenchError(`failover run ${run + 1}: an acknowledged PUT was not read back from the new primary`);
-    return { failoverMs: replyAt - killAt, liveMs: live ? live.atMs - killAt : NaN };
+    return { failoverMs: replyAt - killAt, liveMs: live ? live.atMs - killAt : NaN, note: "" };
   } finally {
     client.close();
     await p.stop();
@@ -461,18 +466,18 @@ async function failoverRun(image: Uint8Array, o: FtBenchOptions, timeouts: Timeo
 
 async function failoverPart(o: FtBenchOptions) {
   const image = new Uint8Array(readFileSync(guestFile("kv.elf")));
-  const byTimeout: Record<string, { timeouts: Timeouts; runs: { failoverMs: number; liveMs: number }[]; medianMs: number; minMs: number; maxMs: number; medianLiveMs: number }> = {};
+  const byTimeout: Record<string, { timeouts: Timeouts; runs: { failoverMs: number; liveMs: number; note: string }[]; medianMs: number; minMs: number; maxMs: number; medianLiveMs: number }> = {};
   const list = [DEFAULT_TIMEOUTS, SHORT_TIMEOUTS];
   for (const t of list) byTimeout[t.timeoutMs] = { timeouts: t, runs: [], medianMs: NaN, minMs: NaN, maxMs: NaN, medianLiveMs: NaN };
   for (let run = 0; run < o.runs; run++) {
     for (const t of run % 2 === 0 ? list : [...list].reverse()) {
       const r = await failoverRun(image, o, t, run);
       byTimeout[t.timeoutMs]!.runs.push(r);
-      process.stderr.write(`  failover, timeout ${t.timeoutMs} ms, run ${run + 1}/${o.runs}: kill to first reply ${r.failoverMs.toFixed(1)} ms (backup live after ${r.liveMs.toFixed(1)} ms)\n`);
+      process.stderr.write(`  failover, timeout ${t.timeoutMs} ms, run ${run + 1}/${o.runs}: kill to first reply ${r.failoverMs.toFixed(1)} ms (backup live after ${r.liveMs.toFixed(1)} ms)${r.note ? `: ${r.note}` : ""}\n`);
     }
   }
   for (const b of Object.values(byTimeout)) {
-    const xs = b.runs.map((r) => r.failoverMs);
+    const xs = b.runs.map((r) => r.failoverMs).filter(Number.isFinite);
     b.medianMs = med(xs); b.minMs = Math.min(...xs); b.maxMs = Math.max(...xs); b.medianLiveMs = med(b.runs.map((r) => r.liveMs));
   }
   return byTimeout;
