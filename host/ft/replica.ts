@@ -98,6 +98,8 @@ export class PrimaryReplica {
   ended: RunOutcome | null = null;
   finished = false;
   epoch = 1;
+  /** Set when this replica asked the arbiter and lost: another replica is live. */
+  lostArbiter = false;
   private out: Output[] = [];
   private readonly counter: OutputCounter;
   private readonly box: ReturnType<typeof inbox>;
@@ -186,6 +188,7 @@ export class PrimaryReplica {
     const want = this.epoch + 1;
     const r = await this.o.arbiter.claim({ vm: this.o.vm, epoch: want, replica: this.o.name, atMs: Date.now(), reason: "the backup went silent" });
     if (r.won) this.epoch = want;
+    else this.lostArbiter = true;
     this.o.say(r.won ? `primary won epoch ${want}: going on without a backup` : `primary lost epoch ${want} to ${r.holder.replica}`);
     this.apply(this.role.claimed(r.won, r.won ? "" : `${r.holder.replica} (epoch ${r.holder.epoch})`));
   }
@@ -198,6 +201,8 @@ export class BackupReplica {
   finished = false;
   epoch = 1;
   live = false;
+  /** Set when this replica asked the arbiter and lost: another replica is live. */
+  lostArbiter = false;
   private out: Output[] = [];
   private counter: OutputCounter | null = null;
   private readonly queue = new EntryQueue();
@@ -265,13 +270,13 @@ export class BackupReplica {
     let ran = false;
     const m = this.ensureMachine(false);
     const cap = this.o.limit !== undefined && this.o.limit < this.role.limit ? this.o.limit : this.role.limit;
-    if (m && !this.ended) {
-      while (m.engine.icount < cap) {
-        const r = m.runSync(Math.min(this.o.slice, Number(cap - m.engine.icount)));
-        if (r.reason !== "limit" && r.reason !== "idle") { this.ended = r; break; }
-        if (r.reason === "idle") break;
-        ran = true;
-      }
+    // One slice a step: between steps the driver reads the primary's frames
+    // (their acknowledgements go out as they arrive) and heartbeats go out,
+    // however far behind the backup is.
+    if (m && !this.ended && m.engine.icount < cap) {
+      const r = m.runSync(Math.min(this.o.slice, Number(cap - m.engine.icount)));
+      if (r.reason !== "limit" && r.reason !== "idle") this.ended = r;
+      ran = r.reason === "limit" && m.engine.icount < cap;
       for (const x of this.out.splice(0)) this.role.output(x);
     }
     const t = this.role.tick(nowMs);
@@ -284,6 +289,7 @@ export class BackupReplica {
   private async claim(): Promise<void> {
     const want = this.epoch + 1;
     const r = await this.o.arbiter.claim({ vm: this.o.vm, epoch: want, replica: this.o.name, atMs: Date.now(), reason: "the primary went silent" });
+    if (!r.won) this.lostArbiter = true;
     this.o.say(r.won ? `backup won epoch ${want}: going live` : `backup lost epoch ${want} to ${r.holder.replica}`);
     const res = this.role.claimed(r.won, r.won ? "" : `${r.holder.replica} (epoch ${r.holder.epoch})`);
     this.apply(res);
