@@ -99,15 +99,15 @@ export class BackupRole {
   /** Time passed: heartbeats, and the primary's silence. */
   tick(nowMs: number): BackupReady {
     if (this.state !== "following") return this.ready([], []);
-    if (this.fd.peerFailed(nowMs)) {
-      this.state = "claiming";
-      return { ...this.ready([], []), claim: true };
+    switch (this.fd.tick(nowMs)) {
+      case "peer-failed":
+        this.state = "claiming";
+        return { ...this.ready([], []), claim: true };
+      case "heartbeat":
+        return this.ready([{ type: "heartbeat", ms: Math.floor(nowMs) }], []);
+      default:
+        return this.ready([], []);
     }
-    if (this.fd.heartbeatDue(nowMs)) {
-      this.fd.sent(nowMs);
-      return this.ready([{ type: "heartbeat", ms: Math.floor(nowMs) }], []);
-    }
-    return this.ready([], []);
   }
 
   /**

@@ -60,6 +60,20 @@ export class FailureDetector {
     return this.silenceMs(nowMs) >= this.t.timeoutMs;
   }
 
+  /**
+   * What time passing means for a side that is watching its peer: the peer
+   * has failed (silent too long), a heartbeat is due (and is taken as sent),
+   * or nothing.
+   */
+  tick(nowMs: number): "peer-failed" | "heartbeat" | null {
+    if (this.peerFailed(nowMs)) return "peer-failed";
+    if (this.heartbeatDue(nowMs)) {
+      this.sent(nowMs);
+      return "heartbeat";
+    }
+    return null;
+  }
+
   /** Milliseconds of silence from the peer so far, while this side was listening. */
   silenceMs(nowMs: number): number {
     return nowMs - this.lastHeard - this.deaf;

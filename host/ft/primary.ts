@@ -107,15 +107,15 @@ export class PrimaryRole {
   /** Time passed: heartbeats, and the backup's silence. */
   tick(nowMs: number): PrimaryReady {
     if (this.state !== "paired") return this.ready([], []);
-    if (this.fd.peerFailed(nowMs)) {
-      this.state = "claiming";
-      return { ...this.ready([], []), claim: true };
+    switch (this.fd.tick(nowMs)) {
+      case "peer-failed":
+        this.state = "claiming";
+        return { ...this.ready([], []), claim: true };
+      case "heartbeat":
+        return this.ready([{ type: "heartbeat", ms: Math.floor(nowMs) }], []);
+      default:
+        return this.ready([], []);
     }
-    if (this.fd.heartbeatDue(nowMs)) {
-      this.fd.sent(nowMs);
-      return this.ready([{ type: "heartbeat", ms: Math.floor(nowMs) }], []);
-    }
-    return this.ready([], []);
   }
 
   /** The arbiter's answer to a claim made after the backup went silent. */

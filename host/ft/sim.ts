@@ -14,7 +14,7 @@ import type { EngineKind } from "../engine/engine.js";
 import type { ClockMode } from "../machine/guest-time.js";
 import { Machine, type RunOutcome } from "../machine/machine.js";
 import { KINDS } from "../replay/event-kinds.js";
-import { LiveGate, type World } from "../replay/live-gate.js";
+import { LiveGate, seededEntropy, type World } from "../replay/live-gate.js";
 import { EntryQueue, ReplayGate } from "../replay/replay-gate.js";
 import type { EngineLoader } from "../replay/session.js";
 import { MemoryArbiter, type Arbiter } from "./arbiter.js";
@@ -138,17 +138,7 @@ interface Replica {
 }
 
 function simWorld(now: () => number, seed: number): Partial<World> {
-  let s = seed >>> 0 || 1;
-  return {
-    hostNs: () => now() * 1e6,
-    epochMs: () => Date.UTC(2026, 6, 1),
-    entropy: () => {
-      s ^= s << 13; s >>>= 0;
-      s ^= s >>> 17;
-      s ^= s << 5; s >>>= 0;
-      return s;
-    },
-  };
+  return { hostNs: () => now() * 1e6, epochMs: () => Date.UTC(2026, 6, 1), entropy: seededEntropy(seed) };
 }
 
 export async function runPairSim(o: SimOptions): Promise<SimReport> {

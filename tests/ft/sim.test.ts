@@ -11,6 +11,7 @@ import { bootLive } from "../../host/node/boot.js";
 import { loadEngine } from "../../host/node/core-modules.js";
 import { MemoryArbiter } from "../../host/ft/arbiter.js";
 import { runPairSim, type FaultKind } from "../../host/ft/sim.js";
+import { seededEntropy } from "../../host/replay/live-gate.js";
 import { guestImage } from "../helpers/replay.js";
 
 const RAM = 8 << 20;
@@ -29,16 +30,8 @@ async function solo(name: string, cmdline: string): Promise<Solo> {
   return { serial: Buffer.from(out).toString("latin1"), exit: r.exitStatus, icount, outputIcounts };
 }
 
-/** A seeded xorshift, for kill points and engines. */
-function rng(seed: number) {
-  let s = seed >>> 0 || 1;
-  return () => {
-    s ^= s << 13; s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5; s >>>= 0;
-    return s;
-  };
-}
+/** A seeded generator, for kill points and engines. */
+const rng = seededEntropy;
 
 const GUESTS = [
   { name: "hello", cmdline: "hello.elf" },
