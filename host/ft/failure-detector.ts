@@ -18,7 +18,7 @@ export interface Timeouts {
 }
 
 /** Defaults that suit one host or a LAN (docs/ft.md). */
-export const DEFAULT_TIMEOUTS: Timeouts = { intervalMs: 50, timeoutMs: 1000 };
+export const DEFAULT_TIMEOUTS: Timeouts = { intervalMs: 25, timeoutMs: 200 };
 
 export class FailureDetector {
   private lastHeard: number;
