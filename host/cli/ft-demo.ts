@@ -9,6 +9,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { initHash, toHex } from "../common/hash.js";
+import { DEFAULT_TIMEOUTS } from "../ft/failure-detector.js";
 import { KvClient } from "../kv/client.js";
 import type { FrameTransport } from "../net/frame-transport.js";
 import { startPair } from "../node/ft-pair.js";
@@ -64,7 +65,7 @@ A summary with the figures goes to stdout.`,
       let liveAtMs: number | null = null;
       const pair = startPair({
         image, engines: { primary: flags.engine, backup: flags.engine }, ramSize: RAM, clock: "host", cmdline, nic: true,
-        configHash, vm, arbiter, timeouts: { intervalMs: 50, timeoutMs: 500 },
+        configHash, vm, arbiter, timeouts: DEFAULT_TIMEOUTS,
         onSerial: (b) => { console_ += String.fromCharCode(b); },
         onFrame: (f) => { for (const l of listeners) l(f); },
         say: (line) => {
@@ -82,7 +83,8 @@ A summary with the figures goes to stdout.`,
         await new Promise((r) => setTimeout(r, 20));
       }
       out(`  [${ms()} ms] the kv guest is ready; ${flags.ops} requests, the primary killed after ${flags["kill-after"]}`);
-      const client = new KvClient({ transport, clientId: 1, timeoutMs: 200, retries: 40 });
+      // Resends every 50 ms: the failover the client sees is the silence timeout plus at most that.
+      const client = new KvClient({ transport, clientId: 1, timeoutMs: 50, retries: 200 });
       const acked = new Map<string, string>();
       let incrs = 0;
       let lastCounter = 0n;
