@@ -1,0 +1,32 @@
+// npm run soak -- [--seeds N] [--from S]: runs N seeds of the simulated pair
+// (tests/helpers/sim-seeds.ts) from seed S and reports each failure with its
+// timeline, then a summary. npm test runs seeds 1..500; this runs thousands.
+
+import { parseArgs } from "node:util";
+import { runSeed } from "../tests/helpers/sim-seeds.js";
+
+const { values } = parseArgs({ options: { seeds: { type: "string", default: "2000" }, from: { type: "string", default: "1" }, help: { type: "boolean", short: "h" } } });
+if (values.help) {
+  process.stdout.write("usage: npm run soak -- [--seeds N] [--from S]\n");
+  process.exit(0);
+}
+const n = Number(values.seeds), from = Number(values.from);
+if (!Number.isSafeInteger(n) || n < 1 || !Number.isSafeInteger(from) || from < 0) {
+  process.stderr.write(`soak: --seeds must be a positive integer and --from a non-negative one, got ${values.seeds} and ${values.from}\n`);
+  process.exit(2);
+}
+const t0 = performance.now();
+let failures = 0;
+const byKind = new Map<string, number>();
+for (let seed = from; seed < from + n; seed++) {
+  const r = await runSeed(seed);
+  const kind = /, (primary|backup|partition) fails/.exec(r.what)?.[1] ?? "?";
+  byKind.set(kind, (byKind.get(kind) ?? 0) + 1);
+  if (r.problems.length > 0) {
+    failures++;
+    process.stdout.write(`FAIL ${r.what}\n  ${r.problems.join("\n  ")}\n  ${r.report.timeline.join("\n  ")}\n`);
+  }
+  if ((seed - from + 1) % 100 === 0) process.stderr.write(`soak: ${seed - from + 1}/${n} seeds, ${failures} failed, ${((performance.now() - t0) / 1000).toFixed(1)} s\n`);
+}
+process.stdout.write(`soak: ${n} seeds (${[...byKind].map(([k, c]) => `${c} ${k}`).join(", ")}) from ${from}: ${n - failures} passed, ${failures} failed, in ${((performance.now() - t0) / 1000).toFixed(1)} s\n`);
+process.exit(failures > 0 ? 1 : 0);
