@@ -37,6 +37,14 @@ describe("lockstep ft", () => {
     if (extra[1]?.startsWith("primary")) expect(r.stderr).toMatch(/backup is live at instruction \d+ \(epoch 2\)/);
   });
 
+  it("--status on shows both replicas, the lag, the log rate and the held outputs on stderr; stdout stays the console", async () => {
+    const r = await runLockstep(REPO, "ft", GUEST, "--cmdline", "ticks=60 every=20 hz=100", "--status", "on");
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/lockstep ft: primary \S+ \(paired, epoch 1\) \| backup \S+ \(following\) \| lag \S+ instr( \| log [\d.]+ Mbit\/s)? \| held \d+/);
+    expect(r.stdout).toMatch(/^ticks: PIT channel 0 at 100 Hz/);
+    expect(r.stdout).not.toMatch(/lockstep ft:/);
+  });
+
   it("refuses a malformed --fail and a heartbeat not below the timeout (status 2)", async () => {
     for (const bad of [["--fail", "primary"], ["--fail", "both@3"], ["--heartbeat-ms", "500", "--timeout-ms", "400"]]) {
       const r = await runLockstep(REPO, "ft", GUEST, ...bad);

@@ -11,7 +11,9 @@ import { initHash, toHex } from "../common/hash.js";
 import { MAX_RAM, MIN_RAM } from "../engine/load.js";
 import type { Arbiter } from "../ft/arbiter.js";
 import { DEFAULT_TIMEOUTS } from "../ft/failure-detector.js";
+import type { ReplicaStatus } from "../ft/replica.js";
 import { startPair, type Side } from "../node/ft-pair.js";
+import type { FtStatusExtra } from "../node/ft-worker.js";
 import { FileArbiter } from "../node/file-arbiter.js";
 import { vmConfig, vmConfigHash } from "../replay/vm-config.js";
 import { UsageError } from "./args.js";
@@ -32,6 +34,38 @@ export function parseFail(text: string): FailSpec {
   const n = m[2]!;
   const at = m[3] === undefined ? { icount: BigInt(n) } : { ms: Number(n) * (m[3] === "s" ? 1000 : 1) };
   return { who: m[1] as Side, at };
+}
+
+/**
+ * The pair at a glance: both instruction counts, the backup's lag, the
+ * channel's rate and the outputs the primary holds, from the workers'
+ * status messages (host/node/ft-worker.ts).
+ */
+export class StatusLine {
+  private st: Partial<Record<Side, ReplicaStatus>> = {};
+  private bytes: { atMs: number; out: number }[] = [];
+
+  update(side: Side, st: ReplicaStatus, extra: FtStatusExtra | undefined): void {
+    this.st[side] = st;
+    if (side === "primary" && extra) {
+      this.bytes.push({ atMs: extra.atMs, out: extra.link.bytesOut });
+      while (this.bytes.length > 2 && this.bytes[this.bytes.length - 1]!.atMs - this.bytes[0]!.atMs > 2000) this.bytes.shift();
+    }
+  }
+
+  render(): string {
+    const p = this.st.primary, b = this.st.backup;
+    const m = (n: bigint) => (n < 1_000_000n ? String(n) : (Number(n) / 1e6).toFixed(1) + "M");
+    const parts = [
+      p ? `primary ${m(p.icount)} (${p.state}, epoch ${p.epoch})` : "primary starting",
+      b ? `backup ${m(b.icount)} (${b.state})` : "backup starting",
+    ];
+    if (p && b && b.state === "following") parts.push(`lag ${m(p.icount > b.icount ? p.icount - b.icount : 0n)} instr`);
+    const first = this.bytes[0], last = this.bytes[this.bytes.length - 1];
+    if (first && last && last.atMs > first.atMs) parts.push(`log ${(((last.out - first.out) * 8) / ((last.atMs - first.atMs) / 1000) / 1e6).toFixed(2)} Mbit/s`);
+    if (p) parts.push(`held ${p.held}`);
+    return "lockstep ft: " + parts.join(" | ");
+  }
 }
 
 export default defineCommand({
@@ -64,6 +98,7 @@ the TCP transport between processes. See docs/ft.md.`,
     cmdline: { type: "string", default: "", arg: "TEXT", help: "the Multiboot command line" },
     "timeout-ms": { type: "int", min: 2, default: DEFAULT_TIMEOUTS.timeoutMs, arg: "MS", help: "silence after which a peer counts as failed" },
     "heartbeat-ms": { type: "int", min: 1, default: DEFAULT_TIMEOUTS.intervalMs, arg: "MS", help: "longest a side stays silent" },
+    status: { type: "enum", values: ["auto", "on", "off"], default: "auto", help: "a live status line on stderr (auto: when stderr is a terminal)" },
   },
   positionals: { min: 1, max: 1, name: "GUEST (a Multiboot kernel or ELF32 i386 executable)" },
   exitStatus: [
@@ -93,16 +128,32 @@ the TCP transport between processes. See docs/ft.md.`,
     try {
       const first = await arbiter.claim({ vm, epoch: 1, replica: "primary", atMs: Date.now(), reason: "first start" });
       if (!first.won) throw new UsageError(`the arbiter already holds epoch ${first.holder.epoch} of ${vm}`);
-      const say = (s: string) => stderr.write(`lockstep ft: ${s}\n`);
+      // The live status line: rewritten in place, cleared before any other line.
+      const showStatus = flags.status === "on" || (flags.status === "auto" && (stderr as NodeJS.WriteStream).isTTY === true);
+      let statusShown = false;
+      const clearStatus = () => {
+        if (statusShown) stderr.write("\r\x1b[K");
+        statusShown = false;
+      };
+      const say = (s: string) => { clearStatus(); stderr.write(`lockstep ft: ${s}\n`); };
+      const statusLine = new StatusLine();
       const pair = startPair({
         image, engines: { primary: flags.engine, backup: flags["backup-engine"] }, ramSize: mem, clock: flags.clock, cmdline, nic: false,
         configHash, vm, arbiter, timeouts: { intervalMs: flags["heartbeat-ms"], timeoutMs: flags["timeout-ms"] },
         failAt: fail && "icount" in fail.at ? { [fail.who]: fail.at.icount } : undefined,
-        onSerial: (b) => stdout.write(Uint8Array.of(b)), say,
+        onSerial: (b) => { clearStatus(); stdout.write(Uint8Array.of(b)); }, say,
+        onStatus: (side, st, extra) => statusLine.update(side, st, extra),
       });
+      const ticker = showStatus ? setInterval(() => {
+        clearStatus();
+        stderr.write(statusLine.render());
+        statusShown = true;
+      }, 250) : null;
       const timer = fail && "ms" in fail.at ? setTimeout(() => pair.kill(fail.who), fail.at.ms) : null;
       const r = await pair.done;
       if (timer) clearTimeout(timer);
+      if (ticker) clearInterval(ticker);
+      clearStatus();
       const line = (s: Side) => {
         const st = r.status[s];
         return `${s} ${r.ended[s] ?? "?"}${st ? ` at instruction ${st.icount} (${st.state}, epoch ${st.epoch})` : ""}`;
