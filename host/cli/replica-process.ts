@@ -104,16 +104,23 @@ export async function runReplicaProcess(role: "primary" | "backup", flags: Repli
   }
 
   let exitStatus: number | null = null;
-  const print = (outputs: Output[]) => {
+  // Resolves when stdout has taken the bytes (a pipe's write may finish
+  // later): only then may the backup forget them (PrimaryRole.delivered).
+  const print = (outputs: Output[]): Promise<void> => {
+    const chunks: Uint8Array[] = [];
     for (const o of outputs) {
       if (o.channel === "exit") exitStatus = o.value as number;
       if (flags.outputs === "numbered") {
         const value = o.value instanceof Uint8Array ? Array.from(o.value) : o.value;
-        stdout.write(JSON.stringify({ seq: o.seq, channel: o.channel, value }) + "\n");
+        chunks.push(new TextEncoder().encode(JSON.stringify({ seq: o.seq, channel: o.channel, value }) + "\n"));
       } else if (o.channel === "serial") {
-        stdout.write(Uint8Array.of(o.value as number));
+        chunks.push(Uint8Array.of(o.value as number));
       }
     }
+    const bytes = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
+    let at = 0;
+    for (const c of chunks) { bytes.set(c, at); at += c.length; }
+    return new Promise((res) => stdout.write(bytes, () => res()));
   };
   const engine = await loadEngine(flags.engine, { ramSize: mem });
   const waker = new Waker();

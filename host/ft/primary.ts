@@ -85,20 +85,25 @@ export class PrimaryRole {
     return this.ready(send, []);
   }
 
+  /**
+   * The outside world has taken every output up to `seq` (the driver's write
+   * completed): the backup may forget its copies. Not before — outputs the
+   * world never got must stay with the backup, to be sent again on go-live.
+   */
+  delivered(seq: number, nowMs: number): Frame[] {
+    if (this.state !== "paired" || seq <= this.lastReleaseSent) return [];
+    this.lastReleaseSent = seq;
+    this.fd.sent(nowMs);
+    return [{ type: "release", seq }];
+  }
+
   /** A message from the backup. */
   received(m: Frame, nowMs: number): PrimaryReady {
     if (this.state === "stopped") return this.ready([], []);
     this.fd.heard(nowMs);
     if (m.type === "ack" && this.state === "paired") {
       if (m.icount > this.acked) this.acked = m.icount;
-      const released = this.gate.ack(m.icount);
-      const send: Frame[] = [];
-      if (released.length > 0) {
-        this.lastReleaseSent = released[released.length - 1]!.seq;
-        send.push({ type: "release", seq: this.lastReleaseSent });
-        this.fd.sent(nowMs);
-      }
-      return this.ready(send, released);
+      return this.ready([], this.gate.ack(m.icount));
     }
     if (m.type === "bye") return this.stopWith(`the backup said goodbye: ${m.reason}`);
     return this.ready([], []);

@@ -43,8 +43,12 @@ export interface ReplicaOptions {
   /** The guest runs no further than this instruction count (an injected fault stops it there). */
   limit?: bigint;
   world?: Partial<World>;
-  /** Outputs that may reach the outside world now, in order. */
-  release: (outputs: Output[]) => void;
+  /**
+   * Outputs that may reach the outside world now, in order. A promise, if
+   * returned, resolves once the world has them (a write completed): only
+   * then is the backup told it may forget them.
+   */
+  release: (outputs: Output[]) => void | Promise<void>;
   /** A line for the operator (state changes, failures). */
   say: (line: string) => void;
 }
@@ -128,7 +132,13 @@ export class PrimaryReplica {
 
   private apply(r: { send: Frame[]; release: Output[]; stop: string | null }): void {
     for (const f of r.send) this.o.link.send(f);
-    if (r.release.length > 0) this.o.release(r.release);
+    if (r.release.length > 0) {
+      const last = r.release[r.release.length - 1]!.seq;
+      const tell = () => { for (const f of this.role.delivered(last, performance.now())) this.o.link.send(f); };
+      const done = this.o.release(r.release);
+      if (done) void done.then(tell);
+      else tell();
+    }
     if (r.stop) {
       this.o.say(`primary stops: ${r.stop}`);
       this.finished = true;

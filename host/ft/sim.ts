@@ -226,6 +226,7 @@ export async function runPairSim(o: SimOptions): Promise<SimReport> {
   const applyPrimary = (r: PrimaryReady) => {
     send(toBackup, r.send);
     for (const x of r.release) world.take(x);
+    if (r.release.length > 0) send(toBackup, primaryRole.delivered(r.release[r.release.length - 1]!.seq, now));
     if (r.stop) { note(`primary stops: ${r.stop}`); p.alive = false; }
     return r;
   };
