@@ -136,13 +136,17 @@ export class LiveGate implements InputGate {
       // it wakes for it), or the guest has been running a while. A guest
       // idling in HLT does not age between readings, so it needs none.
       const h = this.elapsed();
-      const due = v.nextEventNs !== null && v.nextEventNs <= h;
+      const next = v.nextEventNs; // a walk over the timed devices: read once
+      const due = next !== null && next <= h;
       const input = (this.serial.length > 0 && v.serialSpace > 0) || this.frames.length > 0;
       const stale = !v.halted && h - this.lastReading >= RESYNC_NS;
-      const target = this.target(v, h);
-      if (target > v.guestNs && (due || input || stale)) {
-        this.lastReading = h;
-        this.setTime(v.icount, target, sink.setTime);
+      if (due || input || stale) {
+        const guestNs = v.guestNs;
+        const target = this.target(v.halted, guestNs, next, h);
+        if (target > guestNs) {
+          this.lastReading = h;
+          this.setTime(v.icount, target, sink.setTime);
+        }
       }
     }
     if (this.serial.length > 0 && v.serialSpace > 0) {
@@ -162,9 +166,9 @@ export class LiveGate implements InputGate {
    * event, and, for a running guest that has not yet run RUN_GAP_NS since the
    * last reading, nowhere (its own time).
    */
-  private target(v: BoundaryView, h: number): number {
-    if (!v.halted && v.guestNs - this.lastAnchorNs < RUN_GAP_NS) return v.guestNs;
-    return v.nextEventNs !== null ? Math.min(h, v.nextEventNs) : h;
+  private target(halted: boolean, guestNs: number, next: number | null, h: number): number {
+    if (!halted && guestNs - this.lastAnchorNs < RUN_GAP_NS) return guestNs;
+    return next !== null ? Math.min(h, next) : h;
   }
 
   private setTime(icount: bigint, ns: number, set: (ns: number) => void): void {
@@ -191,7 +195,8 @@ export class LiveGate implements InputGate {
     // A fresh reading under the same rules as a boundary's, never behind
     // guest time; it becomes the new anchor.
     const h = this.elapsed();
-    const v = Math.max(this.target(view, h), Math.ceil(view.guestNs));
+    const guestNs = view.guestNs;
+    const v = Math.max(this.target(view.halted, guestNs, view.nextEventNs, h), Math.ceil(guestNs));
     this.lastReading = h;
     this.lastAnchorNs = v;
     this.log(view.icount, KINDS.RDTSC, v);
