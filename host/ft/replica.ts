@@ -135,8 +135,10 @@ export class PrimaryReplica {
     if (r.release.length > 0) {
       const last = r.release[r.release.length - 1]!.seq;
       const tell = () => { for (const f of this.role.delivered(last, performance.now())) this.o.link.send(f); };
-      const done = this.o.release(r.release);
-      if (done) void done.then(tell);
+      // Only a promise means "wait for the write": a driver's release may
+      // return anything else (a worker port's postMessage returns true).
+      const done: unknown = this.o.release(r.release);
+      if (done instanceof Promise) void done.then(tell);
       else tell();
     }
     if (r.stop) {

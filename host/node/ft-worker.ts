@@ -85,7 +85,7 @@ const options = {
   image: d.image, engine, clock: d.clock, cmdline: d.cmdline, nic: d.nic, configHash: d.configHash, vm: d.vm, name: d.name,
   link, arbiter: arbiter as Arbiter, timeouts: d.timeouts, slice: d.slice, maxLag: BigInt(d.maxLag),
   limit: d.failAt === null ? undefined : BigInt(d.failAt),
-  release: (outputs: Output[]) => post({ type: "release", outputs }),
+  release: (outputs: Output[]) => { post({ type: "release", outputs }); },
   say: (line: string) => post({ type: "say", line }),
 };
 const now = performance.now();
