@@ -63,6 +63,9 @@ A summary with the figures goes to stdout.`,
       let console_ = "";
       const listeners = new Set<(f: Uint8Array) => void>();
       let liveAtMs: number | null = null;
+      let killedAtMs: number | null = null;
+      /** Failures nobody injected (a worker that crashed, a failover before the kill): the demo is then no demo. */
+      const unplanned: string[] = [];
       const pair = startPair({
         image, engines: { primary: flags.engine, backup: flags.engine }, ramSize: RAM, clock: "host", cmdline, nic: true,
         configHash, vm, arbiter, timeouts: DEFAULT_TIMEOUTS,
@@ -70,7 +73,11 @@ A summary with the figures goes to stdout.`,
         onFrame: (f) => { for (const l of listeners) l(f); },
         say: (line) => {
           out(`  [${ms()} ms] ${line}`);
-          if (/going live/.test(line)) liveAtMs = ms();
+          if (/going live/.test(line)) {
+            liveAtMs = ms();
+            if (killedAtMs === null) unplanned.push(`a failover before the kill: ${line}`);
+          }
+          if (/worker failed/.test(line)) unplanned.push(line);
         },
       });
       const transport: FrameTransport = {
@@ -88,7 +95,6 @@ A summary with the figures goes to stdout.`,
       const acked = new Map<string, string>();
       let incrs = 0;
       let lastCounter = 0n;
-      let killedAtMs: number | null = null;
       let firstReplyAfterKillMs: number | null = null;
       const latencies: number[] = [];
       for (let i = 0; i < flags.ops; i++) {
@@ -129,7 +135,8 @@ A summary with the figures goes to stdout.`,
       out(`  acknowledged PUTs read back: ${acked.size - lost} of ${acked.size}${lost ? ` — ${lost} LOST` : ""}`);
       out(`  counter: ${counter} after ${incrs} acknowledged INCRs${counter === BigInt(incrs) ? " (each applied once)" : ` — MISMATCH (last INCR returned ${lastCounter})`}`);
       out(`  outputs shown ${r.outputs}, repeats dropped by number ${r.repeats}`);
-      const ok = lost === 0 && counter === BigInt(incrs) && liveAtMs !== null;
+      for (const u of unplanned) out(`  UNPLANNED: ${u}`);
+      const ok = lost === 0 && counter === BigInt(incrs) && liveAtMs !== null && unplanned.length === 0;
       out(ok ? "ok: nothing acknowledged was lost and nothing was applied twice" : "FAILED: see above");
       return ok ? EXIT_OK : EXIT_FAILURE;
     } finally {
