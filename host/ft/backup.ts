@@ -50,6 +50,7 @@ export class BackupRole {
   private stopReason: string | null = null;
   /** Entries received in all (for status lines and the go-live replay). */
   received = 0;
+  private ranSent = 0n;
 
   constructor(o: BackupOptions) {
     this.fd = new FailureDetector(o.timeouts, o.nowMs);
@@ -89,6 +90,17 @@ export class BackupRole {
       default:
         return this.ready([], []);
     }
+  }
+
+  /**
+   * The replaying guest has run to `icount`: the primary is told (RAN), so
+   * its flow control can keep it within a lag target of this replica.
+   */
+  ranTo(icount: bigint, nowMs: number): BackupReady {
+    if (this.state !== "following" || icount <= this.ranSent) return this.ready([], []);
+    this.ranSent = icount;
+    this.fd.sent(nowMs);
+    return this.ready([{ type: "ran", icount }], []);
   }
 
   /** The replaying guest made an output: kept until the primary says it was released. */

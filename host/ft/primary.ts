@@ -11,7 +11,10 @@
 // even when no entry arrives. Outputs wait in the Output Rule's gate
 // (output-gate.ts) until the backup acknowledges the count that made them.
 // Flow control: the primary stops running when it is more than `maxLag`
-// instructions past the backup's last acknowledgement.
+// instructions past the backup's last acknowledgement (the buffer between
+// them is bounded), or more than `runAhead` past where the backup's guest
+// has run (the backup's lag is bounded: VMware FT slows the primary's CPU
+// for the same reason, so a go-live never has a long log to replay).
 
 import type { LogEntry } from "../replay/log-format.js";
 import { FailureDetector, type Timeouts } from "./failure-detector.js";
@@ -22,6 +25,13 @@ export interface PrimaryOptions {
   timeouts: Timeouts;
   /** Instructions the primary may run past the backup's acknowledgement before it waits. */
   maxLag: bigint;
+  /**
+   * Instructions the primary may run past the count the backup's guest has
+   * run to (its RAN reports) before it waits: the backup's execution lag,
+   * which is how long a go-live takes to replay what was received. The
+   * driver may change it (setRunAhead) as it learns the guest's speed.
+   */
+  runAhead?: bigint;
   nowMs: number;
 }
 
@@ -51,11 +61,19 @@ export class PrimaryRole {
   private base = 0n;
   private sentProgress = 0n;
   private acked = 0n;
+  private backupRan = 0n;
+  private runAhead: bigint;
   private lastReleaseSent = 0;
   private stopReason: string | null = null;
 
   constructor(private readonly o: PrimaryOptions) {
     this.fd = new FailureDetector(o.timeouts, o.nowMs);
+    this.runAhead = o.runAhead ?? o.maxLag;
+  }
+
+  /** A new execution-lag bound, in instructions (see PrimaryOptions.runAhead). */
+  setRunAhead(n: bigint): void {
+    this.runAhead = n;
   }
 
   /** The gate logged an entry (it goes out with the next progress record). */
@@ -105,6 +123,10 @@ export class PrimaryRole {
       if (m.icount > this.acked) this.acked = m.icount;
       return this.ready([], this.gate.ack(m.icount));
     }
+    if (m.type === "ran") {
+      if (m.icount > this.backupRan) this.backupRan = m.icount;
+      return this.ready([], []);
+    }
     if (m.type === "bye") return this.stopWith(`the backup said goodbye: ${m.reason}`);
     return this.ready([], []);
   }
@@ -142,7 +164,7 @@ export class PrimaryRole {
   get mayRun(): boolean {
     if (this.state === "alone") return true;
     if (this.state !== "paired") return false;
-    return this.sentProgress - this.acked <= this.o.maxLag;
+    return this.sentProgress - this.acked <= this.o.maxLag && this.sentProgress - this.backupRan <= this.runAhead;
   }
 
   /** Outputs held for an acknowledgement. */
@@ -152,6 +174,11 @@ export class PrimaryRole {
 
   get ackedIcount(): bigint {
     return this.acked;
+  }
+
+  /** How far the backup's guest has run, by its last RAN. */
+  get backupRanIcount(): bigint {
+    return this.backupRan;
   }
 
   private stopWith(reason: string): PrimaryReady {

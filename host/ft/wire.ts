@@ -39,7 +39,7 @@ export const MAX_REPLICA_BYTES = 64;
 export const MAX_BYE_TEXT = 1024;
 
 /** Frame type codes: the wire's bytes, never renumber one. 0 is reserved. */
-export const FrameType = { HELLO: 1, LOG: 2, PROGRESS: 3, ACK: 4, RELEASE: 5, HEARTBEAT: 6, BYE: 7 } as const;
+export const FrameType = { HELLO: 1, LOG: 2, PROGRESS: 3, ACK: 4, RELEASE: 5, HEARTBEAT: 6, BYE: 7, RAN: 8 } as const;
 type TypeName = Frame["type"];
 const TYPE_CODE: Record<TypeName, number> = {
   hello: FrameType.HELLO,
@@ -49,6 +49,7 @@ const TYPE_CODE: Record<TypeName, number> = {
   release: FrameType.RELEASE,
   heartbeat: FrameType.HEARTBEAT,
   bye: FrameType.BYE,
+  ran: FrameType.RAN,
 };
 const TYPE_NAME = new Map<number, TypeName>(Object.entries(TYPE_CODE).map(([n, c]) => [c, n as TypeName]));
 
@@ -71,6 +72,8 @@ export type Frame =
   | { type: "progress"; icount: bigint }
   /** The backup holds the log up to this instruction count. */
   | { type: "ack"; icount: bigint }
+  /** The backup's guest has run to this instruction count (flow control: how far behind it runs). */
+  | { type: "ran"; icount: bigint }
   /** The primary's highest released output sequence number. */
   | { type: "release"; seq: number }
   /** The sender's monotonic time in ms (informational). */
@@ -184,6 +187,7 @@ export function encodeBody(frame: Frame): Uint8Array {
     }
     case "progress":
     case "ack":
+    case "ran":
       return icountVarint(frame.icount, `${frame.type} icount`);
     case "release":
       return safeVarint(frame.seq, "release sequence number");
@@ -431,6 +435,7 @@ export function decodeBody(buf: Uint8Array, b: FrameBounds, base: number): Frame
     }
     case "progress":
     case "ack":
+    case "ran":
       frame = { type: name, icount: c.varint("icount") };
       break;
     case "release":

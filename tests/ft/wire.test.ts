@@ -65,7 +65,7 @@ function randomEntries(r: () => number, base: bigint, n: number): LogEntry[] {
   return out;
 }
 
-const TYPES: Frame["type"][] = ["hello", "log", "progress", "ack", "release", "heartbeat", "bye"];
+const TYPES: Frame["type"][] = ["hello", "log", "progress", "ack", "release", "heartbeat", "bye", "ran"];
 const REPLICAS = ["primary", "b", "réplica-ü", "x".repeat(64), "備份"];
 
 function randomFrame(r: () => number, type: Frame["type"]): Frame {
@@ -78,6 +78,7 @@ function randomFrame(r: () => number, type: Frame["type"]): Frame {
     }
     case "progress":
     case "ack":
+    case "ran":
       return { type, icount: int(r, 3) === 0 ? (1n << 64n) - 1n : big(r, 1 + int(r, 64)) };
     case "release":
       return { type, seq: int(r, 2) ? int(r, 1000) : Number.MAX_SAFE_INTEGER };
@@ -365,7 +366,7 @@ describe("header refusals", () => {
   it("bad magic, an unknown version, an unknown type: refused at that byte", () => {
     expect(wireError(() => new FrameReader(plain).push(Uint8Array.of(0x4c, 0x53, 0x4c)))).toMatchObject({ offset: 2, reason: expect.stringMatching(/bad magic/) });
     expect(wireError(() => new FrameReader(plain).push(header(2, 1, 1, 0)))).toMatchObject({ offset: 4, reason: expect.stringMatching(/unsupported protocol version 2 \(this reader knows 1\)/) });
-    for (const t of [0, 8, 255]) expect(wireError(() => new FrameReader(plain).push(header(1, t, 1, 0)))).toMatchObject({ offset: 5, reason: `unknown frame type ${t}` });
+    for (const t of [0, 9, 255]) expect(wireError(() => new FrameReader(plain).push(header(1, t, 1, 0)))).toMatchObject({ offset: 5, reason: `unknown frame type ${t}` });
   });
 
   it("an overlong or non-minimal varint in the header is refused", () => {
