@@ -5,7 +5,7 @@ import { defineCommand } from "./command.js";
 import { REPLICA_FLAGS, runReplicaProcess } from "./replica-process.js";
 
 export default defineCommand({
-  usage: "GUEST --connect HOST:PORT --arbiter file:PATH [--key FILE] [--vm NAME] [--outputs raw|numbered] [--engine wasm|ts] [--mem SIZE] [--clock host|virtual] [--cmdline TEXT]",
+  usage: "GUEST --connect HOST:PORT --arbiter file:PATH [--key FILE] [--vm NAME] [--nic udp:LISTEN:PEER] [--outputs raw|numbered] [--engine wasm|ts] [--mem SIZE] [--clock host|virtual] [--cmdline TEXT]",
   description: `
 The backup of a fault-tolerant pair, one process per replica, on one host or
 two: it connects to the primary at HOST:PORT and follows it, replaying its log. The logging channel is TCP (docs/ft-protocol.md); with --key
@@ -15,7 +15,18 @@ refused. Both replicas must be given the same GUEST, --mem, --clock and
 --arbiter. When the primary goes silent for --timeout-ms, this replica asks
 the arbiter for the next epoch: the winner goes on (the backup goes live),
 the loser stops and says so. 'kill -9' of either process is a fail-stop the
-other survives. See docs/ft.md.`,
+other survives. See docs/ft.md.
+
+With --nic udp:LISTENPORT:PEERPORT the guest has the paravirtual NIC on
+UDP (127.0.0.1), as with 'lockstep run': datagrams sent to LISTENPORT are
+dropped until this replica has gone live and go into the guest after; from
+go-live its frames go to PEERPORT, first the ones it kept (which the primary
+may already have sent). Give each replica its own LISTENPORT and the same
+PEERPORT. The host also answers endpoint probes on LISTENPORT (its role,
+whether it is live, its epoch), so a client given both replicas' ports finds
+the live one: lockstep kv-client --vm
+127.0.0.1:PRIMARY_LISTEN,127.0.0.1:BACKUP_LISTEN --listen PEERPORT
+(docs/ft-endpoints.md).`,
   flags: { connect: { type: "string", arg: "HOST:PORT", help: "where the primary listens" }, ...REPLICA_FLAGS },
   positionals: { min: 1, max: 1, name: "GUEST (a Multiboot kernel or ELF32 i386 executable)" },
   exitStatus: [

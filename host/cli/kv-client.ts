@@ -1,9 +1,12 @@
 // lockstep kv-client COMMAND [ARGS]: one request to the kv guest through a VM
 // whose NIC is on UDP (lockstep run --nic udp:LISTENPORT:PEERPORT). See
-// docs/kv-protocol.md for the protocol and the exit statuses.
+// docs/kv-protocol.md for the protocol and the exit statuses. With several
+// endpoints (a fault-tolerant pair's replicas, `lockstep primary/backup
+// --nic`), it probes them and talks to the live one (docs/ft-endpoints.md).
 
 import { randomInt } from "node:crypto";
 import { KvClient, KvServerError, KvTimeoutError, type ClientEvent } from "../kv/client.js";
+import { describeRound, EndpointSet, showEndpoint, type Endpoint } from "../kv/endpoints.js";
 import { KV_MAX_KEY, KV_MAX_VALUE, KvProtocolError, opName, Status, statusName, STATS_FIELDS } from "../kv/protocol.js";
 import { parseHostPort, parsePort } from "../net/frame-transport.js";
 import { UdpTransport } from "../node/udp-transport.js";
@@ -33,6 +36,19 @@ function parseBytes(arg: string, name: string, hex: boolean): Uint8Array {
   return Uint8Array.from(arg.match(/../g) ?? [], (h) => parseInt(h, 16));
 }
 
+/** The --vm value: one HOST:PORT, or several separated by commas (no spaces, none twice). */
+export function parseEndpoints(text: string): Endpoint[] {
+  const parts = text.split(",");
+  const out: Endpoint[] = [];
+  for (const [k, p] of parts.entries()) {
+    if (p === "") throw new RangeError(`--vm: endpoint ${k + 1} of ${parts.length} is empty in '${text}'`);
+    const e = parseHostPort(p, `--vm endpoint ${k + 1}`);
+    if (out.some((o) => o.host === e.host && o.port === e.port)) throw new RangeError(`--vm: ${showEndpoint(e)} is listed twice`);
+    out.push(e);
+  }
+  return out;
+}
+
 const showBytes = (b: Uint8Array, hex: boolean) => (hex ? Buffer.from(b).toString("hex") : Buffer.from(b).toString("utf8"));
 
 function describeEvent(e: ClientEvent): string {
@@ -47,7 +63,7 @@ function describeEvent(e: ClientEvent): string {
 }
 
 export default defineCommand({
-  usage: "COMMAND [ARGS...] --vm HOST:PORT --listen PORT [--client-id N] [--timeout MS] [--retries N] [--hex] [--verbose]",
+  usage: "COMMAND [ARGS...] --vm HOST:PORT[,HOST:PORT...] --listen PORT [--client-id N] [--timeout MS] [--retries N] [--probe-ms MS] [--hex] [--verbose]",
   description: `
 Sends one request to the kv guest (guests/kv) running in a VM whose NIC is on
 UDP: lockstep run --nic udp:LISTENPORT:PEERPORT receives the datagrams sent to
@@ -62,14 +78,25 @@ ping [TEXT], stats, hello.
 Unless --request-number is given, the client first asks the server (HELLO)
 for the last request number it remembers for the client id and uses the next
 one. A request that gets no reply within --timeout is resent unchanged, up to
---retries times; the server executes it at most once.`,
+--retries times; the server executes it at most once.
+
+--vm may list several endpoints, HOST:PORT,HOST:PORT: the replicas of a
+fault-tolerant pair (lockstep primary/backup --nic udp:LISTENPORT:PEERPORT,
+each with its own LISTENPORT and the same PEERPORT, which is --listen here).
+The client then probes every endpoint (the replica's host answers with its
+role, whether it is live and its epoch; docs/ft-endpoints.md), waiting at
+most --probe-ms, and sends to the live one with the highest epoch; when a
+request gets no reply in time it probes again and resends there. The request
+keeps its number, so a replica that already executed it (before a failover)
+replays the answer instead of executing it twice.`,
   flags: {
-    vm: { type: "string", arg: "HOST:PORT", help: "where the VM's NIC receives datagrams (required)" },
+    vm: { type: "string", arg: "HOST:PORT[,...]", help: "where the VM's NIC receives datagrams (required); several: the replicas of a pair, probed" },
     listen: { type: "string", arg: "PORT", help: "local UDP port the VM sends its frames to (required)" },
     "client-id": { type: "int", min: 1, max: 0xffffffff, arg: "N", help: "client id (default: random)" },
     "request-number": { type: "int", min: 1, max: 0xffffffff, arg: "N", help: "request number to use (default: the server's last + 1, from HELLO)" },
     timeout: { type: "int", min: 1, max: 3_600_000, default: 500, arg: "MS", help: "milliseconds to wait for each reply" },
     retries: { type: "int", min: 0, max: 1000, default: 5, arg: "N", help: "resends of a request that got no reply" },
+    "probe-ms": { type: "int", min: 1, max: 60_000, default: 100, arg: "MS", help: "with several --vm endpoints: how long a probe waits for their answers" },
     "expect-absent": { type: "boolean", help: "cas: succeed only if the key does not exist (then: cas KEY NEW)" },
     hex: { type: "boolean", help: "keys and values are given and printed as hex bytes" },
     verbose: { type: "boolean", help: "report sends, resends and ignored frames on stderr" },
@@ -94,10 +121,10 @@ one. A request that gets no reply within --timeout is resent unchanged, up to
     if (args.length > names.length) throw new UsageError(`${cmd}: too many arguments (${cmd} ${names.join(" ")})`);
     if (flags.vm === undefined) throw new UsageError("--vm HOST:PORT is required");
     if (flags.listen === undefined) throw new UsageError("--listen PORT is required");
-    let vm: { host: string; port: number };
+    let vms: Endpoint[];
     let listen: number;
     try {
-      vm = parseHostPort(flags.vm, "--vm");
+      vms = parseEndpoints(flags.vm);
       listen = parsePort(flags.listen, "--listen");
     } catch (e) {
       throw new UsageError((e as Error).message);
@@ -120,23 +147,31 @@ one. A request that gets no reply within --timeout is resent unchanged, up to
 
     let transport: UdpTransport;
     try {
-      transport = await UdpTransport.open({ listenPort: listen, peerHost: vm.host, peerPort: vm.port });
+      transport = await UdpTransport.open({ listenPort: listen, peerHost: vms[0].host, peerPort: vms[0].port });
     } catch (e) {
       throw new CommandError(`cannot listen on UDP port ${listen}: ${(e as Error).message}`, EXIT_NO_REPLY);
     }
     const clientId = flags["client-id"] ?? randomInt(1, 0xffffffff);
     const say = (line: string) => stderr.write(`kv-client: ${line}\n`);
+    // One endpoint: straight to it, as ever. Several: through the probed set.
+    const set = vms.length > 1 ? new EndpointSet({ socket: transport, endpoints: vms, probeMs: flags["probe-ms"], firstNonce: randomInt(0, 0xffffffff) }) : null;
+    const probe = async () => {
+      const round = await set!.probe();
+      if (flags.verbose) say(describeRound(round));
+    };
     const client = new KvClient({
-      transport,
+      transport: set ?? transport,
+      beforeResend: set ? probe : undefined,
       clientId,
       timeoutMs: flags.timeout,
       retries: flags.retries,
       firstRequestNumber: flags["request-number"],
       onEvent: flags.verbose ? (e) => say(describeEvent(e)) : undefined,
     });
-    if (flags.verbose) say(`client id ${clientId}, VM at ${vm.host}:${vm.port}, listening on ${transport.localPort}`);
+    if (flags.verbose) say(`client id ${clientId}, VM at ${vms.map(showEndpoint).join(", ")}, listening on ${transport.localPort}`);
     const out = (line: string) => stdout.write(line + "\n");
     try {
+      if (set) await probe();
       if (flags["request-number"] === undefined && cmd !== "hello") await client.hello();
       switch (cmd) {
         case "get": {
@@ -193,7 +228,10 @@ one. A request that gets no reply within --timeout is resent unchanged, up to
       }
       throw new Error(`unhandled command ${cmd}`);
     } catch (e) {
-      if (e instanceof KvTimeoutError) throw new CommandError(`${cmd}: ${e.message} (is the VM running with --nic udp:${vm.port}:${listen}?)`, EXIT_NO_REPLY);
+      if (e instanceof KvTimeoutError) {
+        const hint = set ? `was any replica live? probe: ${describeRound(await set.probe())}` : `is the VM running with --nic udp:${vms[0].port}:${listen}?`;
+        throw new CommandError(`${cmd}: ${e.message} (${hint})`, EXIT_NO_REPLY);
+      }
       if (e instanceof KvServerError) {
         const why = e.status === Status.Stale ? " (the request number is not newer than the server's last one for this client id)" : "";
         throw new CommandError(`${cmd}: the server refused the request: ${statusName(e.status)}${why}`, EXIT_REFUSED);
@@ -202,6 +240,7 @@ one. A request that gets no reply within --timeout is resent unchanged, up to
       throw e;
     } finally {
       client.close();
+      set?.close();
       await transport.close();
     }
   },

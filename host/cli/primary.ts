@@ -5,7 +5,7 @@ import { defineCommand } from "./command.js";
 import { REPLICA_FLAGS, runReplicaProcess } from "./replica-process.js";
 
 export default defineCommand({
-  usage: "GUEST --listen HOST:PORT --arbiter file:PATH [--key FILE] [--vm NAME] [--outputs raw|numbered] [--engine wasm|ts] [--mem SIZE] [--clock host|virtual] [--cmdline TEXT]",
+  usage: "GUEST --listen HOST:PORT --arbiter file:PATH [--key FILE] [--vm NAME] [--nic udp:LISTEN:PEER] [--outputs raw|numbered] [--engine wasm|ts] [--mem SIZE] [--clock host|virtual] [--cmdline TEXT]",
   description: `
 The primary of a fault-tolerant pair, one process per replica, on one host or
 two: it listens on HOST:PORT for its backup, waits for it, then runs the guest live. The logging channel is TCP (docs/ft-protocol.md); with --key
@@ -15,7 +15,17 @@ refused. Both replicas must be given the same GUEST, --mem, --clock and
 --arbiter. When the backup goes silent for --timeout-ms, this replica asks
 the arbiter for the next epoch: the winner goes on (the backup goes live),
 the loser stops and says so. 'kill -9' of either process is a fail-stop the
-other survives. See docs/ft.md.`,
+other survives. See docs/ft.md.
+
+With --nic udp:LISTENPORT:PEERPORT the guest has the paravirtual NIC on
+UDP (127.0.0.1), as with 'lockstep run': datagrams sent to LISTENPORT go
+into the guest while this replica is live, and the frames it releases (once
+the backup holds their inputs) go to PEERPORT. Give each replica its own
+LISTENPORT and the same PEERPORT. The host also answers endpoint probes on
+LISTENPORT (its role, whether it is live, its epoch), so a client given both
+replicas' ports finds the live one: lockstep kv-client --vm
+127.0.0.1:PRIMARY_LISTEN,127.0.0.1:BACKUP_LISTEN --listen PEERPORT
+(docs/ft-endpoints.md).`,
   flags: { listen: { type: "string", arg: "HOST:PORT", help: "where the backup connects" }, ...REPLICA_FLAGS },
   positionals: { min: 1, max: 1, name: "GUEST (a Multiboot kernel or ELF32 i386 executable)" },
   exitStatus: [

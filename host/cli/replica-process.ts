@@ -7,6 +7,10 @@
 // outputs it kept, which the primary may already have shown). With
 // `--outputs numbered` each output is a JSON line with its number, so a
 // reader of both streams can take each number once (docs/ft.md).
+// With `--nic udp:LISTENPORT:PEERPORT` the guest has the NIC: frames sent to
+// LISTENPORT go into the guest only while this replica is live, released
+// frames go to PEERPORT, and the host answers endpoint probes on LISTENPORT
+// (docs/ft-endpoints.md) so clients find the live replica.
 
 import { initHash, toHex } from "../common/hash.js";
 import { MAX_RAM, MIN_RAM } from "../engine/load.js";
@@ -15,10 +19,12 @@ import { DEFAULT_TIMEOUTS } from "../ft/failure-detector.js";
 import type { PeerLink } from "../ft/link.js";
 import type { Output } from "../ft/output-gate.js";
 import { BackupReplica, PrimaryReplica } from "../ft/replica.js";
-import { parseHostPort } from "../net/frame-transport.js";
+import { parseHostPort, parseNicSpec, type NicSpec } from "../net/frame-transport.js";
+import { decodeProbe, encodeProbeAnswer, isProbe, ProbeError } from "../net/probe.js";
 import { loadEngine } from "../node/core-modules.js";
 import { driveReplica, Waker } from "../node/ft-driver.js";
 import { connectLink, listenLink, readKeyFile, TcpLinkError, type Listener } from "../node/tcp-link.js";
+import { UdpTransport } from "../node/udp-transport.js";
 import { vmConfig, vmConfigHash } from "../replay/vm-config.js";
 import { UsageError } from "./args.js";
 import { openArbiter } from "./arbiter.js";
@@ -34,6 +40,7 @@ export const REPLICA_FLAGS = {
   clock: { type: "enum", values: ["host", "virtual"], default: "host", help: "guest time source (both replicas alike)" },
   cmdline: { type: "string", default: "", arg: "TEXT", help: "the Multiboot command line (both replicas alike)" },
   outputs: { type: "enum", values: ["raw", "numbered"], default: "raw", help: "COM1 bytes as they are, or every output as a JSON line with its number" },
+  nic: { type: "string", arg: "udp:LISTEN:PEER", help: "the NIC on UDP, 127.0.0.1 (both replicas or neither; each its own LISTEN)" },
   "timeout-ms": { type: "int", min: 2, default: DEFAULT_TIMEOUTS.timeoutMs, arg: "MS", help: "silence after which the peer counts as failed" },
   "heartbeat-ms": { type: "int", min: 1, default: DEFAULT_TIMEOUTS.intervalMs, arg: "MS", help: "longest this side stays silent" },
   "max-instructions": { type: "int", min: 1, arg: "N", help: "the guest runs no further than instruction N (then this replica stops dead: a fault to test with)" },
@@ -52,6 +59,10 @@ export async function runReplicaProcess(role: "primary" | "backup", flags: Repli
   if (endpoint === undefined) throw new UsageError(`${role} needs --${endpointFlag} HOST:PORT`);
   let where: { host: string; port: number };
   try { where = parseHostPort(endpoint, `--${endpointFlag}`); } catch (e) { throw new UsageError((e as Error).message); }
+  let nicSpec: NicSpec | undefined;
+  if (flags.nic !== undefined) {
+    try { nicSpec = parseNicSpec(flags.nic); } catch (e) { throw new UsageError(`--nic: ${(e as Error).message}`); }
+  }
   let key: Uint8Array | null = null;
   if (flags.key !== undefined) {
     try {
@@ -67,8 +78,13 @@ export async function runReplicaProcess(role: "primary" | "backup", flags: Repli
   const image = readGuest(file);
   const cmdline = `${file} ${flags.cmdline}`;
   await initHash();
-  const configHash = vmConfigHash(vmConfig(image, { ramSize: mem, clock: flags.clock, cmdline }));
+  const configHash = vmConfigHash(vmConfig(image, { ramSize: mem, clock: flags.clock, cmdline, nic: nicSpec !== undefined }));
   const vm = flags.vm ?? `ft-${toHex(configHash).slice(0, 16)}`;
+
+  // The NIC's port is bound first, so a port in use fails before the arbiter is claimed.
+  let replica: PrimaryReplica | BackupReplica | null = null;
+  const waker = new Waker();
+  const nic = nicSpec ? await openNic(role, nicSpec, flags.nic!, () => replica, waker, say) : null;
 
   if (role === "primary") {
     const first = await arbiter.claim({ vm, epoch: 1, replica: "primary", atMs: Date.now(), reason: "first start" });
@@ -108,8 +124,10 @@ export async function runReplicaProcess(role: "primary" | "backup", flags: Repli
   // later): only then may the backup forget them (PrimaryRole.delivered).
   const print = (outputs: Output[]): Promise<void> => {
     const chunks: Uint8Array[] = [];
+    const sent: Promise<void>[] = [];
     for (const o of outputs) {
       if (o.channel === "exit") exitStatus = o.value as number;
+      if (o.channel === "frame" && nic) sent.push(nic.transmit(o.value as Uint8Array));
       if (flags.outputs === "numbered") {
         const value = o.value instanceof Uint8Array ? Array.from(o.value) : o.value;
         chunks.push(new TextEncoder().encode(JSON.stringify({ seq: o.seq, channel: o.channel, value }) + "\n"));
@@ -120,32 +138,34 @@ export async function runReplicaProcess(role: "primary" | "backup", flags: Repli
     const bytes = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
     let at = 0;
     for (const c of chunks) { bytes.set(c, at); at += c.length; }
-    return new Promise((res) => stdout.write(bytes, () => res()));
+    sent.push(new Promise((res) => stdout.write(bytes, () => res())));
+    return Promise.all(sent).then(() => undefined);
   };
   const engine = await loadEngine(flags.engine, { ramSize: mem });
-  const waker = new Waker();
   link.onFrame(() => waker.wake());
   const options = {
-    image, engine, clock: flags.clock, cmdline, configHash, vm, name: role, link, arbiter,
+    image, engine, clock: flags.clock, cmdline, nic: nic !== null, configHash, vm, name: role, link, arbiter,
     timeouts: { intervalMs: flags["heartbeat-ms"], timeoutMs: flags["timeout-ms"] }, slice: 100_000, maxLag: 50_000_000n,
     limit: flags["max-instructions"] === undefined ? undefined : BigInt(flags["max-instructions"]),
     release: print, say,
   };
-  const replica = role === "primary" ? new PrimaryReplica(options, performance.now()) : new BackupReplica(options, performance.now());
+  const r = role === "primary" ? new PrimaryReplica(options, performance.now()) : new BackupReplica(options, performance.now());
+  replica = r;
   let interrupted: string | null = null;
   const onSignal = (sig: NodeJS.Signals) => { interrupted = sig; waker.wake(); };
   process.once("SIGINT", onSignal);
   process.once("SIGTERM", onSignal);
   const limit = options.limit;
-  const outcome = await driveReplica(replica, {
+  const outcome = await driveReplica(r, {
     waker,
-    stop: () => interrupted !== null || (limit !== undefined && replica.machine !== null && replica.machine.engine.icount >= limit),
+    stop: () => interrupted !== null || (limit !== undefined && r.machine !== null && r.machine.engine.icount >= limit),
   });
   process.off("SIGINT", onSignal);
   process.off("SIGTERM", onSignal);
-  const icount = replica.machine?.engine.icount ?? 0n;
+  const icount = r.machine?.engine.icount ?? 0n;
   const ls = link.stats;
   say(`channel: ${ls.framesOut} frames (${ls.bytesOut} bytes) sent, ${ls.framesIn} (${ls.bytesIn} bytes) received, ${ls.dropped} repeats dropped`);
+  if (nic) say(nic.summary());
   if (outcome === "stopped") {
     // Stopped dead: no goodbye to the peer (it must notice the silence), as a crash would.
     say(`stopped at instruction ${icount} (${interrupted ?? "--max-instructions"})`);
@@ -153,9 +173,74 @@ export async function runReplicaProcess(role: "primary" | "backup", flags: Repli
   }
   link.close("done");
   await (listener as Listener | null)?.close();
-  const st = replica.status();
+  await nic?.close();
+  const st = r.status();
   say(`done at instruction ${icount} (${st.state}, epoch ${st.epoch})`);
-  if (replica.lostArbiter) return EXIT_FAILURE;
+  if (r.lostArbiter) return EXIT_FAILURE;
   if (exitStatus !== null) return Math.min(exitStatus, 255);
   return EXIT_OK;
+}
+
+interface ReplicaNic {
+  /** Sends a released frame to PEERPORT; resolves once the socket has handed it on. */
+  transmit(frame: Uint8Array): Promise<void>;
+  summary(): string;
+  close(): Promise<void>;
+}
+
+/**
+ * The replica's NIC on UDP: guest frames in while the replica is live (a
+ * replica that is not live drops them, as a dead host would: the client
+ * resends), probes answered by this host, not the guest.
+ */
+async function openNic(role: "primary" | "backup", spec: NicSpec, text: string, replica: () => PrimaryReplica | BackupReplica | null, waker: Waker, say: (s: string) => void): Promise<ReplicaNic> {
+  let udp: UdpTransport;
+  try {
+    udp = await UdpTransport.open({ listenPort: spec.listenPort, peerPort: spec.peerPort });
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    const why = code === "EADDRINUSE" ? `UDP port ${spec.listenPort} on 127.0.0.1 is already in use` : (e as Error).message;
+    throw new CommandError(`--nic ${text}: ${why}`, EXIT_USAGE);
+  }
+  const n = { framesIn: 0, notLive: 0, framesOut: 0, probes: 0, malformed: 0 };
+  let lastMalformed = "";
+  udp.onError((e) => say(`nic: ${e.message}`));
+  udp.onFrame((b, from) => {
+    const r = replica();
+    if (isProbe(b)) {
+      let ask;
+      try {
+        ask = decodeProbe(b);
+      } catch (e) {
+        if (!(e instanceof ProbeError)) throw e;
+        n.malformed++;
+        lastMalformed = e.message;
+        return;
+      }
+      if (ask.kind !== "ask") {
+        n.malformed++;
+        lastMalformed = "an answer sent to a replica";
+        return;
+      }
+      n.probes++;
+      // Before the replica exists (the primary waits for its backup) it is not live, at epoch 1.
+      udp.sendTo(encodeProbeAnswer({ nonce: ask.nonce, role, live: r?.isLive ?? false, epoch: r?.epoch ?? 1 }), from);
+      return;
+    }
+    if (r && r.isLive && r.machine) {
+      n.framesIn++;
+      r.machine.nicInput(b);
+      waker.wake();
+    } else {
+      n.notLive++;
+    }
+  });
+  return {
+    transmit: (frame) => {
+      n.framesOut++;
+      return new Promise((res) => udp.send(frame, () => res()));
+    },
+    summary: () => `nic: ${n.framesIn} frames in, ${n.notLive} dropped while not live, ${n.framesOut} out; ${n.probes} probes answered, ${n.malformed} malformed dropped${n.malformed ? ` (last: ${lastMalformed})` : ""}; ${udp.stats.droppedIn} empty or oversized datagrams dropped`,
+    close: () => udp.close(),
+  };
 }

@@ -39,6 +39,12 @@ export interface KvClientOptions {
   firstRequestNumber?: number;
   timers?: Timers;
   onEvent?: (e: ClientEvent) => void;
+  /**
+   * Awaited when a request got no reply in time, before it is resent: a
+   * client of a replicated VM finds the live replica here (endpoints.ts).
+   * A reply that comes meanwhile still counts; a failure here is ignored.
+   */
+  beforeResend?: () => Promise<void> | void;
 }
 
 /** No reply came after every attempt. The request may or may not have been executed. */
@@ -85,6 +91,7 @@ export class KvClient {
   private readonly retries: number;
   private readonly timers: Timers;
   private readonly onEvent?: (e: ClientEvent) => void;
+  private readonly beforeResend?: () => Promise<void> | void;
   private next: number;
   private pending: Pending | null = null;
   private queue: Promise<unknown> = Promise.resolve();
@@ -107,6 +114,7 @@ export class KvClient {
     this.transport = opts.transport;
     this.timers = opts.timers ?? realTimers;
     this.onEvent = opts.onEvent;
+    this.beforeResend = opts.beforeResend;
     this.next = first;
     this.unsubscribe = this.transport.onFrame((f) => this.onFrame(f));
   }
@@ -165,7 +173,7 @@ export class KvClient {
         this.counters.sent++;
         if (attempt > 1) this.counters.resent++;
         this.onEvent?.({ type: "send", op, requestNumber: n, attempt });
-        p.timer = this.timers.setTimeout(attemptOnce, this.timeoutMs);
+        p.timer = this.timers.setTimeout(expired, this.timeoutMs);
         try {
           this.transport.send(frame);
         } catch (e) {
@@ -173,6 +181,20 @@ export class KvClient {
           this.pending = null;
           reject(e as Error);
         }
+      };
+      const expired = () => {
+        if (this.pending !== p) return;
+        const hook = this.beforeResend;
+        if (!hook || attempt > this.retries) return attemptOnce();
+        // No timer runs while the hook works: a reply that comes meanwhile settles the request.
+        let r: Promise<void> | void;
+        try {
+          r = hook();
+        } catch {
+          return attemptOnce();
+        }
+        if (r instanceof Promise) r.then(attemptOnce, attemptOnce);
+        else attemptOnce();
       };
       attemptOnce();
     });

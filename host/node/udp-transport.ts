@@ -3,7 +3,9 @@
 // udp:LISTENPORT:PEERPORT`: the transport receives the datagrams sent to its
 // listen port and sends each frame to the peer. It has no notion of time or
 // order beyond what the socket gives; for the fault-tolerant VM the caller
-// turns each received frame into a logged input event.
+// turns each received frame into a logged input event. Listeners also get
+// the sender's address, and sendTo answers one (the replicas' endpoint probe,
+// docs/ft-endpoints.md, answers whoever asked).
 
 import { createSocket, type Socket } from "node:dgram";
 import { MAX_FRAME, type FrameTransport } from "../net/frame-transport.js";
@@ -28,8 +30,14 @@ export interface UdpTransportStats {
   droppedIn: number;
 }
 
+/** Where a datagram came from. */
+export interface UdpSender {
+  host: string;
+  port: number;
+}
+
 export class UdpTransport implements FrameTransport {
-  private readonly listeners: ((frame: Uint8Array) => void)[] = [];
+  private readonly listeners: ((frame: Uint8Array, from: UdpSender) => void)[] = [];
   private readonly errorListeners: ((e: Error) => void)[] = [];
   private closed = false;
   readonly stats: UdpTransportStats = { framesIn: 0, framesOut: 0, droppedIn: 0 };
@@ -41,14 +49,15 @@ export class UdpTransport implements FrameTransport {
     readonly peerPort: number,
     private readonly maxFrame: number,
   ) {
-    socket.on("message", (msg) => {
+    socket.on("message", (msg, rinfo) => {
       if (msg.length === 0 || msg.length > this.maxFrame) {
         this.stats.droppedIn++;
         return;
       }
       this.stats.framesIn++;
       const frame = new Uint8Array(msg.buffer.slice(msg.byteOffset, msg.byteOffset + msg.length));
-      for (const cb of [...this.listeners]) cb(frame);
+      const from = { host: rinfo.address, port: rinfo.port };
+      for (const cb of [...this.listeners]) cb(frame, from);
     });
     socket.on("error", (e) => {
       for (const cb of [...this.errorListeners]) cb(e);
@@ -72,14 +81,20 @@ export class UdpTransport implements FrameTransport {
     });
   }
 
-  send(frame: Uint8Array): void {
+  /** Sends to the peer; `done` is called once the socket has handed the datagram to the system. */
+  send(frame: Uint8Array, done?: (e: Error | null) => void): void {
+    this.sendTo(frame, { host: this.peerHost, port: this.peerPort }, done);
+  }
+
+  /** Sends to any address (an answer to a sender, a client's choice among endpoints). */
+  sendTo(frame: Uint8Array, to: UdpSender, done?: (e: Error | null) => void): void {
     if (this.closed) throw new Error("udp transport is closed");
     if (frame.length === 0 || frame.length > this.maxFrame) throw new RangeError(`a frame must be 1 to ${this.maxFrame} bytes, got ${frame.length}`);
     this.stats.framesOut++;
-    this.socket.send(frame, this.peerPort, this.peerHost);
+    this.socket.send(frame, to.port, to.host, done ? (e) => done(e ?? null) : undefined);
   }
 
-  onFrame(cb: (frame: Uint8Array) => void): () => void {
+  onFrame(cb: (frame: Uint8Array, from: UdpSender) => void): () => void {
     this.listeners.push(cb);
     return () => {
       const k = this.listeners.indexOf(cb);
