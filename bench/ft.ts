@@ -609,7 +609,7 @@ async function main(): Promise<void> {
   process.stdout.write(lines.join("\n") + "\n");
   if (!values["no-save"]) {
     const date = new Date();
-    const full = { ...result, node: process.version, platform: `${process.platform}-${process.arch}`, cpu: cpus()[0]?.model ?? null, date: date.toISOString() };
+    const full = { ...result, node: process.version, platform: `${process.platform}-${process.arch}`, cpuModel: cpus()[0]?.model ?? null, date: date.toISOString() };
     mkdirSync(RESULTS_DIR, { recursive: true });
     const json = JSON.stringify(full, null, 2) + "\n";
     const dated = `${RESULTS_DIR}ft-${date.toISOString().slice(0, 19).replace(/:/g, "-").replace("T", "-")}.json`;
