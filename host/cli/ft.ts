@@ -2,12 +2,14 @@
 // (host/node/ft-pair.ts: a primary and a backup in worker threads). This
 // process is the outside world: it prints the guest's COM1 output, each
 // output number once, so the console reads exactly as `lockstep run` prints
-// it whatever fails and when (docs/ft.md).
+// it whatever fails and when (docs/ft.md). With --disk it is also the only
+// writer of the image: it applies each released write (docs/ft-disk.md).
 
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { initHash, toHex } from "../common/hash.js";
+import { BlockStoreError } from "../devices/block-store.js";
 import { MAX_RAM, MIN_RAM } from "../engine/load.js";
 import type { Arbiter } from "../ft/arbiter.js";
 import { DEFAULT_TIMEOUTS } from "../ft/failure-detector.js";
@@ -15,10 +17,11 @@ import type { ReplicaStatus } from "../ft/replica.js";
 import { startPair, type Side } from "../node/ft-pair.js";
 import type { FtStatusExtra } from "../node/ft-worker.js";
 import { FileArbiter } from "../node/file-arbiter.js";
+import { FileBlockStore } from "../node/file-block-store.js";
 import { vmConfig, vmConfigHash } from "../replay/vm-config.js";
 import { UsageError } from "./args.js";
 import { openArbiter } from "./arbiter.js";
-import { defineCommand, EXIT_FAILURE, EXIT_OK } from "./command.js";
+import { CommandError, defineCommand, EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from "./command.js";
 import { readGuest } from "./run.js";
 
 export interface FailSpec {
@@ -69,7 +72,7 @@ export class StatusLine {
 }
 
 export default defineCommand({
-  usage: "GUEST [--fail primary@WHEN|backup@WHEN] [--arbiter file:PATH] [--engine wasm|ts] [--backup-engine wasm|ts] [--mem SIZE] [--clock host|virtual] [--cmdline TEXT]",
+  usage: "GUEST [--disk FILE] [--fail primary@WHEN|backup@WHEN] [--arbiter file:PATH] [--engine wasm|ts] [--backup-engine wasm|ts] [--mem SIZE] [--clock host|virtual] [--cmdline TEXT]",
   description: `
 Runs GUEST as a fault-tolerant pair on this machine: a primary that runs it
 live and a backup that follows it in virtual lockstep by replaying the
@@ -86,8 +89,14 @@ does the same to the backup: the primary wins the arbiter and goes on alone.
 The arbiter is a directory (file:PATH, docs/arbiter.md); by default a
 temporary one, removed at the end.
 
-Not yet: --disk and --nic (the disk is not yet an output), input on COM1,
-the TCP transport between processes. See docs/ft.md.`,
+--disk FILE attaches the ATA disk on one image shared by the pair: the
+replicas read it, and each sector the guest writes is an output like a COM1
+byte, held by the Output Rule and written to FILE by this process when
+released (docs/ft-disk.md). After a failover the new primary sends again the
+writes in flight; FILE ends as 'lockstep run --disk' leaves it.
+
+Not yet: --nic, input on COM1, the TCP transport between processes. See
+docs/ft.md.`,
   flags: {
     fail: { type: "string", arg: "primary@WHEN|backup@WHEN", help: "stop one replica dead at an instruction count or a time" },
     arbiter: { type: "string", arg: "file:PATH", help: "the arbiter (default: a temporary directory)" },
@@ -96,6 +105,7 @@ the TCP transport between processes. See docs/ft.md.`,
     mem: { type: "size", default: 32 << 20, arg: "SIZE", help: "guest RAM: a multiple of 4K from 1M to 1G" },
     clock: { type: "enum", values: ["host", "virtual"], default: "host", help: "guest time source" },
     cmdline: { type: "string", default: "", arg: "TEXT", help: "the Multiboot command line" },
+    disk: { type: "string", arg: "FILE", help: "raw disk image for the ATA disk, shared by the pair (lockstep disk create)" },
     "timeout-ms": { type: "int", min: 2, default: DEFAULT_TIMEOUTS.timeoutMs, arg: "MS", help: "silence after which a peer counts as failed" },
     "heartbeat-ms": { type: "int", min: 1, default: DEFAULT_TIMEOUTS.intervalMs, arg: "MS", help: "longest a side stays silent" },
     status: { type: "enum", values: ["auto", "on", "off"], default: "auto", help: "a live status line on stderr (auto: when stderr is a terminal)" },
@@ -116,7 +126,14 @@ the TCP transport between processes. See docs/ft.md.`,
     const image = readGuest(file);
     const cmdline = `${file} ${flags.cmdline}`;
     await initHash();
-    const configHash = vmConfigHash(vmConfig(image, { ramSize: mem, clock: flags.clock, cmdline }));
+    let disk: FileBlockStore | undefined;
+    if (flags.disk !== undefined) {
+      try { disk = FileBlockStore.open(flags.disk); } catch (e) {
+        if (e instanceof BlockStoreError) throw new CommandError(e.message, EXIT_USAGE);
+        throw e;
+      }
+    }
+    const configHash = vmConfigHash(vmConfig(image, { ramSize: mem, clock: flags.clock, cmdline, disk }));
     const vm = `ft-${toHex(configHash).slice(0, 12)}-${process.pid}-${Date.now()}`;
     let tempDir: string | null = null;
     let arbiter: Arbiter;
@@ -139,7 +156,7 @@ the TCP transport between processes. See docs/ft.md.`,
       const statusLine = new StatusLine();
       const pair = startPair({
         image, engines: { primary: flags.engine, backup: flags["backup-engine"] }, ramSize: mem, clock: flags.clock, cmdline, nic: false,
-        configHash, vm, arbiter, timeouts: { intervalMs: flags["heartbeat-ms"], timeoutMs: flags["timeout-ms"] },
+        disk: disk && flags.disk !== undefined ? { path: flags.disk, store: disk } : undefined, configHash, vm, arbiter, timeouts: { intervalMs: flags["heartbeat-ms"], timeoutMs: flags["timeout-ms"] },
         failAt: fail && "icount" in fail.at ? { [fail.who]: fail.at.icount } : undefined,
         onSerial: (b) => { clearStatus(); stdout.write(Uint8Array.of(b)); }, say,
         onStatus: (side, st, extra) => statusLine.update(side, st, extra),
@@ -158,10 +175,13 @@ the TCP transport between processes. See docs/ft.md.`,
         const st = r.status[s];
         return `${s} ${r.ended[s] ?? "?"}${st ? ` at instruction ${st.icount} (${st.state}, epoch ${st.epoch})` : ""}`;
       };
-      say(`${r.seconds.toFixed(3)} s; ${line("primary")}; ${line("backup")}; ${r.outputs} outputs shown, ${r.repeats} repeats dropped`);
+      const diskNote = disk ? `; ${r.diskWrites} disk sectors written, ${r.diskFlushes} flushes` : "";
+      say(`${r.seconds.toFixed(3)} s; ${line("primary")}; ${line("backup")}; ${r.outputs} outputs shown, ${r.repeats} repeats dropped${diskNote}`);
       if (r.exitStatus !== null) return Math.min(r.exitStatus, 255);
       return r.ended.primary === "done" || r.ended.backup === "done" ? EXIT_OK : EXIT_FAILURE;
     } finally {
+      // What the world applied is made durable whatever the guest did.
+      if (disk) { disk.flush(); disk.close(); }
       if (tempDir) rmSync(tempDir, { recursive: true, force: true });
     }
   },

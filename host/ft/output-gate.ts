@@ -4,14 +4,16 @@
 // here, in order, and leave when an acknowledgement covers them.
 //
 // Outputs are numbered in the order the guest produced them (one number per
-// COM1 byte, debug-console byte, NIC frame or exit status). Both replicas
+// COM1 byte, debug-console byte, NIC frame, exit status, disk sector written
+// or disk flush: the disk is shared, so its writes are outputs too,
+// docs/ft-disk.md). Both replicas
 // number them the same way, because both produce the same outputs in the same
 // order: that is how a client tells a repeat (after a failover the new
 // primary sends again what the old one may already have released) from new
 // output.
 
 /** Where an output goes. */
-export type OutputChannel = "serial" | "debugcon" | "frame" | "exit";
+export type OutputChannel = "serial" | "debugcon" | "frame" | "exit" | "disk" | "flush";
 
 export interface Output {
   /** 1 for the guest's first output, +1 for each after it. */
@@ -19,8 +21,10 @@ export interface Output {
   /** The instruction count when the output was made (the instruction that made it has retired). */
   icount: bigint;
   channel: OutputChannel;
-  /** The byte (serial, debugcon), the exit status (exit) or the frame. */
+  /** The byte (serial, debugcon), the exit status (exit), the frame, or the sector's 512 bytes (disk); 0 for a flush. */
   value: number | Uint8Array;
+  /** The sector written (disk only). */
+  lba?: number;
 }
 
 /** Numbers a machine's outputs as it makes them. */
@@ -34,8 +38,10 @@ export class OutputCounter {
     return this.last;
   }
 
-  next(channel: OutputChannel, value: number | Uint8Array): Output {
-    return { seq: ++this.last, icount: this.icount(), channel, value: value instanceof Uint8Array ? value.slice() : value };
+  next(channel: OutputChannel, value: number | Uint8Array, lba?: number): Output {
+    const o: Output = { seq: ++this.last, icount: this.icount(), channel, value: value instanceof Uint8Array ? value.slice() : value };
+    if (lba !== undefined) o.lba = lba;
+    return o;
   }
 }
 

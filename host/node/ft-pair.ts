@@ -4,13 +4,17 @@
 // world: it takes each output number once (in order) and hands COM1 bytes
 // and NIC frames on; frames from clients go to both workers, and only the
 // live one takes them — a replica that follows or has lost drops them, as a
-// host that is not the live primary would.
+// host that is not the live primary would. With a disk, this thread is also
+// the only writer of its image: it applies each released write in number
+// order (docs/ft-disk.md).
 
 import { MessageChannel, Worker } from "node:worker_threads";
 import type { EngineKind } from "../engine/engine.js";
 import type { Arbiter } from "../ft/arbiter.js";
 import type { Timeouts } from "../ft/failure-detector.js";
+import type { BlockStore } from "../devices/block-store.js";
 import type { Output } from "../ft/output-gate.js";
+import { applyDiskOutput } from "../ft/shared-disk.js";
 import type { ReplicaStatus } from "../ft/replica.js";
 import type { ClockMode } from "../machine/guest-time.js";
 import type { FtStatusExtra, FtWorkerCommand, FtWorkerData, FtWorkerEvent } from "./ft-worker.js";
@@ -24,6 +28,8 @@ export interface PairOptions {
   clock: ClockMode;
   cmdline: string;
   nic: boolean;
+  /** The shared disk: the image's path (the workers open it read-only) and this thread's store on it, the one that writes. */
+  disk?: { path: string; store: BlockStore };
   configHash: Uint8Array;
   vm: string;
   arbiter: Arbiter;
@@ -49,6 +55,9 @@ export interface PairResult {
   /** Outputs shown, and repeats dropped by their numbers. */
   outputs: number;
   repeats: number;
+  /** Disk sectors written to the image and flushes made, as released. */
+  diskWrites: number;
+  diskFlushes: number;
   seconds: number;
 }
 
@@ -68,6 +77,7 @@ export function startPair(o: PairOptions): RunningPair {
   let printed = 0;
   let repeats = 0;
   let exitStatus: number | null = null;
+  let diskWrites = 0, diskFlushes = 0;
   const waiting = new Map<number, Output>();
   const take = (x: Output) => {
     if (x.seq <= printed || waiting.has(x.seq)) { repeats++; return; }
@@ -77,6 +87,10 @@ export function startPair(o: PairOptions): RunningPair {
       if (next.channel === "serial") o.onSerial?.(next.value as number);
       else if (next.channel === "frame") o.onFrame?.(next.value as Uint8Array);
       else if (next.channel === "exit") { exitStatus = next.value as number; o.onExit?.(exitStatus); }
+      else if (o.disk && applyDiskOutput(o.disk.store, next)) {
+        if (next.channel === "disk") diskWrites++;
+        else diskFlushes++;
+      }
     }
   };
 
@@ -89,7 +103,8 @@ export function startPair(o: PairOptions): RunningPair {
     const failAt = o.failAt?.[side];
     const data: FtWorkerData = {
       role: side, port: side === "primary" ? port1 : port2, image: o.image, engine: o.engines[side],
-      ramSize: o.ramSize, clock: o.clock, cmdline: o.cmdline, nic: o.nic, configHash: o.configHash, vm: o.vm, name: side,
+      ramSize: o.ramSize, clock: o.clock, cmdline: o.cmdline, nic: o.nic,
+      disk: o.disk ? { path: o.disk.path, sectors: o.disk.store.sectors, identity: o.disk.store.identity() } : null, configHash: o.configHash, vm: o.vm, name: side,
       timeouts: o.timeouts, slice: 100_000, maxLag: String(50_000_000n), key: null, failAt: failAt === undefined ? null : String(failAt),
       statusMs: o.statusMs,
     };
@@ -117,7 +132,7 @@ export function startPair(o: PairOptions): RunningPair {
     w.on("exit", () => { ended[side] ??= "failed"; resolve(); });
   }));
   const done = Promise.all(finished).then((): PairResult => ({
-    exitStatus, ended, status, outputs: printed, repeats, seconds: (performance.now() - t0) / 1000,
+    exitStatus, ended, status, outputs: printed, repeats, diskWrites, diskFlushes, seconds: (performance.now() - t0) / 1000,
   }));
   return {
     sendFrame(frame) {

@@ -6,6 +6,7 @@
 // process holds one arbiter client. Messages to the main thread: FtWorkerEvent;
 // from it: FtWorkerCommand.
 
+import { closeSync, openSync, readSync } from "node:fs";
 import { parentPort, workerData, type MessagePort } from "node:worker_threads";
 import type { EngineKind } from "../engine/engine.js";
 import type { Arbiter, ArbiterClaim, ClaimResult } from "../ft/arbiter.js";
@@ -14,6 +15,7 @@ import type { LinkStats } from "../ft/link.js";
 import type { Output } from "../ft/output-gate.js";
 import { portLink } from "../ft/port-link.js";
 import { BackupReplica, PrimaryReplica, type ReplicaStatus } from "../ft/replica.js";
+import { SharedDiskStore, type DiskEmit, type ImageReader } from "../ft/shared-disk.js";
 import { frameTagger } from "../ft/wire.js";
 import type { ClockMode } from "../machine/guest-time.js";
 import { loadEngine } from "./core-modules.js";
@@ -29,6 +31,12 @@ export interface FtWorkerData {
   cmdline: string;
   /** Attach the paravirtual NIC (frames in from the main thread, out as outputs). */
   nic: boolean;
+  /**
+   * The shared disk image (docs/ft-disk.md): opened read-only here; its
+   * writes are outputs the main thread applies. Identity as the main thread
+   * hashed it, so the worker does not read the whole image again.
+   */
+  disk: { path: string; sectors: number; identity: string } | null;
   configHash: Uint8Array;
   vm: string;
   name: string;
@@ -81,8 +89,28 @@ const engine = await loadEngine(d.engine, { ramSize: d.ramSize });
 const link = portLink(d.port, await frameTagger(d.key));
 const waker = new Waker();
 link.onFrame(() => waker.wake());
+/** The image read-only: the guest's writes go out as outputs, never to this file. */
+function openImage(path: string, sectors: number): ImageReader & { close(): void } {
+  const fd = openSync(path, "r");
+  return {
+    sectors,
+    read(lba, count) {
+      const out = new Uint8Array(count * 512);
+      for (let at = 0; at < out.length; ) {
+        const n = readSync(fd, out, at, out.length - at, lba * 512 + at);
+        if (n <= 0) throw new Error(`disk image ${path}: short read at sector ${lba + Math.floor(at / 512)} (the file shrank?)`);
+        at += n;
+      }
+      return out;
+    },
+    close: () => closeSync(fd),
+  };
+}
+const diskImage = d.disk === null ? null : openImage(d.disk.path, d.disk.sectors);
+const disk = d.disk === null ? undefined : (emit: DiskEmit) => new SharedDiskStore(diskImage!, d.disk!.identity, emit);
+
 const options = {
-  image: d.image, engine, clock: d.clock, cmdline: d.cmdline, nic: d.nic, configHash: d.configHash, vm: d.vm, name: d.name,
+  image: d.image, disk, engine, clock: d.clock, cmdline: d.cmdline, nic: d.nic, configHash: d.configHash, vm: d.vm, name: d.name,
   link, arbiter: arbiter as Arbiter, timeouts: d.timeouts, slice: d.slice, maxLag: BigInt(d.maxLag),
   limit: d.failAt === null ? undefined : BigInt(d.failAt),
   release: (outputs: Output[]) => { post({ type: "release", outputs }); },
@@ -123,6 +151,7 @@ if (outcome === "stopped") {
   post({ type: "failed", icount: String(replica.machine?.engine.icount ?? 0n) });
   process.exit(0);
 }
+diskImage?.close();
 post({ type: "done", status: replica.status(), extra: extra() });
 link.close("done");
 // Nothing left to wait for: the thread ends once the listener is gone.
