@@ -36,6 +36,7 @@ import { decodeReply, encodeRequest, Op, request } from "../host/kv/protocol.js"
 import type { Machine } from "../host/machine/machine.js";
 import { bootLive } from "../host/node/boot.js";
 import { runRealtime } from "../host/node/driver.js";
+import { Waker } from "../host/node/waker.js";
 import { startPair, type RunningPair, type Side } from "../host/node/ft-pair.js";
 import type { FtStatusExtra } from "../host/node/ft-worker.js";
 import { vmConfig, vmConfigHash } from "../host/replay/vm-config.js";
@@ -330,10 +331,12 @@ async function soloKv(image: Uint8Array, o: FtBenchOptions, rate = o.kvRate): Pr
   const tb = performance.now();
   await runRealtime(m, { canWake: true, interrupted: () => ready() || performance.now() - tb > 20_000 });
   if (!ready()) throw new BenchError(`kv.elf solo did not become ready:\n${out}`);
-  const load = kvLoad((f) => m.nicInput(f), rate, o.kvSeconds);
+  // As lockstep run drives it: a request wakes the idle guest at once.
+  const waker = new Waker();
+  const load = kvLoad((f) => { m.nicInput(f); waker.wake(); }, rate, o.kvSeconds);
   onReply = load.onReply;
   try {
-    await runRealtime(m, { canWake: true, interrupted: load.finished });
+    await runRealtime(m, { canWake: true, interrupted: load.finished, waker });
   } finally {
     load.stop();
   }

@@ -17,6 +17,7 @@ import { loadEngine } from "../node/core-modules.js";
 import { FileBlockStore } from "../node/file-block-store.js";
 import { runRealtime, type DriverOutcome } from "../node/driver.js";
 import { UdpTransport } from "../node/udp-transport.js";
+import { Waker } from "../node/waker.js";
 import { bootLive } from "../node/boot.js";
 import { UsageError, type Flags } from "./args.js";
 import { CommandError, defineCommand, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, type CommandContext } from "./command.js";
@@ -170,9 +171,11 @@ export async function runGuest(
     // Outside input: stdin or a TCP client for COM1, UDP for the NIC. All of
     // it reaches the guest through the machine's gate (logged when recording).
     let inputs = 0;
+    // Input wakes an idle guest at once (its reply then waits for no timer).
+    const waker = new Waker();
     if (serial === "stdio" && !process.stdin.isTTY && flags.clock === "host") {
       inputs++;
-      const onData = (d: Buffer) => machine.serialInput(d);
+      const onData = (d: Buffer) => { machine.serialInput(d); waker.wake(); };
       process.stdin.on("data", onData);
       cleanups.push(() => { process.stdin.off("data", onData); process.stdin.pause(); });
     }
@@ -180,7 +183,7 @@ export async function runGuest(
       inputs++;
       const server = createServer((s) => {
         client = s;
-        s.on("data", (d) => machine.serialInput(d));
+        s.on("data", (d) => { machine.serialInput(d); waker.wake(); });
         s.on("close", () => { if (client === s) client = null; });
       });
       const port = Number(tcp[1]);
@@ -195,7 +198,7 @@ export async function runGuest(
       const nic = machine.nic;
       const udp = await UdpTransport.open({ listenPort: nicSpec.listenPort, peerPort: nicSpec.peerPort })
         .catch((e: unknown) => { throw portError("--nic", flags.nic!, `UDP port ${nicSpec.listenPort}`, e); });
-      udp.onFrame((f) => machine.nicInput(f));
+      udp.onFrame((f) => { machine.nicInput(f); waker.wake(); });
       nic.onTransmit((f) => udp.send(f));
       cleanups.push(() => udp.close());
     }
@@ -205,7 +208,7 @@ export async function runGuest(
     const max = flags["max-instructions"];
     try {
       // The driver yields between slices, so input and signals get in.
-      outcome = await runRealtime(machine, { maxInstructions: max, canWake: inputs > 0 || flags.clock === "host", interrupted: () => signal !== null });
+      outcome = await runRealtime(machine, { maxInstructions: max, canWake: inputs > 0 || flags.clock === "host", interrupted: () => signal !== null, waker });
     } finally {
       disk?.flush();
     }

@@ -4,6 +4,7 @@
 // the event loop between slices so sockets, stdin and signals get in.
 
 import type { Machine, RunOutcome } from "../machine/machine.js";
+import type { Waker } from "./waker.js";
 
 /** Instructions per runSync call between yields to the event loop. */
 export const DRIVER_SLICE = 5_000_000;
@@ -26,6 +27,8 @@ export interface DriverOptions {
   canWake: boolean;
   /** Asked between slices: true ends the run as "interrupted" (a signal). */
   interrupted?: () => boolean;
+  /** Woken by whoever hands the machine input: an idle guest then runs at once rather than when its timer is due. */
+  waker?: Waker;
 }
 
 /**
@@ -44,7 +47,7 @@ export async function runRealtime(m: Machine, o: DriverOptions): Promise<DriverO
     if (m.engine.icount >= limit) return done(r, "limit");
     if (r.reason === "idle") {
       if (!o.canWake) return done(r);
-      await new Promise((res) => setTimeout(res, m.idleWaitMs()));
+      await (o.waker ? o.waker.wait(m.idleWaitMs()) : new Promise((res) => setTimeout(res, m.idleWaitMs())));
     } else {
       await new Promise((res) => setImmediate(res));
     }

@@ -4,39 +4,15 @@
 // get in. Time is the host's monotonic clock.
 
 import type { StepResult } from "../ft/replica.js";
+import type { Waker } from "./waker.js";
 
 export interface SteppedReplica {
   step(nowMs: number): Promise<StepResult>;
 }
 
-/** A wait that ends early when something arrives (a frame, input): the replica steps at once. */
-export class Waker {
-  private wakeNow: (() => void) | null = null;
-  private pending = false;
-
-  /** Something arrived: end the current wait (or the next one, at once). */
-  wake(): void {
-    if (this.wakeNow) this.wakeNow();
-    else this.pending = true;
-  }
-
-  wait(ms: number): Promise<void> {
-    if (this.pending) {
-      this.pending = false;
-      return Promise.resolve();
-    }
-    return new Promise((res) => {
-      const t = setTimeout(done, ms);
-      const self = this;
-      function done() {
-        clearTimeout(t);
-        self.wakeNow = null;
-        res();
-      }
-      this.wakeNow = done;
-    });
-  }
-}
+// The Waker moved to waker.ts (the real-time driver uses it too); exported
+// here as well until the replicas' callers import it from there.
+export { Waker } from "./waker.js";
 
 export interface ReplicaDriverOptions {
   /** Asked before every step: true stops the driver (a fault injected, a signal). */
