@@ -42,7 +42,7 @@ export function parseEndpoints(text: string): Endpoint[] {
   const out: Endpoint[] = [];
   for (const [k, p] of parts.entries()) {
     if (p === "") throw new RangeError(`--vm: endpoint ${k + 1} of ${parts.length} is empty in '${text}'`);
-    const e = parseHostPort(p, `--vm endpoint ${k + 1}`);
+    const e = parseHostPort(p, parts.length === 1 ? "--vm" : `--vm endpoint ${k + 1}`);
     if (out.some((o) => o.host === e.host && o.port === e.port)) throw new RangeError(`--vm: ${showEndpoint(e)} is listed twice`);
     out.push(e);
   }
