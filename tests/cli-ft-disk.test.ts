@@ -55,6 +55,7 @@ describe("lockstep ft --disk", () => {
   // ~285,000 and ~2,200,000, flushes at ~6,100,000 and ends at 13,093,917.
   it.each([
     ["no fault", []],
+    ["the primary stopped dead at instruction 200000, before the first write", ["--fail", "primary@200000"]],
     ["the primary stopped dead at instruction 1000000, in the middle of the writes", ["--fail", "primary@1000000"]],
     ["the primary stopped dead at instruction 2500000, after the writes, before the flush", ["--fail", "primary@2500000"]],
     ["the primary stopped dead at instruction 9000000, reading back", ["--fail", "primary@9000000"]],

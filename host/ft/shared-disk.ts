@@ -11,7 +11,7 @@
 // (its disk data comes from the log) until it goes live.
 
 import { checkRange, SECTOR_SIZE, sectorCount, type BlockStore } from "../devices/block-store.js";
-import type { OutputChannel } from "./output-gate.js";
+import type { Output, OutputChannel } from "./output-gate.js";
 
 /** The image as a replica may see it: read only. */
 export interface ImageReader {
@@ -104,7 +104,7 @@ export class SharedDiskStore implements BlockStore {
  * write applied again (a repeat the world did not drop) puts the same bytes
  * on the same sector, so it changes nothing.
  */
-export function applyDiskOutput(store: Pick<BlockStore, "write" | "flush">, o: { channel: OutputChannel; value: number | Uint8Array; lba?: number }): boolean {
+export function applyDiskOutput(store: Pick<BlockStore, "write" | "flush">, o: Output): boolean {
   if (o.channel === "disk") {
     if (o.lba === undefined || !(o.value instanceof Uint8Array)) throw new TypeError("a disk output without its sector or data");
     store.write(o.lba, o.value);
