@@ -57,6 +57,7 @@ describe("lockstep ft --disk", () => {
     ["no fault", []],
     ["the primary stopped dead at instruction 200000, before the first write", ["--fail", "primary@200000"]],
     ["the primary stopped dead at instruction 1000000, in the middle of the writes", ["--fail", "primary@1000000"]],
+    ["the same with a TS-engine backup, which makes the rest of the writes", ["--fail", "primary@1000000", "--backup-engine", "ts"]],
     ["the primary stopped dead at instruction 2500000, after the writes, before the flush", ["--fail", "primary@2500000"]],
     ["the primary stopped dead at instruction 9000000, reading back", ["--fail", "primary@9000000"]],
     ["the backup stopped dead at instruction 1000000, in the middle of the writes", ["--fail", "backup@1000000"]],
