@@ -49,7 +49,8 @@ describe("lockstep ft", () => {
   });
 
   it("--status on shows both replicas, the lag, the log rate and the held outputs on stderr; stdout stays the console", async () => {
-    const r = await runLockstep(REPO, "ft", GUEST, "--cmdline", "ticks=60 every=20 hz=100", "--status", "on");
+    // A generous timeout: a failover is not what this test is about, and a loaded machine can starve a worker.
+    const r = await runLockstep(REPO, "ft", GUEST, "--cmdline", "ticks=60 every=20 hz=100", "--status", "on", "--timeout-ms", "3000");
     expect(r.status, r.stderr).toBe(0);
     expect(r.stderr).toMatch(/lockstep ft: primary \S+ \(paired, epoch 1\) \| backup \S+ \(following\) \| lag \S+ instr( \| log [\d.]+ Mbit\/s)? \| held \d+/);
     expect(r.stdout).toMatch(/^ticks: PIT channel 0 at 100 Hz/);

@@ -7,6 +7,7 @@
 // (output-gate.ts): the world drops a number it has seen.
 
 import type { Engine } from "../engine/engine.js";
+import type { BlockStore } from "../devices/block-store.js";
 import type { ClockMode } from "../machine/guest-time.js";
 import { Machine, type RunOutcome } from "../machine/machine.js";
 import { LiveGate, type World } from "../replay/live-gate.js";
@@ -17,6 +18,7 @@ import type { Timeouts } from "./failure-detector.js";
 import type { PeerLink } from "./link.js";
 import { OutputCounter, type Output, type OutputChannel } from "./output-gate.js";
 import { PrimaryRole } from "./primary.js";
+import type { DiskEmit } from "./shared-disk.js";
 import { SwitchGate } from "./switch-gate.js";
 import { ByeCode, WIRE_VERSION, type Frame } from "./wire.js";
 
@@ -27,6 +29,8 @@ export interface ReplicaOptions {
   cmdline?: string;
   /** Attach the paravirtual NIC. */
   nic?: boolean;
+  /** The shared disk (shared-disk.ts), made with the function that numbers its writes and flushes as outputs. */
+  disk?: (emit: DiskEmit) => BlockStore;
   /** The VM configuration's hash: both sides must run the same VM (HELLO checks it). */
   configHash: Uint8Array;
   /** The VM's name on the arbiter (docs/arbiter.md). */
@@ -40,6 +44,12 @@ export interface ReplicaOptions {
   slice: number;
   /** Instructions the primary may run past the backup's acknowledgement. */
   maxLag: bigint;
+  /**
+   * How far behind the primary the backup's guest may run, in ms of the
+   * primary's running (default DEFAULT_LAG_TARGET_MS): turned into
+   * instructions from the speed the primary measures, at least two slices.
+   */
+  lagTargetMs?: number;
   /** The guest runs no further than this instruction count (an injected fault stops it there). */
   limit?: bigint;
   world?: Partial<World>;
@@ -52,6 +62,21 @@ export interface ReplicaOptions {
   /** A line for the operator (state changes, failures). */
   say: (line: string) => void;
 }
+
+/**
+ * Longest a replica runs its guest without stepping back to the driver, ms:
+ * frames are read, acknowledged and heartbeats sent between steps, so a
+ * slice that polls a device by the host clock must not silence a replica
+ * for anything near a failure timeout.
+ */
+export const STEP_MS = 10;
+const stepDeadline = () => {
+  const end = performance.now() + STEP_MS;
+  return () => performance.now() > end;
+};
+
+/** The backup's execution lag the primary allows by default (docs/ft.md, "Flow control"). */
+export const DEFAULT_LAG_TARGET_MS = 5;
 
 export interface StepResult {
   /** "run": step again soon; "wait": nothing to do for `waitMs`; "done": the replica has finished. */
@@ -109,12 +134,16 @@ export class PrimaryReplica {
   private readonly box: ReturnType<typeof inbox>;
   private helloSeen = false;
   private linkDown = false;
+  /** The guest's speed while running, instructions per ms (a moving average), for the lag target. */
+  private rate = 0;
 
   constructor(private readonly o: ReplicaOptions, nowMs: number) {
-    this.role = new PrimaryRole({ timeouts: o.timeouts, maxLag: o.maxLag, nowMs });
+    // Until the guest's speed is known, the backup may lag by a few slices.
+    this.role = new PrimaryRole({ timeouts: o.timeouts, maxLag: o.maxLag, runAhead: BigInt(4 * o.slice), nowMs });
     const gate = new LiveGate({ clock: o.clock, world: o.world, record: (icount, kind, payload) => this.role.logged({ icount, kind, payload }) });
     this.machine = Machine.create(o.image, {
       engine: o.engine, clock: o.clock, cmdline: o.cmdline, nic: o.nic, gate, ...tap((c, v) => this.out.push(this.counter.next(c, v))),
+      disk: o.disk?.((c, v, lba) => this.out.push(this.counter.next(c, v, lba))),
     });
     this.counter = new OutputCounter(() => this.machine.engine.icount);
     this.box = inbox(o.link);
@@ -172,8 +201,10 @@ export class PrimaryReplica {
     }
     let ran = false;
     if (!this.ended && this.role.mayRun && this.role.state !== "stopped" && this.sliceLeft() > 0) {
-      const r = this.machine.runSync(this.sliceLeft());
+      const t0 = performance.now();
+      const r = this.machine.runSync(this.sliceLeft(), stepDeadline());
       if (r.reason !== "limit" && r.reason !== "idle") this.ended = r;
+      if (r.reason === "limit") this.learnRate(Number(r.instructions), performance.now() - t0);
       for (const x of this.out.splice(0)) this.apply(this.role.output(x));
       this.apply(this.role.ranTo(this.machine.engine.icount, nowMs));
       ran = r.reason === "limit";
@@ -192,6 +223,15 @@ export class PrimaryReplica {
     await this.claimIfAsked(t);
     if (this.finished) return { next: "done", waitMs: 0 };
     return ran ? { next: "run", waitMs: 0 } : { next: "wait", waitMs: 1 };
+  }
+
+  /** A slice of `n` instructions took `ms`: the lag target in instructions follows the guest's speed. */
+  private learnRate(n: number, ms: number): void {
+    if (ms <= 0 || n <= 0) return;
+    const r = n / ms;
+    this.rate = this.rate === 0 ? r : this.rate * 0.9 + r * 0.1;
+    const target = this.o.lagTargetMs ?? DEFAULT_LAG_TARGET_MS;
+    this.role.setRunAhead(BigInt(Math.max(2 * this.o.slice, Math.round(this.rate * target))));
   }
 
   private async claimIfAsked(t: ReturnType<PrimaryRole["tick"]>): Promise<void> {
@@ -252,6 +292,7 @@ export class BackupReplica {
     const m = Machine.create(this.o.image, {
       engine: this.o.engine, clock: this.o.clock, cmdline: this.o.cmdline, nic: this.o.nic, gate: this.gate,
       ...tap((c, v) => this.out.push(this.counter!.next(c, v))),
+      disk: this.o.disk?.((c, v, lba) => this.out.push(this.counter!.next(c, v, lba))),
     });
     this.counter = new OutputCounter(() => m.engine.icount);
     this.machine = m;
@@ -286,10 +327,11 @@ export class BackupReplica {
     // (their acknowledgements go out as they arrive) and heartbeats go out,
     // however far behind the backup is.
     if (m && !this.ended && m.engine.icount < cap) {
-      const r = m.runSync(Math.min(this.o.slice, Number(cap - m.engine.icount)));
+      const r = m.runSync(Math.min(this.o.slice, Number(cap - m.engine.icount)), stepDeadline());
       if (r.reason !== "limit" && r.reason !== "idle") this.ended = r;
       ran = r.reason === "limit" && m.engine.icount < cap;
       for (const x of this.out.splice(0)) this.role.output(x);
+      this.apply(this.role.ranTo(m.engine.icount, nowMs));
     }
     const t = this.role.tick(nowMs);
     this.apply(t);
@@ -331,7 +373,7 @@ export class BackupReplica {
       this.finished = true;
       return { next: "done", waitMs: 0 };
     }
-    const r = m.runSync(this.o.slice);
+    const r = m.runSync(this.o.slice, stepDeadline());
     if (r.reason !== "limit" && r.reason !== "idle") this.ended = r;
     if (this.out.length > 0) this.o.release(this.out.splice(0));
     if (this.ended) {

@@ -276,9 +276,16 @@ export class Machine implements GuestClock {
    * Never waits for real time: with the host clock an idle guest returns
    * "idle" (the async run() waits instead); with the virtual clock time skips
    * to the next device event.
+   *
+   * `yieldIf`, asked between the engine's runs (not after an input exit),
+   * ends the call early as "limit" when it says so: a driver that must stay
+   * responsive bounds a call's real time with it (a guest polling a device
+   * by the host clock can take many ms per slice). Where it stops changes
+   * nothing a replay depends on: every boundary is one a replay can stop at.
    */
-  runSync(maxInstructions = Number.MAX_SAFE_INTEGER): RunOutcome {
+  runSync(maxInstructions = Number.MAX_SAFE_INTEGER, yieldIf?: () => boolean): RunOutcome {
     const start = this.engine.icount;
+    let ranOnce = false;
     const limit = start + BigInt(maxInstructions);
     const rate = this.time.nsPerInstruction;
     // After an input exit (IN, RDTSC, RDRAND, CPUID, MMIO read) the answered
@@ -317,6 +324,8 @@ export class Machine implements GuestClock {
       }
       const left = limit - this.engine.icount;
       if (left <= 0n && !resume) return this.outcome("limit", start);
+      if (ranOnce && !resume && yieldIf?.()) return this.outcome("limit", start);
+      ranOnce = true;
       let budget = Math.min(SLICE, Math.max(1, Number(left)));
       // Stop exactly where the next device event falls due, so it fires at
       // the same count however the run is sliced.

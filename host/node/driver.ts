@@ -8,6 +8,8 @@ import type { Waker } from "./waker.js";
 
 /** Instructions per runSync call between yields to the event loop. */
 export const DRIVER_SLICE = 5_000_000;
+/** Real time after which a slice ends early, ms. */
+export const SLICE_MS = 50;
 
 /** Why the driver stopped, beyond the machine's own reasons. */
 export type DriverStop = RunOutcome["reason"] | "interrupted";
@@ -42,7 +44,10 @@ export async function runRealtime(m: Machine, o: DriverOptions): Promise<DriverO
   for (;;) {
     if (o.interrupted?.()) return done({ reason: "limit", instructions: 0n }, "interrupted");
     const left = limit - m.engine.icount;
-    const r = m.runSync(Number(left < BigInt(DRIVER_SLICE) ? left : BigInt(DRIVER_SLICE)));
+    // A slice ends early after SLICE_MS of real time (a guest polling a device
+    // by the host clock), so input and signals still get in.
+    const end = performance.now() + SLICE_MS;
+    const r = m.runSync(Number(left < BigInt(DRIVER_SLICE) ? left : BigInt(DRIVER_SLICE)), () => performance.now() > end);
     if (r.reason !== "limit" && r.reason !== "idle") return done(r);
     if (m.engine.icount >= limit) return done(r, "limit");
     if (r.reason === "idle") {
