@@ -1,14 +1,15 @@
 // Clients of the pair as two processes (`lockstep primary` / `lockstep
 // backup --nic`, docs/ft-endpoints.md): the kv guest behind both replicas'
 // NIC ports, `lockstep kv-client --vm A,B` finding the live one by probing.
-// The primary is killed with SIGKILL while a request is in flight; the
-// client carries on against the backup (live, epoch 2), every acknowledged
+// The primary is killed with SIGKILL while a request is in flight (its reply
+// held by the Output Rule: the backup is stopped meanwhile); the client
+// carries on against the backup (live, epoch 2), every acknowledged
 // PUT reads back and the counter equals the acknowledged INCRs. And the
 // replica's host drops malformed probes, counts them, and goes on.
 
 import { spawn, type ChildProcess } from "node:child_process";
 import { createSocket } from "node:dgram";
-import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -65,8 +66,9 @@ async function startPair() {
   const arb = join(tmp, `arb${++dirs}`);
   mkdirSync(arb);
   const [channel, pNic, bNic, clientPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
-  // A generous silence timeout: a loaded 2-core machine must not fail over by itself.
-  const common = [GUEST, "--cmdline", "", "--arbiter", `file:${arb}`, "--timeout-ms", "1000"];
+  // A generous silence timeout: a loaded 2-core machine must not fail over by
+  // itself, nor while the test holds the backup stopped (below).
+  const common = [GUEST, "--cmdline", "", "--arbiter", `file:${arb}`, "--timeout-ms", "4000"];
   const p = start(["primary", ...common, "--listen", `127.0.0.1:${channel}`, "--nic", `udp:${pNic}:${clientPort}`]);
   await until(() => /waiting for the backup/.test(p.err()));
   const b = start(["backup", ...common, "--connect", `127.0.0.1:${channel}`, "--nic", `udp:${bNic}:${clientPort}`]);
@@ -118,11 +120,20 @@ describe("lockstep kv-client --vm A,B against lockstep primary / backup --nic", 
     for (let k = 0; k < OPS; k++) {
       const isPut = k % 2 === 0;
       const args = isPut ? ["put", `key${k}`, `value${k}`] : ["incr", "counter"];
-      // At KILL_AT the primary dies as soon as the client has sent its request.
+      // At KILL_AT the request cannot be answered before the primary dies: the
+      // backup is stopped (SIGSTOP), so the primary holds every reply for its
+      // acknowledgement. Once the client has sent the request, the primary is
+      // killed and the backup continued: it takes over, and the client must
+      // find it and resend there. Request numbers are given (no HELLO, which
+      // would wait for a reply too).
+      if (k === KILL_AT) pair.b.child.kill("SIGSTOP");
       const watch = k === KILL_AT ? (e: string) => {
-        if (/send (PUT|INCR) request/.test(e) && pair.p.child.exitCode === null && !pair.p.child.killed) pair.p.child.kill("SIGKILL");
+        if (/send (PUT|INCR) request/.test(e) && !pair.p.child.killed) {
+          pair.p.child.kill("SIGKILL");
+          pair.b.child.kill("SIGCONT");
+        }
       } : null;
-      const r = await kv(pair, watch, ...args);
+      const r = await kv(pair, watch, "--request-number", String(k + 1), ...args);
       clientErr.push(r.err);
       expect(r.status, r.err).toBe(0);
       if (isPut) puts.set(`key${k}`, `value${k}`);
@@ -133,12 +144,11 @@ describe("lockstep kv-client --vm A,B against lockstep primary / backup --nic", 
     }
     expect(await pair.p.exit).toBe(-9);
     expect(pair.b.err()).toMatch(/backup is live at instruction \d+ \(epoch 2\)/);
-    // After the kill a request went unanswered (the one in flight, unless its
-    // reply beat the signal; else the next run's, sent while no replica was
-    // live) and was resent where a probe found the backup live at epoch 2.
-    const after = clientErr.slice(KILL_AT).join("");
-    expect(after).toMatch(/resend (HELLO|PUT|INCR) request/);
-    expect(after).toMatch(new RegExp(`127\\.0\\.0\\.1:${pair.pNic} no answer; 127\\.0\\.0\\.1:${pair.bNic} backup, live, epoch 2 -> 127\\.0\\.0\\.1:${pair.bNic}`));
+    // The request in flight was resent where a probe found the backup live at epoch 2.
+    const killed = clientErr[KILL_AT];
+    expect(killed).toMatch(/resend (PUT|INCR) request \d+ \(attempt \d+\)/);
+    expect(killed).toMatch(new RegExp(`127\\.0\\.0\\.1:${pair.pNic} no answer; 127\\.0\\.0\\.1:${pair.bNic} backup, live, epoch 2 -> 127\\.0\\.0\\.1:${pair.bNic}`));
+    expect(killed.indexOf("epoch 2 ->")).toBeLessThan(killed.lastIndexOf("resend"));
     expect(clientErr.slice(0, KILL_AT).join("")).not.toMatch(/resend/);
     expect(clientErr.at(-1)).toMatch(new RegExp(`127\\.0\\.0\\.1:${pair.pNic} no answer; 127\\.0\\.0\\.1:${pair.bNic} backup, live, epoch 2`));
     expect(lastCounter).toBe(BigInt(incrs));
@@ -178,16 +188,29 @@ describe("lockstep kv-client --vm A,B against lockstep primary / backup --nic", 
   }, 60_000);
 
   it("refuses a bad --vm list or --nic (status 2) and keeps the single endpoint form", async () => {
-    for (const vm of ["127.0.0.1:1,", "127.0.0.1:1,,127.0.0.1:2", "127.0.0.1:1,localhost:1", "127.0.0.1:1,nohost"]) {
-      const r = await runLockstep(REPO, "kv-client", "--vm", vm, "--listen", "1", "ping");
-      expect(r.status, vm + r.stderr).toBe(2);
+    const lists = ["127.0.0.1:1,", "127.0.0.1:1,,127.0.0.1:2", "127.0.0.1:1,localhost:1", "127.0.0.1:1,nohost"];
+    const runs = await Promise.all(lists.map((vm) => runLockstep(REPO, "kv-client", "--vm", vm, "--listen", "1", "ping")));
+    runs.forEach((r, k) => {
+      expect(r.status, lists[k] + r.stderr).toBe(2);
       expect(r.stderr).toMatch(/^lockstep: --vm/);
-    }
+    });
+    expect(runs[2].stderr).toMatch(/127\.0\.0\.1:1 is listed twice/);
     const single = await runLockstep(REPO, "kv-client", "--vm", "127.0.0.1:9", "--listen", String(await freePort()), "--timeout", "20", "--retries", "0", "ping");
     expect(single.status).toBe(4);
     expect(single.stderr).toMatch(/is the VM running with --nic udp:9:/);
     const r = await runLockstep(REPO, "primary", GUEST, "--listen", "127.0.0.1:1", "--arbiter", `file:${tmp}`, "--nic", "udp:1");
     expect(r.status, r.stderr).toBe(2);
     expect(r.stderr).toMatch(/--nic: bad NIC spec 'udp:1'/);
-  });
+    // A NIC port in use fails before the arbiter is claimed: the arbiter stays empty.
+    const taken = createSocket("udp4");
+    await new Promise<void>((res) => taken.bind(0, "127.0.0.1", () => res()));
+    const port = taken.address().port;
+    const arb = join(tmp, `arb${++dirs}`);
+    mkdirSync(arb);
+    const inUse = await runLockstep(REPO, "primary", GUEST, "--listen", `127.0.0.1:${await freePort()}`, "--arbiter", `file:${arb}`, "--nic", `udp:${port}:9`);
+    taken.close();
+    expect(inUse.status, inUse.stderr).toBe(2);
+    expect(inUse.stderr).toMatch(new RegExp(`--nic udp:${port}:9: UDP port ${port} on 127\\.0\\.0\\.1 is already in use`));
+    expect(readdirSync(arb)).toEqual([]);
+  }, 60_000);
 });
