@@ -1,6 +1,7 @@
 // npm run soak -- [--seeds N] [--from S]: runs N seeds of the simulated pair
 // (tests/helpers/sim-seeds.ts) from seed S and reports each failure with its
-// timeline, then a summary. npm test runs seeds 1..500; this runs thousands.
+// timeline, then a summary: how many seeds each fault and each kind of frame
+// damage struck. npm test runs seeds 1..500; this runs thousands.
 
 import { parseArgs } from "node:util";
 import { runSeed } from "../tests/helpers/sim-seeds.js";
@@ -17,16 +18,16 @@ if (!Number.isSafeInteger(n) || n < 1 || !Number.isSafeInteger(from) || from < 0
 }
 const t0 = performance.now();
 let failures = 0;
-const byKind = new Map<string, number>();
+const struck = new Map<string, number>();
 for (let seed = from; seed < from + n; seed++) {
   const r = await runSeed(seed);
-  const kind = /, (primary|backup|partition) fails/.exec(r.what)?.[1] ?? "?";
-  byKind.set(kind, (byKind.get(kind) ?? 0) + 1);
+  for (const t of r.tags) struck.set(t, (struck.get(t) ?? 0) + 1);
   if (r.problems.length > 0) {
     failures++;
     process.stdout.write(`FAIL ${r.what}\n  ${r.problems.join("\n  ")}\n  ${r.report.timeline.join("\n  ")}\n`);
   }
   if ((seed - from + 1) % 100 === 0) process.stderr.write(`soak: ${seed - from + 1}/${n} seeds, ${failures} failed, ${((performance.now() - t0) / 1000).toFixed(1)} s\n`);
 }
-process.stdout.write(`soak: ${n} seeds (${[...byKind].map(([k, c]) => `${c} ${k}`).join(", ")}) from ${from}: ${n - failures} passed, ${failures} failed, in ${((performance.now() - t0) / 1000).toFixed(1)} s\n`);
+const counts = [...struck].sort((a, b) => b[1] - a[1]).map(([k, c]) => `${k} ${c}`).join(", ");
+process.stdout.write(`soak: ${n} seeds from ${from}: ${n - failures} passed, ${failures} failed, in ${((performance.now() - t0) / 1000).toFixed(1)} s\nsoak: seeds struck by: ${counts}\n`);
 process.exit(failures > 0 ? 1 : 0);

@@ -84,6 +84,8 @@ export interface SimOptions {
   slice?: number;
   /** Instructions the primary may run past the backup's acknowledgement. */
   maxLag?: bigint;
+  /** Instructions the primary may run past where the backup's guest has run (RAN frames; default maxLag). */
+  runAhead?: bigint;
   /** Simulated ms each slice of the primary takes. */
   msPerSlice?: number;
   /** How many times as long as the primary's a slice of the backup takes (default 1). */
@@ -224,7 +226,7 @@ export async function runPairSim(o: SimOptions): Promise<SimReport> {
   const stops: Record<Who, string | null> = { primary: null, backup: null };
 
   // ---- the primary: live, logging to its role
-  const primaryRole = new PrimaryRole({ timeouts, maxLag: o.maxLag ?? 5_000_000n, nowMs: now });
+  const primaryRole = new PrimaryRole({ timeouts, maxLag: o.maxLag ?? 5_000_000n, runAhead: o.runAhead, nowMs: now });
   const primaryLog: LogEntry[] = [];
   let inputsToPrimary = 0;
   const pGate = new LiveGate({
@@ -450,6 +452,7 @@ export async function runPairSim(o: SimOptions): Promise<SimReport> {
         b.busyUntil = now + backupCost(b.machine.engine.icount - before);
         for (const x of backupOut) backupRole.output(x);
         backupOut = [];
+        applyBackup(backupRole.ranTo(b.machine.engine.icount, now));
       }
       const t = applyBackup(backupRole.tick(now));
       if (t.claim) {

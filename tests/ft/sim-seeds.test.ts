@@ -1,15 +1,18 @@
 // 500 seeds of the simulated pair (tests/helpers/sim-seeds.ts): each picks a
-// guest, a failure (primary, backup or the channel both ways) at an
-// instruction count, engines, delay and slice size; the outside world must
-// see exactly the solo run's console, no contradiction, one holder per epoch.
-// A failing seed is named; `npm run soak -- --from N --seeds 1` reruns it.
+// guest, a clock, a fault (a replica dies, the channel is cut both ways or
+// one way, a replica pauses), frame-level noise (repeats, jitter, and a
+// frame lost, swapped or damaged, which closes the link), a slow backup,
+// typing, the timeouts, engines, delay and slice size. Checked: the world
+// sees one history (without typing, exactly the solo console), the logs
+// replay to the survivor's state hash, one holder per epoch. A failing seed
+// is named; `npm run soak -- --from N --seeds 1` reruns it.
 
 import { expect, it } from "vitest";
 import { runSeed } from "../helpers/sim-seeds.js";
 
 const SEEDS = 500;
 
-it(`${SEEDS} seeded failures of the simulated pair: the world sees the solo console, one history, one holder per epoch`, async () => {
+it(`${SEEDS} seeded failures of the simulated pair: one history, the logs replay to the survivor's state, one holder per epoch`, async () => {
   const failed: string[] = [];
   for (let seed = 1; seed <= SEEDS; seed++) {
     const r = await runSeed(seed);
