@@ -1,6 +1,7 @@
 // `lockstep ft GUEST` prints the guest's console exactly as `lockstep run
 // GUEST` does — not a byte lost, none repeated — with no fault and with the
-// primary or the backup stopped dead at an instruction count (docs/ft.md).
+// primary or the backup stopped dead at an instruction count, with the
+// channel cut both ways, over a MessagePort and over loopback TCP (docs/ft.md).
 // Both commands run as a user runs them (tests/helpers/cli.ts); the virtual
 // clock makes the solo run's bytes a fixed reference.
 
@@ -29,6 +30,10 @@ describe("lockstep ft", () => {
     ["the primary stopped dead at instruction 30000", ["--fail", "primary@30000"]],
     ["the primary stopped dead at instruction 55000, near the end", ["--fail", "primary@55000"]],
     ["the backup stopped dead at instruction 20000", ["--fail", "backup@20000", "--backup-engine", "ts"]],
+    ["the channel cut both ways at instruction 30000", ["--fail", "partition@30000"]],
+    ["over loopback TCP, no fault", ["--transport", "tcp"]],
+    ["over loopback TCP, the primary stopped dead at instruction 30000", ["--transport", "tcp", "--fail", "primary@30000"]],
+    ["over loopback TCP, the channel cut at instruction 30000", ["--transport", "tcp", "--fail", "partition@30000"]],
   ])("%s: stdout is byte for byte the solo run's, exit status the guest's", async (_, extra) => {
     const want = await soloRun();
     const r = await runLockstep(REPO, "ft", GUEST, ...ARGS, ...FAST, ...extra);
@@ -37,11 +42,19 @@ describe("lockstep ft", () => {
     // The console alone cannot tell a pair from a backup that took over:
     // which replica failed, and that nothing else did, is on stderr.
     expect(r.stderr).not.toMatch(/worker failed|Error/);
-    const who = extra[1]?.split("@")[0];
+    const who = extra.find((a) => a.includes("@"))?.split("@")[0];
     if (who === "primary") expect(r.stderr).toMatch(/backup is live at instruction \d+ \(epoch 2\)/);
     // The backup acknowledges what it receives, not what it ran: it may
     // have held the whole log before it stopped, and the primary finish paired.
     if (who === "backup") expect(r.stderr).toMatch(/primary won epoch 2|primary done at instruction \d+ \(stopped, epoch 1\)/);
+    if (who === "partition") {
+      // Both claimed epoch 2: exactly one won (and went on), the other lost and stopped.
+      const won = r.stderr.match(/backup won epoch 2|primary won epoch 2/g) ?? [];
+      const lost = r.stderr.match(/(backup|primary) lost epoch 2/g) ?? [];
+      expect(won.length + lost.length, r.stderr).toBeGreaterThanOrEqual(1);
+      expect(won, r.stderr).toHaveLength(1);
+      expect(lost.length, r.stderr).toBeLessThanOrEqual(1);
+    }
     if (who === undefined) {
       expect(r.stderr).not.toMatch(/epoch 2/);
       expect(r.stderr).toMatch(/primary done at instruction \d+ \(\w+, epoch 1\); backup done at instruction \d+/);
@@ -64,6 +77,7 @@ describe("lockstep ft", () => {
       expect(r.stderr).toMatch(/^lockstep: /);
     }
     expect(parseFail("backup@2s")).toEqual({ who: "backup", at: { ms: 2000 } });
+    expect(parseFail("partition@250ms")).toEqual({ who: "partition", at: { ms: 250 } });
     expect(parseFail("primary@1500ms")).toEqual({ who: "primary", at: { ms: 1500 } });
     expect(parseFail("primary@120000000")).toEqual({ who: "primary", at: { icount: 120_000_000n } });
   });

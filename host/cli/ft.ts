@@ -25,18 +25,19 @@ import { CommandError, defineCommand, EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from "
 import { readGuest } from "./run.js";
 
 export interface FailSpec {
-  who: Side;
+  /** The replica stopped dead, or "partition": the channel cut both ways, both replicas going on. */
+  who: Side | "partition";
   /** An instruction count of the primary's (or the backup's) guest, or ms after the start. */
   at: { icount: bigint } | { ms: number };
 }
 
-/** Parses `primary@120000000`, `backup@1500ms`, `primary@2s`. */
+/** Parses `primary@120000000`, `backup@1500ms`, `partition@2s`. */
 export function parseFail(text: string): FailSpec {
-  const m = /^(primary|backup)@(\d+)(ms|s)?$/.exec(text);
-  if (!m) throw new UsageError(`--fail must be primary@WHEN or backup@WHEN (WHEN: an instruction count, or a time like 1500ms or 2s), got ${text}`);
+  const m = /^(primary|backup|partition)@(\d+)(ms|s)?$/.exec(text);
+  if (!m) throw new UsageError(`--fail must be primary@WHEN, backup@WHEN or partition@WHEN (WHEN: an instruction count, or a time like 1500ms or 2s), got ${text}`);
   const n = m[2]!;
   const at = m[3] === undefined ? { icount: BigInt(n) } : { ms: Number(n) * (m[3] === "s" ? 1000 : 1) };
-  return { who: m[1] as Side, at };
+  return { who: m[1] as FailSpec["who"], at };
 }
 
 /**
@@ -72,7 +73,7 @@ export class StatusLine {
 }
 
 export default defineCommand({
-  usage: "GUEST [--disk FILE] [--fail primary@WHEN|backup@WHEN] [--arbiter file:PATH] [--engine wasm|ts] [--backup-engine wasm|ts] [--mem SIZE] [--clock host|virtual] [--cmdline TEXT]",
+  usage: "GUEST [--transport worker|tcp] [--disk FILE] [--fail primary@WHEN|backup@WHEN|partition@WHEN] [--arbiter file:PATH] [--engine wasm|ts] [--backup-engine wasm|ts] [--mem SIZE] [--clock host|virtual] [--cmdline TEXT]",
   description: `
 Runs GUEST as a fault-tolerant pair on this machine: a primary that runs it
 live and a backup that follows it in virtual lockstep by replaying the
@@ -86,6 +87,14 @@ exactly as 'lockstep run' prints it, whatever fails and when.
 reaches instruction WHEN, or WHEN ms/s after the start (1500ms, 2s): the
 backup notices the silence, wins the arbiter and goes live. --fail backup@WHEN
 does the same to the backup: the primary wins the arbiter and goes on alone.
+--fail partition@WHEN cuts the channel both ways when the primary's guest
+reaches WHEN (or at that time) and leaves both replicas running: each finds
+the other silent and claims the next epoch; the arbiter gives it to one,
+the other stops and says so. The console reads the same either way.
+
+--transport tcp carries the channel over loopback TCP (host/node/tcp-link.ts,
+the transport of 'lockstep primary' and 'lockstep backup') instead of a
+MessagePort between the workers.
 The arbiter is a directory (file:PATH, docs/arbiter.md); by default a
 temporary one, removed at the end.
 
@@ -95,10 +104,11 @@ byte, held by the Output Rule and written to FILE by this process when
 released (docs/ft-disk.md). After a failover the new primary sends again the
 writes in flight; FILE ends as 'lockstep run --disk' leaves it.
 
-Not yet: --nic, input on COM1, the TCP transport between processes. See
-docs/ft.md.`,
+Not yet: --nic and input on COM1 here (lockstep primary/backup have --nic).
+See docs/ft.md.`,
   flags: {
-    fail: { type: "string", arg: "primary@WHEN|backup@WHEN", help: "stop one replica dead at an instruction count or a time" },
+    fail: { type: "string", arg: "primary@WHEN|backup@WHEN|partition@WHEN", help: "stop one replica dead, or cut the channel, at an instruction count or a time" },
+    transport: { type: "enum", values: ["worker", "tcp"], default: "worker", help: "the channel between the replicas: a MessagePort, or loopback TCP" },
     arbiter: { type: "string", arg: "file:PATH", help: "the arbiter (default: a temporary directory)" },
     engine: { type: "enum", values: ["wasm", "ts"], default: "wasm", help: "the primary's CPU engine" },
     "backup-engine": { type: "enum", values: ["wasm", "ts"], default: "wasm", help: "the backup's CPU engine" },
@@ -157,7 +167,9 @@ docs/ft.md.`,
       const pair = startPair({
         image, engines: { primary: flags.engine, backup: flags["backup-engine"] }, ramSize: mem, clock: flags.clock, cmdline, nic: false,
         disk: disk && flags.disk !== undefined ? { path: flags.disk, store: disk } : undefined, configHash, vm, arbiter, timeouts: { intervalMs: flags["heartbeat-ms"], timeoutMs: flags["timeout-ms"] },
-        failAt: fail && "icount" in fail.at ? { [fail.who]: fail.at.icount } : undefined,
+        failAt: fail && fail.who !== "partition" && "icount" in fail.at ? { [fail.who]: fail.at.icount } : undefined,
+        partitionAt: fail && fail.who === "partition" && "icount" in fail.at ? fail.at.icount : undefined,
+        transport: flags.transport,
         onSerial: (b) => { clearStatus(); stdout.write(Uint8Array.of(b)); }, say,
         onStatus: (side, st, extra) => statusLine.update(side, st, extra),
       });
@@ -166,7 +178,7 @@ docs/ft.md.`,
         stderr.write(statusLine.render());
         statusShown = true;
       }, 250) : null;
-      const timer = fail && "ms" in fail.at ? setTimeout(() => pair.kill(fail.who), fail.at.ms) : null;
+      const timer = fail && "ms" in fail.at ? setTimeout(() => (fail.who === "partition" ? pair.partition() : pair.kill(fail.who)), fail.at.ms) : null;
       const r = await pair.done;
       if (timer) clearTimeout(timer);
       if (ticker) clearInterval(ticker);

@@ -1,6 +1,6 @@
 // A fault-tolerant pair on this machine: a primary and a backup, each in a
 // worker thread (ft-worker.ts), the logging channel over a MessagePort
-// between them, the arbiter held by this thread. This thread is the outside
+// between them or over loopback TCP, the arbiter held by this thread. This thread is the outside
 // world: it takes each output number once (in order) and hands COM1 bytes
 // and NIC frames on; frames from clients go to both workers, and only the
 // live one takes them — a replica that follows or has lost drops them, as a
@@ -36,6 +36,10 @@ export interface PairOptions {
   timeouts: Timeouts;
   /** A replica's guest stops dead at this instruction count (an injected fault). */
   failAt?: Partial<Record<Side, bigint>>;
+  /** The channel is cut both ways when the primary's guest reaches this count; both replicas go on (an injected partition). */
+  partitionAt?: bigint;
+  /** The logging channel: a MessagePort between the workers (default) or loopback TCP. */
+  transport?: "worker" | "tcp";
   onSerial?: (byte: number) => void;
   onFrame?: (frame: Uint8Array) => void;
   /** Lines about what happened (failures, go-live). */
@@ -66,6 +70,8 @@ export interface RunningPair {
   sendFrame(frame: Uint8Array): void;
   /** Stops one replica dead now (the worker is terminated). */
   kill(side: Side): void;
+  /** Cuts the channel now, both ways; both replicas go on (an injected partition). */
+  partition(): void;
   status(side: Side): ReplicaStatus | null;
   readonly done: Promise<PairResult>;
 }
@@ -94,7 +100,8 @@ export function startPair(o: PairOptions): RunningPair {
     }
   };
 
-  const { port1, port2 } = new MessageChannel();
+  const tcp = o.transport === "tcp";
+  const { port1, port2 } = tcp ? { port1: null, port2: null } : new MessageChannel();
   const t0 = performance.now();
   const status: Record<Side, ReplicaStatus | null> = { primary: null, backup: null };
   const ended: Record<Side, "done" | "failed" | null> = { primary: null, backup: null };
@@ -102,17 +109,23 @@ export function startPair(o: PairOptions): RunningPair {
   const finished = (["primary", "backup"] as Side[]).map((side) => new Promise<void>((resolve) => {
     const failAt = o.failAt?.[side];
     const data: FtWorkerData = {
-      role: side, port: side === "primary" ? port1 : port2, image: o.image, engine: o.engines[side],
+      role: side, channel: tcp ? { kind: "tcp" } : { kind: "port", port: side === "primary" ? port1! : port2! }, image: o.image, engine: o.engines[side],
       ramSize: o.ramSize, clock: o.clock, cmdline: o.cmdline, nic: o.nic,
       disk: o.disk ? { path: o.disk.path, sectors: o.disk.store.sectors, identity: o.disk.store.identity() } : null, configHash: o.configHash, vm: o.vm, name: side,
       timeouts: o.timeouts, slice: 100_000, maxLag: String(50_000_000n), key: null, failAt: failAt === undefined ? null : String(failAt),
+      partitionAt: side === "primary" && o.partitionAt !== undefined ? String(o.partitionAt) : null,
       statusMs: o.statusMs,
     };
-    const w = new Worker(BOOT, { workerData: data, transferList: [data.port] });
+    const w = new Worker(BOOT, { workerData: data, transferList: data.channel.kind === "port" ? [data.channel.port] : [] });
     workers[side] = w;
     w.on("message", async (e: FtWorkerEvent) => {
       switch (e.type) {
         case "release": for (const x of e.outputs) take(x); break;
+        case "listening": {
+          const c: FtWorkerCommand = { type: "connect", port: e.port };
+          workers.backup.postMessage(c);
+          break;
+        }
         case "say": say(e.line); break;
         case "status": status[side] = e.status; o.onStatus?.(side, e.status, e.extra); break;
         case "claim": {
@@ -148,6 +161,10 @@ export function startPair(o: PairOptions): RunningPair {
       ended[side] = "failed";
       say(`${side} stopped dead`);
       void workers[side].terminate();
+    },
+    partition() {
+      const c: FtWorkerCommand = { type: "partition" };
+      for (const side of ["primary", "backup"] as Side[]) if (ended[side] === null) workers[side].postMessage(c);
     },
     status: (side) => status[side],
     done,

@@ -1,6 +1,7 @@
 // One replica of `lockstep ft` in a worker thread: its engine, its machine,
-// its role, and the peer link over the MessagePort it was given
-// (host/ft/port-link.ts). It tells the main thread what the outside world
+// its role, and the peer link — over the MessagePort it was given
+// (host/ft/port-link.ts), or over loopback TCP (tcp-link.ts: the primary
+// listens on a free port and says which; the main thread tells the backup). It tells the main thread what the outside world
 // may see (released outputs, numbered), what happened, and its status; the
 // arbiter is the main thread's (claims go up and answers come back), so one
 // process holds one arbiter client. Messages to the main thread: FtWorkerEvent;
@@ -8,6 +9,7 @@
 
 import { closeSync, openSync, readSync } from "node:fs";
 import { parentPort, workerData, type MessagePort } from "node:worker_threads";
+import type { PeerLink } from "../ft/link.js";
 import type { EngineKind } from "../engine/engine.js";
 import type { Arbiter, ArbiterClaim, ClaimResult } from "../ft/arbiter.js";
 import type { Timeouts } from "../ft/failure-detector.js";
@@ -19,11 +21,14 @@ import { SharedDiskStore, type DiskEmit, type ImageReader } from "../ft/shared-d
 import { frameTagger } from "../ft/wire.js";
 import type { ClockMode } from "../machine/guest-time.js";
 import { loadEngine } from "./core-modules.js";
-import { driveReplica, Waker } from "./ft-driver.js";
+import { driveReplica } from "./ft-driver.js";
+import { connectLink, listenLink, type Listener } from "./tcp-link.js";
+import { Waker } from "./waker.js";
 
 export interface FtWorkerData {
   role: "primary" | "backup";
-  port: MessagePort;
+  /** The logging channel: a MessagePort to the other worker, or loopback TCP. */
+  channel: { kind: "port"; port: MessagePort } | { kind: "tcp" };
   image: Uint8Array;
   engine: EngineKind;
   ramSize: number;
@@ -46,6 +51,8 @@ export interface FtWorkerData {
   key: Uint8Array | null;
   /** Stop dead (a fail-stop: no goodbye, nothing more sent) on reaching this instruction count. */
   failAt: string | null;
+  /** Cut the channel (both ways; both replicas go on) on reaching this instruction count. */
+  partitionAt: string | null;
   /** How often a status is posted, ms (default 100). */
   statusMs?: number;
 }
@@ -58,6 +65,8 @@ export interface FtStatusExtra {
 
 export type FtWorkerEvent =
   | { type: "release"; outputs: Output[] }
+  /** The primary's TCP listener is up (transport tcp): the backup is to connect to this port. */
+  | { type: "listening"; port: number }
   | { type: "say"; line: string }
   | { type: "status"; status: ReplicaStatus; extra?: FtStatusExtra }
   | { type: "claim"; id: number; claim: ArbiterClaim }
@@ -68,7 +77,11 @@ export type FtWorkerCommand =
   | { type: "claimed"; id: number; result: ClaimResult }
   /** Bytes on COM1 / a frame on the NIC from the outside world: taken only by the live replica. */
   | { type: "input"; bytes: Uint8Array }
-  | { type: "frame"; bytes: Uint8Array };
+  | { type: "frame"; bytes: Uint8Array }
+  /** Transport tcp, to the backup: the primary listens on this loopback port. */
+  | { type: "connect"; port: number }
+  /** Cut the channel now (an injected partition): the link closes, both replicas go on. */
+  | { type: "partition" };
 
 const d = workerData as FtWorkerData;
 const parent = parentPort!;
@@ -85,9 +98,52 @@ const arbiter: Pick<Arbiter, "claim"> = {
   },
 };
 
-const engine = await loadEngine(d.engine, { ramSize: d.ramSize });
-const link = portLink(d.port, await frameTagger(d.key));
 const waker = new Waker();
+let replica: PrimaryReplica | BackupReplica | null = null;
+let link: PeerLink | null = null;
+let listener: Listener | null = null;
+let connectTo: ((port: number) => void) | null = null;
+const connectPort = new Promise<number>((res) => { connectTo = res; });
+let partitioned = false;
+const partition = () => {
+  if (partitioned || !link) return;
+  partitioned = true;
+  post({ type: "say", line: `${d.name}: the channel is cut (an injected partition)` });
+  link.close("partitioned (an injected fault)");
+};
+
+const onCommand = (c: FtWorkerCommand) => {
+  waker.wake();
+  if (c.type === "claimed") {
+    pending.get(c.id)?.(c.result);
+    pending.delete(c.id);
+  } else if (c.type === "connect") connectTo?.(c.port);
+  else if (c.type === "partition") partition();
+  else if (replica?.isLive && replica.machine) {
+    if (c.type === "input") replica.machine.serialInput(c.bytes);
+    else replica.machine.nicInput(c.bytes);
+  }
+};
+parent.on("message", onCommand);
+
+/** The channel to the peer: the port given, or loopback TCP (the primary listens, the backup connects). */
+async function openLink(): Promise<PeerLink> {
+  if (d.channel.kind === "port") return portLink(d.channel.port, await frameTagger(d.key));
+  if (d.role === "backup") return connectLink({ host: "127.0.0.1", port: await connectPort, key: d.key });
+  return new Promise<PeerLink>((resolve, reject) => {
+    listenLink({
+      host: "127.0.0.1", port: 0, key: d.key,
+      onLink: (l) => resolve(l),
+      onRefused: (peer, reason) => post({ type: "say", line: `${d.name}: refused a connection from ${peer}: ${reason}` }),
+    }).then((l) => {
+      listener = l;
+      post({ type: "listening", port: l.port });
+    }, reject);
+  });
+}
+
+const engine = await loadEngine(d.engine, { ramSize: d.ramSize });
+link = await openLink();
 link.onFrame(() => waker.wake());
 /** The image read-only: the guest's writes go out as outputs, never to this file. */
 function openImage(path: string, sectors: number): ImageReader & { close(): void } {
@@ -117,42 +173,34 @@ const options = {
   say: (line: string) => post({ type: "say", line }),
 };
 const now = performance.now();
-const replica = d.role === "primary" ? new PrimaryReplica(options, now) : new BackupReplica(options, now);
+const r = d.role === "primary" ? new PrimaryReplica(options, now) : new BackupReplica(options, now);
+replica = r;
 
-const onCommand = (c: FtWorkerCommand) => {
-  waker.wake();
-  if (c.type === "claimed") {
-    pending.get(c.id)?.(c.result);
-    pending.delete(c.id);
-  } else if (replica.isLive && replica.machine) {
-    if (c.type === "input") replica.machine.serialInput(c.bytes);
-    else replica.machine.nicInput(c.bytes);
-  }
-};
-parent.on("message", onCommand);
-
+const partitionAt = d.partitionAt === null ? null : BigInt(d.partitionAt);
 const failAt = d.failAt === null ? null : BigInt(d.failAt);
 let lastStatus = 0;
 const statusMs = d.statusMs ?? 100;
-const extra = (): FtStatusExtra => ({ atMs: performance.timeOrigin + performance.now(), link: { ...link.stats } });
-const outcome = await driveReplica(replica, {
+const extra = (): FtStatusExtra => ({ atMs: performance.timeOrigin + performance.now(), link: { ...link!.stats } });
+const outcome = await driveReplica(r, {
   waker,
   stop: () => {
     const t = performance.now();
     if (t - lastStatus >= statusMs) {
       lastStatus = t;
-      post({ type: "status", status: replica.status(), extra: extra() });
+      post({ type: "status", status: r.status(), extra: extra() });
     }
-    return failAt !== null && replica.machine !== null && replica.machine.engine.icount >= failAt;
+    if (partitionAt !== null && r.machine !== null && r.machine.engine.icount >= partitionAt) partition();
+    return failAt !== null && r.machine !== null && r.machine.engine.icount >= failAt;
   },
 });
 if (outcome === "stopped") {
   // A fail-stop: report where, then end the thread without a word to the peer.
-  post({ type: "failed", icount: String(replica.machine?.engine.icount ?? 0n) });
+  post({ type: "failed", icount: String(r.machine?.engine.icount ?? 0n) });
   process.exit(0);
 }
 diskImage?.close();
-post({ type: "done", status: replica.status(), extra: extra() });
+post({ type: "done", status: r.status(), extra: extra() });
 link.close("done");
+await (listener as Listener | null)?.close();
 // Nothing left to wait for: the thread ends once the listener is gone.
 parent.off("message", onCommand);
