@@ -14,6 +14,9 @@
 //   channel   bytes the primary's link sent (frames' bytes), Mbit/s
 //   lag       the backup behind the primary, from the workers' statuses
 //             (posted every STATUS_MS here), in instructions and in ms
+//   tcp       kv.elf latency, one GET at a time, lockstep run vs lockstep
+//             primary + backup processes over loopback TCP (the Output
+//             Rule's added latency across processes)
 //   failover  the primary killed under a closed-loop client: kill to the
 //             first reply from the new primary, default and short timeouts
 //   false     a pair with no fault for --hog-seconds while CPU hogs run:
@@ -36,6 +39,7 @@ import { decodeReply, encodeRequest, Op, request } from "../host/kv/protocol.js"
 import type { Machine } from "../host/machine/machine.js";
 import { bootLive } from "../host/node/boot.js";
 import { runRealtime } from "../host/node/driver.js";
+import { UdpTransport } from "../host/node/udp-transport.js";
 import { Waker } from "../host/node/waker.js";
 import { startPair, type RunningPair, type Side } from "../host/node/ft-pair.js";
 import type { FtStatusExtra } from "../host/node/ft-worker.js";
@@ -47,7 +51,7 @@ const RESULTS_DIR = fileURLToPath(new URL("results/", import.meta.url));
 
 /** Targets (docs/ft.md, "the fault-tolerant pair"). */
 export const TARGETS = {
-  cpuRatio: 0.95, kvRatio: 0.9, lagMedianMs: 10, lagP99Ms: 50, addedLatencyMedianMs: 1, failoverMedianMs: 250,
+  cpuRatio: 0.95, kvRatio: 0.9, lagMedianMs: 10, lagP99Ms: 50, addedLatencyMedianMs: 1, addedLatencyTcpMedianMs: 2, failoverMedianMs: 250,
 };
 /** How often each worker posts its status in these runs (the default is 100 ms). */
 const STATUS_MS = 10;
@@ -512,6 +516,100 @@ async function falseFailoverPart(o: FtBenchOptions) {
   return out;
 }
 
+
+// ---------------------------------------------------------------- latency over loopback TCP (processes)
+
+const LOCKSTEP_BIN = fileURLToPath(new URL("../bin/lockstep.mjs", import.meta.url));
+const TCP_REQUESTS = 300;
+const TCP_GAP_MS = 10;
+
+/** A port nobody listens on now (UDP and TCP alike are asked for one and let go). */
+async function freePort(kind: "udp" | "tcp"): Promise<number> {
+  if (kind === "tcp") {
+    const { createServer } = await import("node:net");
+    return new Promise((res) => { const s = createServer(); s.listen(0, "127.0.0.1", () => { const p = (s.address() as { port: number }).port; s.close(() => res(p)); }); });
+  }
+  const { createSocket } = await import("node:dgram");
+  return new Promise((res) => { const s = createSocket("udp4"); s.bind(0, "127.0.0.1", () => { const p = s.address().port; s.close(() => res(p)); }); });
+}
+
+/**
+ * GETs, one at a time TCP_GAP_MS apart, to a kv.elf whose NIC is on UDP at
+ * `vmPort` (replies to `clientPort`), once the first process printed
+ * "kv: ready": the latency of each, request sent to reply received.
+ */
+async function processKvLatency(procs: string[][], vmPort: number, clientPort: number): Promise<number[]> {
+  const children: ChildProcess[] = procs.map((args) => spawn(process.execPath, [LOCKSTEP_BIN, ...args], { stdio: ["ignore", "pipe", "pipe"] }));
+  let out = "", err = "";
+  children[0]!.stdout!.on("data", (d: Buffer) => { out += d.toString("latin1"); });
+  for (const c of children) c.stderr!.on("data", (d: Buffer) => { err += d.toString(); });
+  const udp = await UdpTransport.open({ listenPort: clientPort, peerPort: vmPort });
+  try {
+    const t0 = performance.now();
+    while (!/kv: ready/.test(out)) {
+      if (performance.now() - t0 > 20_000) throw new BenchError(`kv.elf (${procs.map((a) => a[0]).join(" + ")}) did not become ready; stderr:\n${err}`);
+      await sleep(20);
+    }
+    const lat: number[] = [];
+    let sentAt = 0;
+    let got: (() => void) | null = null;
+    udp.onFrame(() => { if (got) { lat.push(now() - sentAt); const g = got; got = null; g(); } });
+    const key = new TextEncoder().encode("key");
+    for (let i = 1; i <= TCP_REQUESTS; i++) {
+      await sleep(TCP_GAP_MS);
+      const reply = new Promise<void>((res) => { got = res; });
+      sentAt = now();
+      udp.send(encodeRequest(request(Op.Get, 1, i, { key })));
+      await Promise.race([reply, sleep(1000)]);
+      got = null;
+    }
+    return lat;
+  } finally {
+    udp.close();
+    for (const c of children) c.kill("SIGKILL");
+  }
+}
+
+async function tcpLatencyPart(o: FtBenchOptions) {
+  const guest = guestFile("kv.elf");
+  const rounds: { round: number; soloMedianMs: number; pairMedianMs: number; soloP99Ms: number; pairP99Ms: number; answered: [number, number] }[] = [];
+  const solo: number[] = [], pair: number[] = [];
+  for (let round = 0; round < o.runs; round++) {
+    let s: number[] = [], p: number[] = [];
+    for (const which of round % 2 === 0 ? ["solo", "pair"] : ["pair", "solo"]) {
+      const vm = await freePort("udp"), client = await freePort("udp");
+      if (which === "solo") s = await processKvLatency([["run", guest, "--nic", `udp:${vm}:${client}`]], vm, client);
+      else {
+        const { mkdtempSync, rmSync } = await import("node:fs");
+        const { tmpdir } = await import("node:os");
+        const { join } = await import("node:path");
+        const arb = mkdtempSync(join(tmpdir(), "lockstep-bench-arb-"));
+        const tcp = await freePort("tcp"), backupVm = await freePort("udp");
+        try {
+          p = await processKvLatency([
+            ["primary", guest, "--listen", `127.0.0.1:${tcp}`, "--arbiter", `file:${arb}`, "--nic", `udp:${vm}:${client}`],
+            ["backup", guest, "--connect", `127.0.0.1:${tcp}`, "--arbiter", `file:${arb}`, "--nic", `udp:${backupVm}:${client}`],
+          ], vm, client);
+        } finally {
+          rmSync(arb, { recursive: true, force: true });
+        }
+      }
+    }
+    solo.push(...s);
+    pair.push(...p);
+    const rec = { round: round + 1, soloMedianMs: med(s), pairMedianMs: med(p), soloP99Ms: pct(s, 0.99), pairP99Ms: pct(p, 0.99), answered: [s.length, p.length] as [number, number] };
+    rounds.push(rec);
+    process.stderr.write(`  kv.elf latency over loopback TCP (processes), round ${round + 1}/${o.runs}: solo median ${f2(rec.soloMedianMs)} ms p99 ${f2(rec.soloP99Ms)}, pair median ${f2(rec.pairMedianMs)} ms p99 ${f2(rec.pairP99Ms)} (${s.length}, ${p.length} of ${TCP_REQUESTS} answered)\n`);
+  }
+  return {
+    workload: `guests/bin/kv.elf (NIC on UDP, host clock): lockstep run vs lockstep primary + backup over loopback TCP, ${TCP_REQUESTS} GETs ${TCP_GAP_MS} ms apart, one at a time`,
+    rounds,
+    soloMedianMs: med(solo), soloP99Ms: pct(solo, 0.99), pairMedianMs: med(pair), pairP99Ms: pct(pair, 0.99),
+    addedMedianMs: med(pair) - med(solo),
+    addedMedianMsPerRoundMedian: med(rounds.map((r) => r.pairMedianMs - r.soloMedianMs)),
+  };
+}
+
 // ---------------------------------------------------------------- the part
 
 const f2 = (x: number) => (Number.isFinite(x) ? x.toFixed(2) : "-");
@@ -523,6 +621,7 @@ export async function ftBench(o: FtBenchOptions): Promise<{ lines: string[]; res
   const cpu = await cpuPart(o);
   const kv = await kvPart(o);
   const lat = await latencyPart(o);
+  const tcpLat = await tcpLatencyPart(o);
   const failover = await failoverPart(o);
   const hog = await falseFailoverPart(o);
 
@@ -545,6 +644,8 @@ export async function ftBench(o: FtBenchOptions): Promise<{ lines: string[]; res
     "",
     `kv request latency at ${LATENCY_RATE}/s: solo median ${f2(lat.soloMedianMs)} ms, p99 ${f2(lat.soloP99Ms)} ms; pair median ${f2(lat.pairMedianMs)} ms, p99 ${f2(lat.pairP99Ms)} ms`,
     `                     added by the pair (Output Rule, workers): median ${f2(lat.addedMedianMs)} ms, p99 ${f2(lat.addedP99Ms)} ms; target added median <= ${T.addedLatencyMedianMs} ms: ${verdict(lat.addedMedianMs <= T.addedLatencyMedianMs)}`,
+    `kv request latency over loopback TCP (lockstep primary/backup processes vs lockstep run, one GET at a time): solo median ${f2(tcpLat.soloMedianMs)} ms, p99 ${f2(tcpLat.soloP99Ms)} ms; pair median ${f2(tcpLat.pairMedianMs)} ms, p99 ${f2(tcpLat.pairP99Ms)} ms`,
+    `                     added by the pair (Output Rule, TCP): median ${f2(tcpLat.addedMedianMs)} ms; target added median <= ${T.addedLatencyTcpMedianMs} ms: ${verdict(tcpLat.addedMedianMs <= T.addedLatencyTcpMedianMs)}`,
     `kv request latency at ${o.kvRate}/s (the throughput runs): solo median ${f2(kv.latency.soloMedianMs)} ms, p99 ${f2(kv.latency.soloP99Ms)} ms; pair median ${f2(kv.latency.pairMedianMs)} ms, p99 ${f2(kv.latency.pairP99Ms)} ms`,
     "",
     `failover (kill the primary -> first reply from the new primary; client resends every ${FAILOVER_RESEND_MS} ms), ${o.runs} run(s) each`,
@@ -561,11 +662,11 @@ export async function ftBench(o: FtBenchOptions): Promise<{ lines: string[]; res
     targets: TARGETS,
     statusMs: STATUS_MS,
     runs: o.runs,
-    cpu, kv, latency: lat, failover, falseFailover: hog,
+    cpu, kv, latency: lat, latencyTcp: tcpLat, failover, falseFailover: hog,
     met: {
       cpuRatio: cpu.medianRatio >= T.cpuRatio, kvRatio: kv.medianRatio >= T.kvRatio,
       lagBench: cpu.lag.medianMs <= T.lagMedianMs && cpu.lag.p99Ms <= T.lagP99Ms, lagKv: kv.lag.medianMs <= T.lagMedianMs && kv.lag.p99Ms <= T.lagP99Ms,
-      addedLatency: lat.addedMedianMs <= T.addedLatencyMedianMs, failoverDefault: fo.medianMs <= T.failoverMedianMs, failoverOther: foOther.medianMs <= T.failoverMedianMs,
+      addedLatency: lat.addedMedianMs <= T.addedLatencyMedianMs, addedLatencyTcp: tcpLat.addedMedianMs <= T.addedLatencyTcpMedianMs, failoverDefault: fo.medianMs <= T.failoverMedianMs, failoverOther: foOther.medianMs <= T.failoverMedianMs,
     },
   }) as Record<string, unknown>;
   return { lines, result };
