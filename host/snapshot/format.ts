@@ -167,7 +167,7 @@ export function readSnapshot(file: Uint8Array): ReadSnapshot {
   for (;;) {
     const want = expectedNames(next);
     if (at + SECTION_HEADER_BYTES > file.length) {
-      throw new SnapshotError(at, want[0]!, `truncated: the file ends ${file.length - at} bytes into the ${SECTION_HEADER_BYTES}-byte section header (expected section ${want.join(" or ")})`);
+      throw new SnapshotError(at, want[0]!, `truncated: the file ends ${file.length - at} bytes into the ${SECTION_HEADER_BYTES}-byte header of section ${want.join(" or ")}`);
     }
     const code = view.getUint8(at);
     const name = byCode.get(code);
@@ -206,7 +206,7 @@ export function readSnapshot(file: Uint8Array): ReadSnapshot {
       } catch (e) {
         throw new SnapshotError(body, name, `the deflated data is damaged (${(e as Error).message})`);
       }
-      if (out.length !== raw) throw new SnapshotError(body, name, `the deflated data inflates to ${out.length > raw ? "more than" : out.length} bytes, not the raw length ${raw}`);
+      if (out.length !== raw) throw new SnapshotError(body, name, `the deflated data inflates to ${out.length > raw ? `more than ${raw}` : out.length} bytes, not the raw length ${raw}`);
       bytes = out.subarray(0, raw);
     } else {
       bytes = storedBytes.slice();
