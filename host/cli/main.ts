@@ -25,6 +25,8 @@ export const COMMANDS: CommandEntry[] = [
   { name: "kv-client", summary: "send a request to the kv guest through a VM's UDP-attached NIC", load: () => import("./kv-client.js") },
   { name: "record", summary: "run a guest and write a replay log of everything it takes from outside", load: () => import("./record.js") },
   { name: "replay", summary: "rerun a guest from a replay log and check it against the log's end", load: () => import("./replay.js") },
+  { name: "snapshot save", summary: "run a guest to instruction N and write its snapshot (CPU, devices, RAM, disk writes)", load: () => import("./snapshot.js").then((m) => ({ default: m.save })) },
+  { name: "snapshot inspect", summary: "show what a snapshot holds: sections, sizes, compression, instruction count, configuration", load: () => import("./snapshot.js").then((m) => ({ default: m.inspect })) },
   { name: "run", summary: "boot a guest (Multiboot kernel or ELF) on the lockstep PC: UART, PIC, PIT, RTC, disk, NIC", load: () => import("./run.js") },
 ];
 

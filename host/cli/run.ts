@@ -10,9 +10,9 @@ import { MAX_RAM, MIN_RAM } from "../engine/load.js";
 import { LoadError } from "../machine/elf.js";
 import { Machine, type RunOutcome } from "../machine/machine.js";
 import { VECTOR_NAMES } from "../machine/vectors.js";
-import { BlockStoreError } from "../devices/block-store.js";
+import { BlockStoreError, type BlockStore } from "../devices/block-store.js";
 import { parseNicSpec } from "../net/frame-transport.js";
-import { initHash } from "../common/hash.js";
+import { initHash, toHex } from "../common/hash.js";
 import { loadEngine } from "../node/core-modules.js";
 import { FileBlockStore } from "../node/file-block-store.js";
 import { runRealtime, type DriverOutcome } from "../node/driver.js";
@@ -23,6 +23,8 @@ import { UsageError, type Flags } from "./args.js";
 import { CommandError, defineCommand, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, type CommandContext } from "./command.js";
 import { Recording } from "../replay/session.js";
 import { LogTarget } from "./log-target.js";
+import { stateHash } from "../replay/state-hash.js";
+import { prepareRestore, type RestoreSetup } from "./snapshot-restore.js";
 
 const DEFAULT_MEM = 32 << 20;
 const hex8 = (n: number) => "0x" + (n >>> 0).toString(16).padStart(8, "0");
@@ -94,11 +96,14 @@ export const RUN_EXIT_STATUS = [
  * Boots GUEST with the run flags and runs it to the end; with `record`,
  * records: every outside value goes to that replay log as the guest takes
  * it, and the log replaces record.log once its end record is written.
+ * With `restore` (run --from), the machine is built from the snapshot's
+ * configuration and image and put in its state before it runs.
  */
 export async function runGuest(
   { flags, positionals, stdout, stderr }: CommandContext<typeof RUN_FLAGS>,
   command: string,
   record?: { log: string; force: boolean },
+  restore?: RestoreSetup,
 ): Promise<number> {
   const mem = flags.mem;
   if (mem < MIN_RAM || mem > MAX_RAM || mem % 4096 !== 0) {
@@ -113,11 +118,11 @@ export async function runGuest(
   if (flags.nic !== undefined) {
     try { nicSpec = parseNicSpec(flags.nic); } catch (e) { throw new UsageError((e as Error).message); }
   }
-  const file = positionals[0];
-  const image = readGuest(file);
-  let disk: FileBlockStore | undefined;
+  const file = positionals[0] ?? restore?.file ?? "";
+  const image = restore ? restore.snap.image : readGuest(file);
+  let disk: BlockStore | undefined = restore?.overlay;
   await initHash();
-  if (flags.disk !== undefined) {
+  if (flags.disk !== undefined && !restore) {
     try { disk = FileBlockStore.open(flags.disk); } catch (e) {
       if (e instanceof BlockStoreError) throw new CommandError(e.message, EXIT_USAGE);
       throw e;
@@ -134,8 +139,8 @@ export async function runGuest(
   // and every byte would show twice.
   const debugcon = flags.debugcon ?? (serial === "stdio" ? "none" : "stdout");
   const machineConfig = {
-    engine: flags.engine, loadEngine, ramSize: mem, clock: flags.clock, cmdline: `${file} ${flags.cmdline}`,
-    disk, nic: nicSpec !== undefined,
+    engine: flags.engine, loadEngine, ramSize: mem, clock: flags.clock, cmdline: restore ? restore.config.cmdline : `${file} ${flags.cmdline}`,
+    disk, nic: restore ? restore.config.nic : nicSpec !== undefined, world: restore?.world,
     onSerial: toSerial,
     onDebugcon: debugcon === "none" ? undefined
       : (b: number) => (debugcon === "stderr" ? stderr : stdout).write(Uint8Array.of(b)),
@@ -162,6 +167,14 @@ export async function runGuest(
         machine = recording.machine;
       } else {
         machine = await bootLive(image, machineConfig);
+        if (restore) {
+          try {
+            restore.apply(machine);
+          } catch (e) {
+            machine.dispose();
+            throw e;
+          }
+        }
       }
     } catch (e) {
       if (e instanceof LoadError) throw new CommandError(`${file}: ${e.message}`, EXIT_USAGE);
@@ -221,6 +234,7 @@ export async function runGuest(
       target.commit();
       logNote = `; log ${target.file}: ${recording.bytes} bytes, ${(Number(end.guestNs) / 1e9).toFixed(3)} s of guest time`;
     }
+    if (restore) logNote += `; restored from ${restore.file} at instruction ${restore.snap.meta.icount}, final state hash ${toHex(stateHash(machine))}`;
     const why = outcome.reason === "interrupted" ? `interrupted by ${signal} at EIP ${hex8(machine.engine.eip)}` : describeOutcome(machine, outcome, max);
     stderr.write(`lockstep ${command}: ${n} instructions in ${seconds.toFixed(3)} s, ${mips.toFixed(1)} MIPS (${flags.engine}); ${why}${logNote}\n`);
     // The shell's convention for a process ended by a signal: 128 + its number.
@@ -241,8 +255,20 @@ function portError(flag: string, value: string, what: string, e: unknown): Comma
   return new CommandError(`${flag} ${value}: ${why}`, EXIT_USAGE);
 }
 
+/**
+ * `run`'s flags: the shared ones, without defaults for what a snapshot
+ * fixes (--mem, --clock, --cmdline: a restore takes the snapshot's), and --from.
+ */
+const RUN_COMMAND_FLAGS = {
+  ...RUN_FLAGS,
+  mem: { type: "size", arg: "SIZE", help: `${RUN_FLAGS.mem.help} (default: 32M; with --from, the snapshot's)` },
+  clock: { type: "enum", values: ["host", "virtual"], help: "guest time source (default: host; with --from, the snapshot's)" },
+  cmdline: { type: "string", arg: "TEXT", help: "the Multiboot command line (default: empty; with --from, the snapshot's)" },
+  from: { type: "string", arg: "FILE", help: "go on from this snapshot (lockstep snapshot save) instead of booting" },
+} as const;
+
 export default defineCommand({
-  usage: RUN_USAGE,
+  usage: RUN_USAGE.replace("GUEST", "[GUEST] [--from FILE]"),
   description: `
 Boots GUEST, a Multiboot kernel or a static ELF32 i386 executable (e.g.
 guests/bin/hello.elf), on the lockstep PC: 16550A UART (COM1, IRQ 4), 8259A
@@ -264,11 +290,32 @@ HLT with nothing scheduled and no input source. A one-line summary then goes
 to stderr: instructions retired, seconds, MIPS, engine and why it ended.
 SIGINT (Ctrl-C) or SIGTERM ends the run the same way, "interrupted by
 SIGINT", with status 130 (SIGTERM: 143). 'lockstep record' is the same run,
-logged for replay.`,
-  flags: RUN_FLAGS,
-  positionals: { min: 1, max: 1, name: "GUEST (a Multiboot kernel or ELF32 i386 executable)" },
-  exitStatus: RUN_EXIT_STATUS,
-  run: (ctx) => runGuest(ctx, "run"),
+logged for replay.
+
+With --from FILE the run goes on from a snapshot ('lockstep snapshot save',
+docs/snapshot-format.md) instead of booting: the VM is rebuilt from the
+snapshot's configuration and guest image (GUEST may be left out; when given
+it must be that image), on either engine, and the summary line adds the
+final state hash. --mem, --clock and --cmdline may be left out (a value that
+differs from the snapshot's is refused). A snapshot of a VM with a disk needs
+--disk, the image it was taken with (checked by its identity); the image is
+only read: the snapshot's disk writes, and the guest's writes after the
+restore, stay in memory and are gone when the run ends. A snapshot of a VM
+with a NIC gets its NIC, wired to UDP only with --nic. --max-instructions
+counts from the restore. A snapshot that is truncated, damaged or made for
+another configuration is refused (status 2) before anything runs.`,
+  flags: RUN_COMMAND_FLAGS,
+  positionals: { min: 0, max: 1, name: "GUEST (a Multiboot kernel or ELF32 i386 executable)" },
+  exitStatus: RUN_EXIT_STATUS.map((l) => (l.startsWith("2 ") ? l + ", or a --from snapshot that is missing, truncated, damaged or made for another configuration" : l)),
+  async run(ctx) {
+    const f = ctx.flags;
+    if (f.from === undefined) {
+      if (ctx.positionals.length === 0) throw new UsageError("missing GUEST (a Multiboot kernel or ELF32 i386 executable), or --from FILE");
+      return runGuest({ ...ctx, flags: { ...f, mem: f.mem ?? DEFAULT_MEM, clock: f.clock ?? "host", cmdline: f.cmdline ?? "" } }, "run");
+    }
+    const restore = await prepareRestore(f.from, { guest: ctx.positionals[0], mem: f.mem, clock: f.clock, cmdline: f.cmdline, disk: f.disk, nic: f.nic });
+    return runGuest({ ...ctx, flags: { ...f, mem: restore.config.ramSize, clock: restore.config.clock, cmdline: "" } }, "run", undefined, restore);
+  },
 });
 
 export type RunFlags = Flags<typeof RUN_FLAGS>;
