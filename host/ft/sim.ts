@@ -144,7 +144,7 @@ export interface SimReport {
   logs: { primary: LogEntry[]; backupReplayed: LogEntry[] | null; backupLive: LogEntry[] };
   /** The highest count the backup acknowledged that reached the primary. */
   ackedIcount: bigint;
-  /** Why each role stopped, in its own words (null: it did not stop, or finished its guest). */
+  /** Why each role stopped, in its own words (null: it did not stop). */
   stops: Record<Who, string | null>;
   /** Whether each replica was still running (not killed) at the end. */
   alive: Record<Who, boolean>;
@@ -398,6 +398,7 @@ export async function runPairSim(o: SimOptions): Promise<SimReport> {
       if (p.ended && !primaryFinished && primaryRole.held === 0 && !primaryStopped()) {
         primaryFinished = true;
         applyPrimary(primaryRole.finish(`guest ${p.ended.reason}`));
+        stops.primary = `finished: its guest ended (${p.ended.reason}) with every output out`;
         note(`primary's guest ended (${p.ended.reason}) at ${p.machine.engine.icount}; every output out`);
       }
       if (!primaryStopped()) {

@@ -93,7 +93,11 @@ export interface RunContext {
 export async function checkRun(r: SimReport, c: RunContext): Promise<string[]> {
   const problems: string[] = [];
   const w = r.world;
-  if (r.live === "none") problems.push("no replica is live at the end");
+  // No survivor is a failure, unless the fault killed the one left after an earlier takeover (two failures).
+  const faultLine = r.timeline.findIndex((l) => l.includes(": fault: "));
+  const wonBefore = faultLine > 0 && r.timeline.slice(0, faultLine).some((l) => /claims epoch \d+: won/.test(l));
+  const doubleFailure = (c.fault?.kind === "primary" || c.fault?.kind === "backup") && wonBefore;
+  if (r.live === "none" && !doubleFailure) problems.push("no replica is live at the end");
   if (r.endMs >= 600_000) problems.push("the run was given up (simulated time ran out)");
   if (w.contradictions !== 0) problems.push(`${w.contradictions} contradicting repeats`);
   // (1) One history: the survivor's.
@@ -102,7 +106,9 @@ export async function checkRun(r: SimReport, c: RunContext): Promise<string[]> {
   if (r.live !== "none" && serial !== survSerial) problems.push(`the world's console is not the survivor's (${serial.length} bytes, survivor ${survSerial.length})`);
   const survExit = r.survivorOutputs.find((x) => x.channel === "exit")?.value ?? null;
   if (r.live !== "none" && w.exitStatus !== survExit) problems.push(`exit status ${w.exitStatus}, the survivor's ${survExit}`);
-  if (c.solo) {
+  if (c.solo && r.live === "none") {
+    if (!c.solo.serial.startsWith(serial)) problems.push("with no survivor, the console is not a beginning of the solo run's");
+  } else if (c.solo) {
     if (serial !== c.solo.serial) problems.push(`the console differs from the solo run's (${serial.length} bytes, solo ${c.solo.serial.length})`);
     if (w.exitStatus !== (c.solo.exit ?? null)) problems.push(`exit status ${w.exitStatus}, solo ${c.solo.exit}`);
   }
@@ -121,7 +127,7 @@ export async function checkRun(r: SimReport, c: RunContext): Promise<string[]> {
   for (const who of ["primary", "backup"] as const) {
     if (who === r.live || !r.alive[who]) continue;
     if (r.stops[who] === null) problems.push(`the ${who} is neither live nor stopped at the end`);
-    else if (claims.some((x) => x.replica !== who && x.epoch > 1) && !/lost the arbiter|ended the run/.test(r.stops[who]!)) {
+    else if (claims.some((x) => x.replica !== who && x.epoch > 1) && !/lost the arbiter|ended the run|^finished/.test(r.stops[who]!)) {
       problems.push(`the ${who} stopped without saying it lost the arbiter: ${r.stops[who]}`);
     }
   }
@@ -166,9 +172,9 @@ function noiseFrom(r: () => number): ChannelNoise | undefined {
   if (r() % 3 !== 0) return undefined;
   const n: ChannelNoise = { duplicate: (r() % 100) / 1000, jitterMs: r() % 5 };
   const fatal = r() % 8;
-  if (fatal === 0) n.drop = 1 / (10 + (r() % 300));
-  if (fatal === 1) n.reorder = 1 / (10 + (r() % 300));
-  if (fatal === 2) n.corrupt = 1 / (10 + (r() % 300));
+  if (fatal === 0) n.drop = 1 / (5 + (r() % 60));
+  if (fatal === 1) n.reorder = 1 / (5 + (r() % 60));
+  if (fatal === 2) n.corrupt = 1 / (5 + (r() % 60));
   return n;
 }
 
