@@ -50,7 +50,7 @@ describe.each(GUESTS)("the pair in simulation, $name (virtual clock)", ({ name, 
     expect(r.world.repeats).toBe(0);
     expect(r.live).toBe("primary");
     expect(r.stops.backup).toMatch(/the primary ended the run/);
-    expect(await checkRun(r, { image: guestImage(name), clock: "virtual", cmdline, arbiter, solo: s })).toEqual([]);
+    expect(await checkRun(r, { image: guestImage(name), ramSize: RAM, clock: "virtual", cmdline, arbiter, solo: s })).toEqual([]);
   });
 
   for (const kind of ["primary", "backup", "partition"] as FaultKind[]) {
@@ -69,7 +69,7 @@ describe.each(GUESTS)("the pair in simulation, $name (virtual clock)", ({ name, 
       expect(Buffer.from(r.world.serial).toString("latin1"), why).toBe(s.serial);
       expect(r.world.exitStatus, why).toBe(s.exit);
       // The rest: one history, the logs replay to the survivor's state, one holder per epoch.
-      expect(await checkRun(r, { image: guestImage(name), clock: "virtual", cmdline, arbiter, solo: s, fault: { kind, at } }), why).toEqual([]);
+      expect(await checkRun(r, { image: guestImage(name), ramSize: RAM, clock: "virtual", cmdline, arbiter, solo: s, fault: { kind, at } }), why).toEqual([]);
       if (kind === "primary") expect(r.live, why).toBe(at >= s.icount ? "primary" : "backup");
       if (kind === "backup") expect(r.live, why).toBe("primary");
     });
@@ -105,7 +105,7 @@ describe("the pair in simulation with typing on COM1 (ticks echoes it): outputs 
         const why = `seed ${seed}, ${clock}, ${kind} at ${typeof at === "bigint" ? at : `input ${at.afterInput} + ${at.slices} slices`}:\n${r.timeline.join("\n")}`;
         expect(r.world.exitStatus, why).toBe(0);
         oneHistory(r, why);
-        expect(await checkRun(r, { image: guestImage("ticks"), clock, cmdline, arbiter, fault: { kind, at } }), why).toEqual([]);
+        expect(await checkRun(r, { image: guestImage("ticks"), ramSize: RAM, clock, cmdline, arbiter, fault: { kind, at } }), why).toEqual([]);
       });
     }
   }
@@ -122,7 +122,7 @@ describe("the pair in simulation: the channel's frames, one-way cuts, pauses, a 
     const o: SimOptions = { image, engines: ["wasm", "ts"], loadEngine, ramSize: RAM, clock: "virtual", cmdline, slice: 2_000, delayMs: 2, timeouts, arbiter, ...extra };
     const r = await runPairSim(o);
     const why = r.timeline.join("\n");
-    expect(await checkRun(r, { image, clock: "virtual", cmdline, arbiter, solo: s, fault: o.fault }), why).toEqual([]);
+    expect(await checkRun(r, { image, ramSize: RAM, clock: "virtual", cmdline, arbiter, solo: s, fault: o.fault }), why).toEqual([]);
     return { r, claims: await arbiter.claims("sim"), why };
   }
 

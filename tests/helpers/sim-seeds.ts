@@ -24,7 +24,8 @@ import { EntryQueue, ReplayGate } from "../../host/replay/replay-gate.js";
 import { stateHash } from "../../host/replay/state-hash.js";
 import { guestImage } from "./replay.js";
 
-export const RAM = 8 << 20;
+// Small, because each run hashes the survivor's RAM and the replay's; the guests need little.
+const RAM = 2 << 20;
 const GUESTS = [
   { name: "hello", cmdline: "hello.elf" },
   { name: "ticks", cmdline: "ticks.elf ticks=12 every=4 hz=100" },
@@ -55,9 +56,9 @@ const sameEntry = (a: LogEntry, b: LogEntry) =>
  * engine) to instruction `until`; the state hash there, or why it could not
  * get there.
  */
-async function replayTo(o: { image: Uint8Array; clock: ClockMode; cmdline?: string }, entries: LogEntry[], until: bigint, engine: EngineKind) {
+async function replayTo(o: { image: Uint8Array; clock: ClockMode; cmdline?: string; ramSize: number }, entries: LogEntry[], until: bigint, engine: EngineKind) {
   const gate = new ReplayGate({ clock: o.clock, queue: new EntryQueue(entries) });
-  const m = Machine.create(o.image, { engine: await loadEngine(engine, { ramSize: RAM }), clock: o.clock, cmdline: o.cmdline, gate });
+  const m = Machine.create(o.image, { engine: await loadEngine(engine, { ramSize: o.ramSize }), clock: o.clock, cmdline: o.cmdline, gate });
   try {
     while (m.engine.icount < until) {
       const r = m.runSync(Number(until - m.engine.icount));
@@ -71,6 +72,7 @@ async function replayTo(o: { image: Uint8Array; clock: ClockMode; cmdline?: stri
 
 export interface RunContext {
   image: Uint8Array;
+  ramSize: number;
   clock: ClockMode;
   cmdline?: string;
   arbiter: MemoryArbiter;
@@ -225,7 +227,7 @@ export async function runSeed(seed: number): Promise<SeedResult> {
   ].filter((x) => x !== "").join(", ");
   const report = await runPairSim(opts);
   const problems = await checkRun(report, {
-    image: opts.image, clock, cmdline: g.cmdline, arbiter, fault,
+    image: opts.image, ramSize: RAM, clock, cmdline: g.cmdline, arbiter, fault,
     solo: !typing && clock === "virtual" ? s : undefined,
   });
   // What struck, for the soak's counts: the fault if it fired, and each kind of frame damage that happened.
