@@ -24,6 +24,7 @@ export interface ChannelNoise {
 /** What the direction did to the frames put on it (for reports and the soak's counts). */
 export interface ChannelCounts {
   sent: number;
+  /** Messages handed to the receiver (pieces of frames, on a stream). */
   delivered: number;
   dropped: number;
   duplicated: number;
@@ -49,7 +50,12 @@ export class SimChannel {
   private held: Uint8Array | null = null;
   private readonly r: () => number;
 
-  constructor(private readonly delayMs: number, private readonly noise: ChannelNoise = {}, seed = 1) {
+  /**
+   * `split`: a byte stream (TCP) rather than one frame per message: each
+   * frame arrives in up to three pieces cut at seeded points, so the
+   * receiving reader meets frames cut short.
+   */
+  constructor(private readonly delayMs: number, private readonly noise: ChannelNoise = {}, seed = 1, private readonly split = false) {
     this.r = seededEntropy(seed);
   }
 
@@ -58,6 +64,19 @@ export class SimChannel {
   }
 
   private enqueue(at: number, bytes: Uint8Array | null): void {
+    if (this.split && bytes !== null && bytes.length > 1) {
+      const cuts = [this.r() % bytes.length, this.r() % bytes.length].filter((c) => c > 0).sort((x, y) => x - y);
+      let from = 0;
+      for (const c of [...cuts, bytes.length]) {
+        if (c > from) this.put(at, bytes.subarray(from, c));
+        from = c;
+      }
+      return;
+    }
+    this.put(at, bytes);
+  }
+
+  private put(at: number, bytes: Uint8Array | null): void {
     const item = { at, bytes };
     let k = this.q.length;
     while (k > 0 && (this.q[k - 1]!.at > at)) k--;

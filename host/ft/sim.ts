@@ -79,6 +79,11 @@ export interface SimOptions {
   delayMs?: number;
   /** Frame-level faults on each direction, drawn from `seed`. */
   noise?: { toBackup?: ChannelNoise; toPrimary?: ChannelNoise; seed?: number };
+  /**
+   * "message" (default): one frame per message, as a worker's port; "stream":
+   * a byte stream, as TCP, each frame arriving in pieces.
+   */
+  framing?: "message" | "stream";
   timeouts?: Timeouts;
   /** Instructions per slice (the primary sends a progress record after each). */
   slice?: number;
@@ -288,12 +293,13 @@ export async function runPairSim(o: SimOptions): Promise<SimReport> {
 
   // ---- the channel: a FramedLink each side, a simulated wire each way
   const noiseSeed = o.noise?.seed ?? 1;
-  const toBackup = new SimChannel(delay, o.noise?.toBackup, noiseSeed * 2 + 1);
-  const toPrimary = new SimChannel(delay, o.noise?.toPrimary, noiseSeed * 2 + 2);
+  const framing = o.framing ?? "message";
+  const toBackup = new SimChannel(delay, o.noise?.toBackup, noiseSeed * 2 + 1, framing === "stream");
+  const toPrimary = new SimChannel(delay, o.noise?.toPrimary, noiseSeed * 2 + 2, framing === "stream");
   const tagger = await frameTagger();
   await initHash(); // for the survivor's state hash
-  const pLink = new FramedLink(tagger, (bytes) => toBackup.send(bytes, now), () => toBackup.close(now), "message");
-  const bLink = new FramedLink(tagger, (bytes) => toPrimary.send(bytes, now), () => toPrimary.close(now), "message");
+  const pLink = new FramedLink(tagger, (bytes) => toBackup.send(bytes, now), () => toBackup.close(now), framing);
+  const bLink = new FramedLink(tagger, (bytes) => toPrimary.send(bytes, now), () => toPrimary.close(now), framing);
   const closed: Record<Who, string | null> = { primary: null, backup: null };
   pLink.onClose((r) => { closed.primary = r; note(`the primary's link closed: ${r}`); });
   bLink.onClose((r) => { closed.backup = r; note(`the backup's link closed: ${r}`); });

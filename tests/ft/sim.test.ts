@@ -138,6 +138,16 @@ describe("the pair in simulation: the channel's frames, one-way cuts, pauses, a 
     expect(r.live, why).toBe("primary");
   });
 
+  it("on a byte stream (as TCP) frames arrive in pieces and repeated; the reader puts them together and drops the repeats", async () => {
+    const { r, claims, why } = await run({ framing: "stream", noise: { toBackup: { duplicate: 0.2 }, toPrimary: { duplicate: 0.2 }, seed: 5 } });
+    for (const d of [r.channel.toBackup, r.channel.toPrimary]) {
+      expect(d.delivered, why).toBeGreaterThan(d.sent + d.duplicated); // more messages than frames: pieces
+      expect(d.repeatsDropped, why).toBeGreaterThan(0);
+      expect(d.closed, why).toBeNull();
+    }
+    expect(claims.length, why).toBe(1);
+  });
+
   // A frame lost, two swapped or one damaged: the reader refuses the stream
   // and the link closes; both sides then hear nothing, as in a partition.
   it.each([

@@ -205,13 +205,14 @@ export async function runSeed(seed: number): Promise<SeedResult> {
   // Pauses from well short of the peer's timeout to well past it.
   if (kind.startsWith("pause")) fault.pauseMs = Math.floor((timeouts.timeoutMs * (3 + (r() % 28))) / 10);
   const noise = { toBackup: noiseFrom(r), toPrimary: noiseFrom(r), seed };
+  const framing = r() % 2 === 0 ? "stream" : "message";
   const backupSlowdown = r() % 2 === 0 ? 1 : 1 + (r() % 6);
   // The primary kept within a few slices of the backup's guest (as host/ft/replica.ts keeps it), so a slow backup holds it back.
   const runAhead = BigInt((2 + (r() % 4)) * slice);
   const arbiter = new MemoryArbiter();
   const opts: SimOptions = {
     image: guestImage(g.name), engines, loadEngine, ramSize: RAM, clock, cmdline: g.cmdline,
-    fault, delayMs, slice, arbiter, timeouts, input, noise, backupSlowdown, runAhead,
+    fault, delayMs, slice, arbiter, timeouts, input, noise, framing, backupSlowdown, runAhead,
   };
   const words = (d: string, n?: ChannelNoise) => n
     ? `${d} noise (dup ${n.duplicate}, jitter ${n.jitterMs} ms${n.drop ? `, drop 1/${Math.round(1 / n.drop)}` : ""}${n.reorder ? `, swap 1/${Math.round(1 / n.reorder)}` : ""}${n.corrupt ? `, corrupt 1/${Math.round(1 / n.corrupt)}` : ""})`
@@ -221,6 +222,7 @@ export async function runSeed(seed: number): Promise<SeedResult> {
     `seed ${seed}: ${g.name}, ${clock} clock, ${kind} fails ${atWords}${fault.pauseMs !== undefined ? ` for ${fault.pauseMs} ms` : ""}`,
     `engines ${engines.join("/")}, delay ${delayMs} ms, slice ${slice}, run-ahead ${runAhead}, timeouts ${timeouts.intervalMs}/${timeouts.timeoutMs} ms`,
     `in-flight ${fault.loseInFlight ? "lost" : "delivered"}`,
+    `${framing === "stream" ? "a stream (frames in pieces)" : "a message per frame"}`,
     backupSlowdown > 1 ? `backup ${backupSlowdown}x slower` : "",
     input ? `${input.length} bytes typed` : "",
     words("to-backup", noise.toBackup), words("to-primary", noise.toPrimary),
@@ -243,5 +245,6 @@ export async function runSeed(seed: number): Promise<SeedResult> {
   if (backupSlowdown > 1) tags.push("slow backup");
   if (input) tags.push("typing");
   if (clock === "host") tags.push("host clock");
+  if (framing === "stream") tags.push("stream");
   return { seed, what, tags: [...new Set(tags)], problems, report };
 }
