@@ -37,9 +37,12 @@ export const MIN_FRAME = 4 + 1 + 1 + 1 + 1 + TAG_BYTES;
 export const MAX_FRAME = MAX_HEADER + MAX_FRAME_BODY + TAG_BYTES;
 export const MAX_REPLICA_BYTES = 64;
 export const MAX_BYE_TEXT = 1024;
+export const PAGE_BYTES = 4096;
+/** Pages in one PAGES frame: its body stays under MAX_FRAME_BODY. */
+export const MAX_FRAME_PAGES = 240;
 
 /** Frame type codes: the wire's bytes, never renumber one. 0 is reserved. */
-export const FrameType = { HELLO: 1, LOG: 2, PROGRESS: 3, ACK: 4, RELEASE: 5, HEARTBEAT: 6, BYE: 7, RAN: 8 } as const;
+export const FrameType = { HELLO: 1, LOG: 2, PROGRESS: 3, ACK: 4, RELEASE: 5, HEARTBEAT: 6, BYE: 7, RAN: 8, PAGES: 9, STATE: 10 } as const;
 type TypeName = Frame["type"];
 const TYPE_CODE: Record<TypeName, number> = {
   hello: FrameType.HELLO,
@@ -50,6 +53,8 @@ const TYPE_CODE: Record<TypeName, number> = {
   heartbeat: FrameType.HEARTBEAT,
   bye: FrameType.BYE,
   ran: FrameType.RAN,
+  pages: FrameType.PAGES,
+  state: FrameType.STATE,
 };
 const TYPE_NAME = new Map<number, TypeName>(Object.entries(TYPE_CODE).map(([n, c]) => [c, n as TypeName]));
 
@@ -76,6 +81,14 @@ export type Frame =
   | { type: "ran"; icount: bigint }
   /** The primary's highest released output sequence number. */
   | { type: "release"; seq: number }
+  /** State transfer to a new backup: guest RAM pages (4 KiB each; null: all zero) of a pre-copy round. */
+  | { type: "pages"; round: number; pages: { index: number; data: Uint8Array | null }[] }
+  /**
+   * State transfer, last: the machine at instruction `icount` — its state
+   * without RAM (canonical JSON), the last output number made, the state
+   * hash over it and the RAM the PAGES built — after which the log follows.
+   */
+  | { type: "state"; icount: bigint; outputSeq: number; stateHash: Uint8Array; json: Uint8Array }
   /** The sender's monotonic time in ms (informational). */
   | { type: "heartbeat"; ms: number }
   /** An orderly stop: a ByeCode and a text. */
@@ -191,6 +204,22 @@ export function encodeBody(frame: Frame): Uint8Array {
       return icountVarint(frame.icount, `${frame.type} icount`);
     case "release":
       return safeVarint(frame.seq, "release sequence number");
+    case "pages": {
+      if (frame.pages.length > MAX_FRAME_PAGES) throw new RangeError(`PAGES of ${frame.pages.length} pages: at most ${MAX_FRAME_PAGES}`);
+      const parts = [safeVarint(frame.round, "PAGES round"), safeVarint(frame.pages.length, "PAGES count")];
+      for (const p of frame.pages) {
+        parts.push(safeVarint(p.index, "page index"));
+        if (p.data === null) parts.push(Uint8Array.of(0));
+        else {
+          if (p.data.length !== PAGE_BYTES) throw new RangeError(`page ${p.index}: ${p.data.length} bytes, not ${PAGE_BYTES}`);
+          parts.push(Uint8Array.of(1), p.data);
+        }
+      }
+      return concat(parts);
+    }
+    case "state":
+      if (frame.stateHash.length !== HASH_BYTES) throw new RangeError(`state hash must be ${HASH_BYTES} bytes`);
+      return concat([icountVarint(frame.icount, "STATE icount"), safeVarint(frame.outputSeq, "STATE output number"), frame.stateHash, frame.json]);
     case "heartbeat":
       return safeVarint(frame.ms, "heartbeat time");
     case "bye":
@@ -441,6 +470,30 @@ export function decodeBody(buf: Uint8Array, b: FrameBounds, base: number): Frame
     case "release":
       frame = { type: "release", seq: c.safe("sequence number") };
       break;
+    case "pages": {
+      const round = c.safe("round");
+      const countAt = c.pos;
+      const n = c.safe("page count");
+      if (n > MAX_FRAME_PAGES) c.fail(countAt, `${n} pages: at most ${MAX_FRAME_PAGES}`);
+      const pages: { index: number; data: Uint8Array | null }[] = [];
+      for (let i = 0; i < n; i++) {
+        const index = c.safe("page index");
+        const kindAt = c.pos;
+        const kind = c.u8("page kind");
+        if (kind > 1) c.fail(kindAt, `page kind ${kind} (0 zero, 1 raw)`);
+        pages.push({ index, data: kind === 0 ? null : c.bytes(PAGE_BYTES, "page data").slice() });
+      }
+      frame = { type: "pages", round, pages };
+      break;
+    }
+    case "state": {
+      const icount = c.varint("icount");
+      const outputSeq = c.safe("output number");
+      const stateHash = c.bytes(HASH_BYTES, "state hash").slice();
+      const json = c.bytes(b.bodyEnd - c.pos, "state").slice();
+      frame = { type: "state", icount, outputSeq, stateHash, json };
+      break;
+    }
     case "heartbeat":
       frame = { type: "heartbeat", ms: c.safe("time") };
       break;

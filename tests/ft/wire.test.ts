@@ -65,7 +65,7 @@ function randomEntries(r: () => number, base: bigint, n: number): LogEntry[] {
   return out;
 }
 
-const TYPES: Frame["type"][] = ["hello", "log", "progress", "ack", "release", "heartbeat", "bye", "ran"];
+const TYPES: Frame["type"][] = ["hello", "log", "progress", "ack", "release", "heartbeat", "bye", "ran", "pages", "state"];
 const REPLICAS = ["primary", "b", "réplica-ü", "x".repeat(64), "備份"];
 
 function randomFrame(r: () => number, type: Frame["type"]): Frame {
@@ -84,6 +84,10 @@ function randomFrame(r: () => number, type: Frame["type"]): Frame {
       return { type, seq: int(r, 2) ? int(r, 1000) : Number.MAX_SAFE_INTEGER };
     case "heartbeat":
       return { type, ms: int(r, 2 ** 45) };
+    case "pages":
+      return { type, round: int(r, 9), pages: Array.from({ length: int(r, 5) }, () => ({ index: int(r, 1 << 18), data: int(r, 2) ? null : Uint8Array.from({ length: 4096 }, () => int(r, 256)) })) };
+    case "state":
+      return { type, icount: big(r, 40), outputSeq: int(r, 100000), stateHash: Uint8Array.from({ length: 32 }, () => int(r, 256)), json: new TextEncoder().encode(`{"cpu":${int(r, 1000)}}`) };
     case "bye":
       return { type, code: int(r, 256), reason: ["", "guest exited", "epoch 3 is stale: ünïcode ✓", "z".repeat(1024)][int(r, 4)]! };
   }
@@ -92,7 +96,13 @@ function randomFrame(r: () => number, type: Frame["type"]): Frame {
 /** HELLO, then every other type a few times. */
 function randomStream(r: () => number): Frame[] {
   const frames: Frame[] = [randomFrame(r, "hello")];
-  for (let i = 0; i < 2; i++) for (const t of TYPES.slice(1)) frames.push(randomFrame(r, t));
+  for (let i = 0; i < 2; i++) {
+    for (const t of TYPES.slice(1)) {
+      const f = randomFrame(r, t);
+      // Raw pages are 4 KiB each: the stream is cut at every byte, so keep it short (raw pages round-trip elsewhere).
+      frames.push(f.type === "pages" ? { ...f, pages: f.pages.map((p) => ({ index: p.index, data: null })) } : f);
+    }
+  }
   return frames;
 }
 
@@ -101,7 +111,7 @@ function shortStream(r: () => number): Frame[] {
   const frames: Frame[] = [randomFrame(r, "hello")];
   for (const t of TYPES.slice(1)) {
     let f = randomFrame(r, t);
-    while (f.type === "bye" ? f.reason.length > 100 : f.type === "log" ? f.entries.length === 0 || f.entries.some((e) => e.payload.length > 40) : false) f = randomFrame(r, t);
+    while (f.type === "bye" ? f.reason.length > 100 : f.type === "log" ? f.entries.length === 0 || f.entries.some((e) => e.payload.length > 40) : f.type === "pages" ? f.pages.length === 0 || f.pages.some((p) => p.data !== null) : false) f = randomFrame(r, t);
     frames.push(f);
   }
   return frames;
@@ -238,7 +248,9 @@ describe("corruption and keys", () => {
     const r = rng(7);
     for (const t of TYPES)
       for (const tg of [plain, keyed]) {
-        const f = encodeFrame(randomFrame(r, t), 1, tg);
+        // A raw page is 4 KiB: flipping each of its bits is a minute's work and tests nothing a short frame does not.
+        const x = randomFrame(r, t);
+        const f = encodeFrame(x.type === "pages" ? { ...x, pages: [{ index: 3, data: null }, { index: 9, data: null }] } : x, 1, tg);
         const bodyStart = f.length - 32 - decodeBodyBytes(f).length;
         for (let bit = 0; bit < f.length * 8; bit++) {
           const g = f.slice();
@@ -366,7 +378,7 @@ describe("header refusals", () => {
   it("bad magic, an unknown version, an unknown type: refused at that byte", () => {
     expect(wireError(() => new FrameReader(plain).push(Uint8Array.of(0x4c, 0x53, 0x4c)))).toMatchObject({ offset: 2, reason: expect.stringMatching(/bad magic/) });
     expect(wireError(() => new FrameReader(plain).push(header(2, 1, 1, 0)))).toMatchObject({ offset: 4, reason: expect.stringMatching(/unsupported protocol version 2 \(this reader knows 1\)/) });
-    for (const t of [0, 9, 255]) expect(wireError(() => new FrameReader(plain).push(header(1, t, 1, 0)))).toMatchObject({ offset: 5, reason: `unknown frame type ${t}` });
+    for (const t of [0, 11, 255]) expect(wireError(() => new FrameReader(plain).push(header(1, t, 1, 0)))).toMatchObject({ offset: 5, reason: `unknown frame type ${t}` });
   });
 
   it("an overlong or non-minimal varint in the header is refused", () => {
@@ -389,6 +401,11 @@ describe("bodies", () => {
       [FrameType.BYE, [0, ...encodeVarint(1025n)], /text length 1025 outside 0..1024/],
       [FrameType.LOG, [0, 0, 0xff], /LOG entry 0: unknown event kind 255/],
       [FrameType.LOG, [0, 0, 3, 4, 1, 2, 3, 4], /LOG: body ends inside entry 0/],
+      [FrameType.PAGES, [0, ...encodeVarint(241n)], /241 pages: at most 240/],
+      [FrameType.PAGES, [0, 1, 7, 2], /page kind 2/],
+      [FrameType.PAGES, [0, 1, 7, 1, 0xaa, 0xbb], /PAGES: .*page data/],
+      [FrameType.PAGES, [0, 2, 7, 0], /PAGES: body ends inside page index/],
+      [FrameType.STATE, [5, 3, 1, 2], /STATE: body ends inside state hash/],
     ];
     for (const [type, body, want] of cases) {
       const f = sealFrame(type, 1, Uint8Array.from(body), plain);
