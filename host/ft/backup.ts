@@ -93,6 +93,19 @@ export class BackupRole {
   }
 
   /**
+   * This backup joined a running primary and holds the machine's state at
+   * `icount` (state-transfer.ts), with the outputs up to `outputSeq` made
+   * there: it may run to that count, and acknowledges it.
+   */
+  joinAt(icount: bigint, outputSeq: number, nowMs: number): BackupReady {
+    this.progress = icount;
+    this.ranSent = icount;
+    this.releasedSeq = outputSeq;
+    this.fd.sent(nowMs);
+    return this.ready([{ type: "ack", icount }], []);
+  }
+
+  /**
    * The replaying guest has run to `icount`: the primary is told (RAN), so
    * its flow control can keep it within a lag target of this replica.
    */

@@ -29,9 +29,12 @@ export interface Output {
 
 /** Numbers a machine's outputs as it makes them. */
 export class OutputCounter {
-  private last = 0;
+  private last: number;
 
-  constructor(private readonly icount: () => bigint) {}
+  /** `start`: the number of the last output already made (a backup that joins from a transferred state). */
+  constructor(private readonly icount: () => bigint, start = 0) {
+    this.last = start;
+  }
 
   /** The number the next output will get, less one. */
   get seq(): number {

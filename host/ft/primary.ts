@@ -54,8 +54,8 @@ export interface PrimaryReady {
 
 export class PrimaryRole {
   state: PrimaryState = "paired";
-  private readonly gate = new OutputGate();
-  private readonly fd: FailureDetector;
+  private gate = new OutputGate();
+  private fd: FailureDetector;
   private pending: LogEntry[] = [];
   /** The count the next LOG frame's first delta is relative to: the last entry sent. */
   private base = 0n;
@@ -151,6 +151,30 @@ export class PrimaryRole {
     if (!won) return this.stopWith(`lost the arbiter to ${detail}: another replica is live`);
     this.state = "alone";
     return this.ready([], this.gate.releaseAll());
+  }
+
+  /**
+   * A new backup holds the machine's state at `icount` (state transfer,
+   * state-transfer.ts): from here on the primary streams its log to it and
+   * holds its outputs again. Only a primary going on alone may take one.
+   */
+  pairWith(icount: bigint, nowMs: number): void {
+    if (this.state !== "alone") throw new Error(`primary: a new backup in state ${this.state}`);
+    this.state = "paired";
+    this.pending = [];
+    this.base = icount;
+    this.sentProgress = icount;
+    this.acked = icount;
+    this.backupRan = icount;
+    this.gate = new OutputGate();
+    this.gate.ack(icount);
+    this.lastReleaseSent = 0;
+    this.fd = new FailureDetector(this.o.timeouts, nowMs);
+  }
+
+  /** Going on without a backup from the start (a backup that went live: it has none until it starts one). */
+  startAlone(): void {
+    this.state = "alone";
   }
 
   /** The guest ended (or the driver stops): everything acknowledged is out; tell the backup. */

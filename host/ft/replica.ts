@@ -19,6 +19,7 @@ import type { PeerLink } from "./link.js";
 import { OutputCounter, type Output, type OutputChannel } from "./output-gate.js";
 import { PrimaryRole } from "./primary.js";
 import type { DiskEmit } from "./shared-disk.js";
+import { PreCopy, StateReceiver, TransferError, type TransferFigures } from "./state-transfer.js";
 import { SwitchGate } from "./switch-gate.js";
 import { ByeCode, WIRE_VERSION, type Frame } from "./wire.js";
 
@@ -61,6 +62,14 @@ export interface ReplicaOptions {
   release: (outputs: Output[]) => void | Promise<void>;
   /** A line for the operator (state changes, failures). */
   say: (line: string) => void;
+  /**
+   * A backup that joins a running primary: it boots nothing, but takes the
+   * machine's state from the primary (PAGES, STATE: state-transfer.ts) and
+   * follows from there.
+   */
+  standby?: boolean;
+  /** Told when a state transfer to a new backup ended: its figures. */
+  transferred?: (f: TransferFigures) => void;
 }
 
 /**
@@ -131,23 +140,81 @@ export class PrimaryReplica {
   lostArbiter = false;
   private out: Output[] = [];
   private readonly counter: OutputCounter;
-  private readonly box: ReturnType<typeof inbox>;
+  private link: PeerLink;
+  private box: ReturnType<typeof inbox>;
   private helloSeen = false;
   private linkDown = false;
   /** The guest's speed while running, instructions per ms (a moving average), for the lag target. */
   private rate = 0;
+  /** A state transfer to a new backup under way. */
+  private transfer: { pre: PreCopy; startMs: number } | null = null;
 
-  constructor(private readonly o: ReplicaOptions, nowMs: number) {
+  /**
+   * A primary that boots the guest, or (`adopt`) one that goes on with a
+   * machine that was a backup's until it went live: its outputs, numbering
+   * and gate carry on, its gate switched to live with this role logging.
+   */
+  constructor(private readonly o: ReplicaOptions, nowMs: number, adopt?: { machine: Machine; out: Output[]; counter: OutputCounter; gate: SwitchGate; epoch: number }) {
     // Until the guest's speed is known, the backup may lag by a few slices.
     this.role = new PrimaryRole({ timeouts: o.timeouts, maxLag: o.maxLag, runAhead: BigInt(4 * o.slice), nowMs });
-    const gate = new LiveGate({ clock: o.clock, world: o.world, record: (icount, kind, payload) => this.role.logged({ icount, kind, payload }) });
+    const record = (icount: bigint, kind: number, payload: Uint8Array) => this.role.logged({ icount, kind, payload });
+    this.link = o.link;
+    this.box = inbox(o.link);
+    if (adopt) {
+      this.machine = adopt.machine;
+      this.out = adopt.out;
+      this.counter = adopt.counter;
+      this.epoch = adopt.epoch;
+      this.helloSeen = true;
+      this.linkDown = true;
+      this.role.startAlone();
+      adopt.gate.switchTo(new LiveGate({ clock: o.clock, world: o.world, startGuestNs: adopt.machine.nowNs(), record }));
+      return;
+    }
+    const gate = new LiveGate({ clock: o.clock, world: o.world, record });
     this.machine = Machine.create(o.image, {
       engine: o.engine, clock: o.clock, cmdline: o.cmdline, nic: o.nic, gate, ...tap((c, v) => this.out.push(this.counter.next(c, v))),
       disk: o.disk?.((c, v, lba) => this.out.push(this.counter.next(c, v, lba))),
     });
     this.counter = new OutputCounter(() => this.machine.engine.icount);
-    this.box = inbox(o.link);
     o.link.send({ type: "hello", role: "primary", version: WIRE_VERSION, configHash: o.configHash, epoch: this.epoch, startIcount: 0n, replica: o.name });
+  }
+
+  /**
+   * A new backup on `link` (this primary goes on alone: its backup failed, or
+   * it was a backup that went live): the machine's state goes to it while
+   * the guest runs (state-transfer.ts), then the pair is in lockstep again.
+   */
+  attachBackup(link: PeerLink, nowMs: number): void {
+    if (this.role.state !== "alone" || this.transfer) throw new Error(`primary: cannot take a new backup in state ${this.role.state}${this.transfer ? " (a transfer is under way)" : ""}`);
+    this.link.close("replaced by a new backup's link");
+    this.link = link;
+    this.box = inbox(link);
+    this.helloSeen = false;
+    this.linkDown = false;
+    link.send({ type: "hello", role: "primary", version: WIRE_VERSION, configHash: this.o.configHash, epoch: this.epoch, startIcount: this.machine.engine.icount, replica: this.o.name });
+    this.transfer = { pre: new PreCopy(this.machine), startMs: nowMs };
+  }
+
+  /**
+   * One step of a transfer: a few frames of the round, and when a round is
+   * out the next; when what is left is small, the pause: the last pages and
+   * the state, at this instruction boundary, and the pair is paired again.
+   */
+  private transferStep(nowMs: number): void {
+    const t = this.transfer!;
+    if (!this.helloSeen) return;
+    for (const f of t.pre.frames(4)) this.link.send(f);
+    if (!t.pre.roundSent) return;
+    if (!t.pre.nextRound()) return;
+    const pauseStart = performance.now();
+    for (const f of t.pre.finish(this.counter.seq)) this.link.send(f);
+    this.role.pairWith(this.machine.engine.icount, nowMs);
+    t.pre.figures.pauseMs = performance.now() - pauseStart;
+    this.transfer = null;
+    const fg = t.pre.figures;
+    this.o.say(`primary: a new backup has the state at instruction ${this.machine.engine.icount} after ${fg.rounds} pre-copy round(s), ${fg.pages} pages (${fg.zeroPages} all zero), ${(fg.bytes / 1048576).toFixed(1)} MiB, pause ${fg.pauseMs.toFixed(1)} ms (${fg.finalPages} pages in it), ${Math.round(nowMs - t.startMs)} ms in all: paired again`);
+    this.o.transferred?.(fg);
   }
 
   /** Whether outside input may go to this replica's guest now (it is the live primary). */
@@ -160,10 +227,10 @@ export class PrimaryReplica {
   }
 
   private apply(r: { send: Frame[]; release: Output[]; stop: string | null }): void {
-    for (const f of r.send) this.o.link.send(f);
+    for (const f of r.send) this.link.send(f);
     if (r.release.length > 0) {
       const last = r.release[r.release.length - 1]!.seq;
-      const tell = () => { for (const f of this.role.delivered(last, performance.now())) this.o.link.send(f); };
+      const tell = () => { for (const f of this.role.delivered(last, performance.now())) this.link.send(f); };
       // Only a promise means "wait for the write": a driver's release may
       // return anything else (a worker port's postMessage returns true).
       const done: unknown = this.o.release(r.release);
@@ -181,13 +248,18 @@ export class PrimaryReplica {
     for (const f of this.box.take()) {
       if (f.type === "hello") {
         if (f.role !== "backup" || !sameBytes(f.configHash, this.o.configHash)) {
-          this.o.link.send({ type: "bye", code: ByeCode.CONFIG_MISMATCH, reason: "not a backup of this VM" });
-          this.o.link.close("the peer is not a backup of this VM");
+          this.link.send({ type: "bye", code: ByeCode.CONFIG_MISMATCH, reason: "not a backup of this VM" });
+          this.link.close("the peer is not a backup of this VM");
+          if (this.transfer) {
+            this.transfer = null;
+            this.o.say("primary: the new backup is not a backup of this VM: no transfer");
+          }
         }
         this.helloSeen = true;
       }
       this.apply(this.role.received(f, nowMs));
     }
+    if (this.transfer && !this.finished) this.transferStep(nowMs);
     // The guest starts once the backup is there (its HELLO came), so the pair
     // starts from one state; a backup that never comes is a failed backup.
     if (!this.helloSeen && this.role.state === "paired") {
@@ -261,20 +333,52 @@ export class BackupReplica {
   private replayGate: ReplayGate | null = null;
   private gate: SwitchGate | null = null;
   private readonly box: ReturnType<typeof inbox>;
+  /** A standby's RAM as the PAGES bring it, until STATE installs it. */
+  private receiver: StateReceiver | null = null;
+  /** After go-live: the primary this replica now is (it can take a new backup). */
+  private successor: PrimaryReplica | null = null;
 
   constructor(private readonly o: ReplicaOptions, nowMs: number) {
     this.role = new BackupRole({ timeouts: o.timeouts, nowMs });
     this.box = inbox(o.link);
+    if (o.standby) this.receiver = new StateReceiver(o.engine.ramSize);
     o.link.send({ type: "hello", role: "backup", version: WIRE_VERSION, configHash: o.configHash, epoch: this.epoch, startIcount: 0n, replica: o.name });
   }
 
   /** Whether outside input may go to this replica's guest now (it went live). */
   get isLive(): boolean {
-    return this.live && !this.finished;
+    return this.live && !this.finished && (this.successor?.isLive ?? true);
   }
 
   status(): ReplicaStatus {
+    if (this.successor) {
+      const st = this.successor.status();
+      return { ...st, role: "backup", state: st.state === "alone" ? "live" : st.state };
+    }
     return { role: "backup", state: this.role.state, icount: this.machine?.engine.icount ?? 0n, held: this.role.keptCount, epoch: this.epoch };
+  }
+
+  /** A new backup for this replica, live now (PrimaryReplica.attachBackup). */
+  attachBackup(link: PeerLink, nowMs: number): void {
+    if (!this.successor) throw new Error("backup: only a backup that went live can take a backup of its own");
+    this.successor.attachBackup(link, nowMs);
+  }
+
+  /** A standby's STATE: the machine is built in it, and the backup follows from its count. */
+  private install(f: Extract<Frame, { type: "state" }>, nowMs: number): void {
+    this.replayGate = new ReplayGate({ clock: this.o.clock, queue: this.queue, epochMs: 0 });
+    this.gate = new SwitchGate(this.replayGate);
+    const m = Machine.create(this.o.image, {
+      engine: this.o.engine, clock: this.o.clock, cmdline: this.o.cmdline, nic: this.o.nic, gate: this.gate,
+      ...tap((c, v) => this.out.push(this.counter!.next(c, v))),
+      disk: this.o.disk?.((c, v, lba) => this.out.push(this.counter!.next(c, v, lba))),
+    });
+    this.receiver!.install(m, f);
+    this.counter = new OutputCounter(() => m.engine.icount, f.outputSeq);
+    this.machine = m;
+    this.receiver = null;
+    this.apply(this.role.joinAt(f.icount, f.outputSeq, nowMs));
+    this.o.say(`backup: joined the primary at instruction ${f.icount} (state transferred)`);
   }
 
   /**
@@ -285,6 +389,7 @@ export class BackupReplica {
    */
   private ensureMachine(goingLive: boolean): Machine | null {
     if (this.machine) return this.machine;
+    if (this.o.standby) return null; // it comes with the primary's STATE
     const fresh = this.o.clock === "host" && this.queue.length === 0;
     if (fresh && !goingLive) return null;
     this.replayGate = new ReplayGate({ clock: fresh ? "virtual" : this.o.clock, queue: this.queue });
@@ -309,13 +414,33 @@ export class BackupReplica {
   }
 
   async step(nowMs: number): Promise<StepResult> {
+    if (this.successor) {
+      const r = await this.successor.step(nowMs);
+      if (this.successor.finished) this.finished = true;
+      return r;
+    }
     if (this.finished) return { next: "done", waitMs: 0 };
-    if (this.live) return this.stepLive();
     for (const f of this.box.take()) {
       if (f.type === "hello") {
         if (f.role !== "primary" || !sameBytes(f.configHash, this.o.configHash)) {
           this.o.link.send({ type: "bye", code: ByeCode.CONFIG_MISMATCH, reason: "not the primary of this VM" });
           this.o.link.close("the peer is not the primary of this VM");
+        } else if (f.epoch > this.epoch) {
+          // A backup joining a primary that already went through failovers: its claims are for the epochs after.
+          this.epoch = f.epoch;
+        }
+      }
+      if ((f.type === "pages" || f.type === "state") && this.receiver) {
+        try {
+          if (f.type === "pages") this.receiver.pages(f);
+          else this.install(f, nowMs);
+        } catch (e) {
+          if (!(e instanceof TransferError)) throw e;
+          this.o.link.send({ type: "bye", code: ByeCode.PROTOCOL_ERROR, reason: e.message });
+          this.o.link.close(e.message);
+          this.o.say(`backup stops: ${e.message}`);
+          this.finished = true;
+          return { next: "done", waitMs: 0 };
         }
       }
       this.apply(this.role.onMessage(f, nowMs));
@@ -349,6 +474,12 @@ export class BackupReplica {
     this.apply(res);
     if (!res.goLive) return;
     this.epoch = want;
+    if (this.o.standby && !this.machine) {
+      // A standby the primary failed before it had the state: there is nothing to go live with.
+      this.o.say(`backup stops: the primary failed before this backup had its state; epoch ${want} has no live replica`);
+      this.finished = true;
+      return;
+    }
     // Replay everything that arrived, send again what was kept, then go live where the log ends.
     this.o.release(res.goLive);
     const m = this.ensureMachine(true)!;
@@ -362,24 +493,11 @@ export class BackupReplica {
       if (rr.reason === "idle" && m.engine.icount === before[0] && this.replayGate!.remaining === before[1]) break;
     }
     if (this.out.length > 0) this.o.release(this.out.splice(0));
-    if (this.gate!.mode === "replay") this.gate!.switchTo(new LiveGate({ clock: this.o.clock, world: this.o.world, startGuestNs: m.nowNs() }));
+    // From here this replica is a primary without a backup (it may take one: attachBackup).
+    this.successor = new PrimaryReplica({ ...this.o, link: this.o.link }, performance.now(), { machine: m, out: this.out, counter: this.counter!, gate: this.gate!, epoch: want });
+    if (this.ended) this.successor.ended = this.ended;
     this.live = true;
     this.o.say(`backup is live at instruction ${m.engine.icount} (epoch ${want}); ${res.goLive.length} kept outputs sent again; no backup now`);
   }
 
-  private stepLive(): StepResult {
-    const m = this.machine!;
-    if (this.ended) {
-      this.finished = true;
-      return { next: "done", waitMs: 0 };
-    }
-    const r = m.runSync(this.o.slice, stepDeadline());
-    if (r.reason !== "limit" && r.reason !== "idle") this.ended = r;
-    if (this.out.length > 0) this.o.release(this.out.splice(0));
-    if (this.ended) {
-      this.finished = true;
-      return { next: "done", waitMs: 0 };
-    }
-    return r.reason === "idle" ? { next: "wait", waitMs: m.idleWaitMs() } : { next: "run", waitMs: 0 };
-  }
 }

@@ -27,6 +27,7 @@ import { CmosRtc } from "../devices/cmos-rtc.js";
 import { DebugPort } from "../devices/debug-port.js";
 import { ExitPort } from "../devices/exit-port.js";
 import { AtaDisk, type AtaOperation } from "../devices/ata-disk.js";
+import { DirtyTracker } from "../engine/dirty.js";
 import type { BlockStore } from "../devices/block-store.js";
 import { Pvnic } from "../devices/pvnic.js";
 import { loadMultiboot, applyBootState, type BootImage } from "./multiboot.js";
@@ -191,6 +192,17 @@ export class Machine implements GuestClock {
     m.boot = loadMultiboot(engine, image, { cmdline: config.cmdline ?? "" });
     applyBootState(engine, m.boot.state);
     return m;
+  }
+
+  private dirtyTracker: DirtyTracker | null = null;
+
+  /**
+   * The one dirty-page tracker of this machine's engine (host/engine/dirty.ts):
+   * state transfer and checks register their own users on it, so none
+   * clears marks another still needs.
+   */
+  get dirty(): DirtyTracker {
+    return (this.dirtyTracker ??= new DirtyTracker(this.engine));
   }
 
   /** Releases the engine (its memory goes back to the engine pool). The machine is unusable after. */

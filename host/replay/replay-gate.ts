@@ -72,6 +72,12 @@ export interface ReplayGateOptions {
   clock: ClockMode;
   /** The log's entries (the WALLCLOCK entry first under the host clock). */
   queue: EntryQueue;
+  /**
+   * The calendar base, when the log does not start at the beginning (a
+   * backup that received the machine's state at some count, host/ft/
+   * state-transfer.ts): no WALLCLOCK entry is expected then.
+   */
+  epochMs?: number;
 }
 
 export class ReplayGate implements InputGate {
@@ -82,7 +88,9 @@ export class ReplayGate implements InputGate {
 
   constructor(opts: ReplayGateOptions) {
     this.q = opts.queue;
-    if (opts.clock === "virtual") {
+    if (opts.epochMs !== undefined) {
+      this.epochMs = opts.epochMs;
+    } else if (opts.clock === "virtual") {
       this.epochMs = VIRTUAL_EPOCH_MS;
     } else {
       const e = this.q.peek();

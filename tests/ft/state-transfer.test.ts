@@ -1,0 +1,184 @@
+// A new backup from a running primary (host/ft/state-transfer.ts, issue 10
+// §2): after one replica failed, the survivor — the primary going on alone,
+// or the backup that went live — sends a standby its machine's state while
+// the guest runs (pre-copy rounds, then a pause), and the pair is in
+// lockstep again: a second failure is survived too. The world's console
+// must be the solo run's, byte for byte, and the transferred machine must
+// end where the survivor would have.
+
+import { beforeAll, describe, expect, it } from "vitest";
+import { initHash } from "../../host/common/hash.js";
+import { MemoryArbiter } from "../../host/ft/arbiter.js";
+import { memoryLinkPair, type PeerLink } from "../../host/ft/link.js";
+import type { Output } from "../../host/ft/output-gate.js";
+import { BackupReplica, PrimaryReplica } from "../../host/ft/replica.js";
+import { PreCopy, StateReceiver, TransferError } from "../../host/ft/state-transfer.js";
+import { frameTagger, type FrameTagger } from "../../host/ft/wire.js";
+import { bootLive } from "../../host/node/boot.js";
+import { loadEngine } from "../../host/node/core-modules.js";
+import { driveReplica } from "../../host/node/ft-driver.js";
+import { stateHash } from "../../host/replay/state-hash.js";
+import { guestImage } from "../helpers/replay.js";
+
+const RAM = 4 << 20;
+const CMDLINE = "ticks.elf ticks=300 every=30 hz=200";
+let tagger: FrameTagger;
+beforeAll(async () => {
+  await initHash();
+  tagger = await frameTagger(null);
+});
+
+async function solo(): Promise<string> {
+  const out: number[] = [];
+  const m = await bootLive(guestImage("ticks"), { engine: "wasm", ramSize: RAM, clock: "virtual", cmdline: CMDLINE, onSerial: (b) => out.push(b) });
+  m.runSync(200_000_000);
+  m.dispose();
+  return Buffer.from(out).toString("latin1");
+}
+
+type Replica = PrimaryReplica | BackupReplica;
+
+/**
+ * The pair, one replica stopped dead at `first`; the survivor takes a
+ * standby (engine `standbyEngine`) once it is alone; then `second` stops
+ * the survivor, or nothing does.
+ */
+async function run(first: { who: "primary" | "backup"; at: bigint }, second: bigint | null, standbyEngine: "wasm" | "ts") {
+  const arbiter = new MemoryArbiter();
+  await arbiter.claim({ vm: "t", epoch: 1, replica: "primary", atMs: 0, reason: "first start" });
+  const seen = new Map<number, Output>();
+  let contradictions = 0;
+  const release = (xs: Output[]) => {
+    for (const x of xs) {
+      const had = seen.get(x.seq);
+      if (had && (had.channel !== x.channel || had.value !== x.value)) contradictions++;
+      if (!had) seen.set(x.seq, x);
+    }
+  };
+  const lines: string[] = [];
+  const figures: unknown[] = [];
+  const common = {
+    image: guestImage("ticks"), clock: "virtual" as const, cmdline: CMDLINE, configHash: new Uint8Array(32).fill(7), vm: "t",
+    arbiter, timeouts: { intervalMs: 20, timeoutMs: 300 }, slice: 5_000, maxLag: 2_000_000n, release,
+    transferred: (f: unknown) => figures.push(f),
+  };
+  const [pl, bl] = memoryLinkPair(tagger);
+  const now = performance.now();
+  const p = new PrimaryReplica({ ...common, engine: await loadEngine("wasm", { ramSize: RAM }), name: "primary", link: pl, say: (l) => lines.push(`primary| ${l}`) }, now);
+  const b = new BackupReplica({ ...common, engine: await loadEngine("wasm", { ramSize: RAM }), name: "backup", link: bl, say: (l) => lines.push(`backup| ${l}`) }, now);
+  const dead = new Set<Replica>();
+  const stopAt = (r: Replica, at: () => bigint | null) => () => {
+    const a = at();
+    if (a !== null && r.machine !== null && r.machine.engine.icount >= a) { dead.add(r); return true; }
+    return false;
+  };
+  let survivor: Replica | null = null;
+  let standby: BackupReplica | null = null;
+  let standbyRun: Promise<unknown> = Promise.resolve();
+  const firstVictim = first.who === "primary" ? p : b;
+  // The survivor is stopped by `second` only after the standby joined (its count then is past `first.at`).
+  const secondAt = (r: Replica) => () => (r === survivor && standby?.machine && second !== null ? second : null);
+  const attach = async () => {
+    for (;;) {
+      await new Promise((r) => setTimeout(r, 5));
+      const s = firstVictim === p ? b : p;
+      const st = s.status().state;
+      if (st === "alone" || st === "live") {
+        survivor = s;
+        const [sl, nl] = memoryLinkPair(tagger);
+        standby = new BackupReplica({ ...common, engine: await loadEngine(standbyEngine, { ramSize: RAM }), name: "standby", link: nl, standby: true, say: (l) => lines.push(`standby| ${l}`) }, performance.now());
+        s.attachBackup(sl, performance.now());
+        standbyRun = driveReplica(standby, { stop: stopAt(standby, () => null) });
+        return;
+      }
+      if (s.finished) return;
+    }
+  };
+  await Promise.all([
+    driveReplica(p, { stop: () => stopAt(p, () => (first.who === "primary" ? first.at : null))() || stopAt(p, secondAt(p))() }),
+    driveReplica(b, { stop: () => stopAt(b, () => (first.who === "backup" ? first.at : null))() || stopAt(b, secondAt(b))() }),
+    attach(),
+  ]);
+  await standbyRun;
+  const serial = [...seen.entries()].sort((x, y) => x[0] - y[0]).filter(([, o]) => o.channel === "serial").map(([, o]) => o.value as number);
+  return { serial: Buffer.from(serial).toString("latin1"), contradictions, lines, figures, survivor: survivor as Replica | null, standby: standby as BackupReplica | null, dead };
+}
+
+describe("a new backup from a running primary (ticks, virtual clock, in-process link)", () => {
+  it("the backup fails; the primary, alone, takes a standby (TS engine) and the pair runs to the end in lockstep", async () => {
+    const r = await run({ who: "backup", at: 60_000n }, null, "ts");
+    const log = r.lines.join("\n");
+    expect(r.serial, log).toBe(await solo());
+    expect(r.contradictions).toBe(0);
+    expect(log).toMatch(/primary\| primary won epoch 2/);
+    expect(log).toMatch(/primary\| primary: a new backup has the state at instruction \d+ after \d+ pre-copy round\(s\)/);
+    expect(log).toMatch(/standby\| backup: joined the primary at instruction \d+/);
+    expect(r.figures).toHaveLength(1);
+    // The standby followed to the end: it ran exactly as far as the primary.
+    expect(r.standby!.machine!.engine.icount).toBe(r.survivor!.machine!.engine.icount);
+    expect(Buffer.from(stateHash(r.standby!.machine!)).toString("hex")).toBe(Buffer.from(stateHash(r.survivor!.machine!)).toString("hex"));
+  });
+
+  it("the primary fails; the backup goes live, takes a standby, and when it fails too the standby goes live (epoch 3)", async () => {
+    const r = await run({ who: "primary", at: 40_000n }, 90_000n, "wasm");
+    const log = r.lines.join("\n");
+    expect(r.serial, log).toBe(await solo());
+    expect(r.contradictions).toBe(0);
+    expect(log).toMatch(/backup\| backup won epoch 2: going live/);
+    expect(log).toMatch(/backup\| primary: a new backup has the state/);
+    expect(log).toMatch(/standby\| backup won epoch 3: going live/);
+  });
+});
+
+describe("PreCopy and StateReceiver", () => {
+  it("the rounds and the pause rebuild the machine on the other engine, state hash and all, while the guest runs between frames", async () => {
+    const a = await bootLive(guestImage("bench"), { engine: "wasm", ramSize: RAM, clock: "virtual", onSerial: () => {} });
+    a.runSync(300_000);
+    const pre = new PreCopy(a, { finalPages: 4, maxRounds: 5 });
+    const rx = new StateReceiver(RAM);
+    let done = false;
+    let frames = 0;
+    while (!done) {
+      for (const f of pre.frames(2)) { if (f.type === "pages") rx.pages(f); frames++; }
+      a.runSync(20_000); // the guest keeps writing memory meanwhile
+      if (pre.roundSent) done = pre.nextRound();
+    }
+    const last = pre.finish(0);
+    const state = last.pop()!;
+    for (const f of last) if (f.type === "pages") rx.pages(f);
+    expect(state.type).toBe("state");
+    const b = await bootLive(guestImage("bench"), { engine: "ts", ramSize: RAM, clock: "virtual", onSerial: () => {} });
+    rx.install(b, state as Extract<typeof state, { type: "state" }>);
+    expect(b.engine.icount).toBe(a.engine.icount);
+    expect(Buffer.from(stateHash(b)).toString("hex")).toBe(Buffer.from(stateHash(a)).toString("hex"));
+    expect(pre.figures.rounds).toBeGreaterThanOrEqual(1);
+    expect(pre.figures.zeroPages).toBeGreaterThan(0);
+    expect(frames).toBeGreaterThan(0);
+    // Both go on alike.
+    a.runSync(500_000);
+    b.runSync(500_000);
+    expect(Buffer.from(stateHash(b)).toString("hex")).toBe(Buffer.from(stateHash(a)).toString("hex"));
+  });
+
+  it("a page lost on the way, a page outside RAM, a state that is not JSON: refused, the machine unchanged", async () => {
+    const a = await bootLive(guestImage("bench"), { engine: "wasm", ramSize: RAM, clock: "virtual", onSerial: () => {} });
+    a.runSync(100_000);
+    const pre = new PreCopy(a, { finalPages: 1_000_000 });
+    const all = pre.frames(1_000);
+    pre.nextRound();
+    const [state] = pre.finish(0).slice(-1) as [Extract<ReturnType<PreCopy["finish"]>[number], { type: "state" }>];
+    const b = await bootLive(guestImage("bench"), { engine: "wasm", ramSize: RAM, clock: "virtual", onSerial: () => {} });
+    const before = Buffer.from(stateHash(b)).toString("hex");
+    const rx = new StateReceiver(RAM);
+    // Every page but one that is not all zero.
+    const pages = all.flatMap((f) => (f.type === "pages" ? f.pages : []));
+    const skip = pages.find((p) => p.data !== null)!.index;
+    rx.pages({ type: "pages", round: 0, pages: pages.filter((p) => p.index !== skip) });
+    expect(() => rx.install(b, state)).toThrow(/state hash after loading differs/);
+    expect(Buffer.from(stateHash(b)).toString("hex")).toBe(before);
+    expect(() => rx.pages({ type: "pages", round: 0, pages: [{ index: RAM / 4096, data: null }] })).toThrow(TransferError);
+    expect(() => rx.install(b, { ...state, json: new TextEncoder().encode("{not json") })).toThrow(/not UTF-8 JSON/);
+  });
+});
+
+export type { PeerLink };
