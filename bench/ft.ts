@@ -539,10 +539,22 @@ async function freePort(kind: "udp" | "tcp"): Promise<number> {
  * "kv: ready": the latency of each, request sent to reply received.
  */
 async function processKvLatency(procs: string[][], vmPort: number, clientPort: number): Promise<number[]> {
-  const children: ChildProcess[] = procs.map((args) => spawn(process.execPath, [LOCKSTEP_BIN, ...args], { stdio: ["ignore", "pipe", "pipe"] }));
+  // One after the other: the backup connects once the primary listens.
+  const children: ChildProcess[] = [];
   let out = "", err = "";
-  children[0]!.stdout!.on("data", (d: Buffer) => { out += d.toString("latin1"); });
-  for (const c of children) c.stderr!.on("data", (d: Buffer) => { err += d.toString(); });
+  for (const args of procs) {
+    const c = spawn(process.execPath, [LOCKSTEP_BIN, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+    if (children.length === 0) c.stdout!.on("data", (d: Buffer) => { out += d.toString("latin1"); });
+    c.stderr!.on("data", (d: Buffer) => { err += d.toString(); });
+    children.push(c);
+    if (args[0] === "primary") {
+      const t0 = performance.now();
+      while (!/waiting for the backup/.test(err)) {
+        if (performance.now() - t0 > 20_000) throw new BenchError(`lockstep primary did not listen; stderr:\n${err}`);
+        await sleep(10);
+      }
+    }
+  }
   const udp = await UdpTransport.open({ listenPort: clientPort, peerPort: vmPort });
   try {
     const t0 = performance.now();
