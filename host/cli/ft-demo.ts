@@ -17,6 +17,7 @@ import { FileArbiter } from "../node/file-arbiter.js";
 import { vmConfig, vmConfigHash } from "../replay/vm-config.js";
 import { UsageError } from "./args.js";
 import { defineCommand, EXIT_FAILURE, EXIT_OK } from "./command.js";
+import type { TransferFigures } from "../ft/state-transfer.js";
 import { readGuest } from "./run.js";
 
 const RAM = 32 << 20;
@@ -64,11 +65,13 @@ A summary with the figures goes to stdout.`,
       const listeners = new Set<(f: Uint8Array) => void>();
       let liveAtMs: number | null = null;
       let killedAtMs: number | null = null;
+      let transfer: (TransferFigures & { atMs: number }) | null = null;
       /** Failures nobody injected (a worker that crashed, a failover before the kill): the demo is then no demo. */
       const unplanned: string[] = [];
       const pair = startPair({
         image, engines: { primary: flags.engine, backup: flags.engine }, ramSize: RAM, clock: "host", cmdline, nic: true,
-        configHash, vm, arbiter, timeouts: DEFAULT_TIMEOUTS,
+        configHash, vm, arbiter, timeouts: DEFAULT_TIMEOUTS, respawn: true,
+        onTransferred: (f) => { transfer = { ...f, atMs: ms() }; },
         onSerial: (b) => { console_ += String.fromCharCode(b); },
         onFrame: (f) => { for (const l of listeners) l(f); },
         say: (line) => {
@@ -115,6 +118,8 @@ A summary with the figures goes to stdout.`,
         latencies.push(performance.now() - s);
         if (killedAtMs !== null && firstReplyAfterKillMs === null) firstReplyAfterKillMs = ms();
       }
+      // Redundancy: the survivor brings a new backup its state while the guest runs; wait for it (bounded).
+      for (let t = 0; transfer === null && t < 250; t++) await new Promise((r) => setTimeout(r, 20));
       // Read everything back from the survivor.
       let lost = 0;
       for (const [k, v] of acked) {
@@ -135,8 +140,12 @@ A summary with the figures goes to stdout.`,
       out(`  acknowledged PUTs read back: ${acked.size - lost} of ${acked.size}${lost ? ` — ${lost} LOST` : ""}`);
       out(`  counter: ${counter} after ${incrs} acknowledged INCRs${counter === BigInt(incrs) ? " (each applied once)" : ` — MISMATCH (last INCR returned ${lastCounter})`}`);
       out(`  outputs shown ${r.outputs}, repeats dropped by number ${r.repeats}`);
+      const tr = transfer as (TransferFigures & { atMs: number }) | null;
+      if (tr && killedAtMs !== null) {
+        out(`  redundancy restored: a new backup joined ${tr.atMs - killedAtMs} ms after the kill (live pre-copy: ${tr.rounds} round(s), ${tr.pages} pages of which ${tr.zeroPages} all zero, ${(tr.bytes / 1048576).toFixed(1)} MiB; the guest paused ${tr.pauseMs.toFixed(1)} ms for the last ${tr.finalPages} pages and the state)`);
+      } else out("  redundancy NOT restored: no new backup joined before the end");
       for (const u of unplanned) out(`  UNPLANNED: ${u}`);
-      const ok = lost === 0 && counter === BigInt(incrs) && liveAtMs !== null && unplanned.length === 0;
+      const ok = lost === 0 && counter === BigInt(incrs) && liveAtMs !== null && unplanned.length === 0 && transfer !== null;
       out(ok ? "ok: nothing acknowledged was lost and nothing was applied twice" : "FAILED: see above");
       return ok ? EXIT_OK : EXIT_FAILURE;
     } finally {

@@ -92,6 +92,12 @@ reaches WHEN (or at that time) and leaves both replicas running: each finds
 the other silent and claims the next epoch; the arbiter gives it to one,
 the other stops and says so. The console reads the same either way.
 
+--respawn restores redundancy after a failover: a new backup starts in a
+new worker and the survivor sends it its state while the guest runs (live
+pre-copy: all of RAM, then rounds of the pages dirtied meanwhile, then a
+short pause for the rest and the CPU and device state); the pair is then in
+lockstep again and survives the next failure too.
+
 --transport tcp carries the channel over loopback TCP (host/node/tcp-link.ts,
 the transport of 'lockstep primary' and 'lockstep backup') instead of a
 MessagePort between the workers.
@@ -109,6 +115,7 @@ See docs/ft.md.`,
   flags: {
     fail: { type: "string", arg: "primary@WHEN|backup@WHEN|partition@WHEN", help: "stop one replica dead, or cut the channel, at an instruction count or a time" },
     transport: { type: "enum", values: ["worker", "tcp"], default: "worker", help: "the channel between the replicas: a MessagePort, or loopback TCP" },
+    respawn: { type: "boolean", default: false, help: "after a failover, start a new backup and send it the survivor's state while the guest runs (worker transport)" },
     arbiter: { type: "string", arg: "file:PATH", help: "the arbiter (default: a temporary directory)" },
     engine: { type: "enum", values: ["wasm", "ts"], default: "wasm", help: "the primary's CPU engine" },
     "backup-engine": { type: "enum", values: ["wasm", "ts"], default: "wasm", help: "the backup's CPU engine" },
@@ -170,6 +177,7 @@ See docs/ft.md.`,
         failAt: fail && fail.who !== "partition" && "icount" in fail.at ? { [fail.who]: fail.at.icount } : undefined,
         partitionAt: fail && fail.who === "partition" && "icount" in fail.at ? fail.at.icount : undefined,
         transport: flags.transport,
+        respawn: flags.respawn,
         onSerial: (b) => { clearStatus(); stdout.write(Uint8Array.of(b)); }, say,
         onStatus: (side, st, extra) => statusLine.update(side, st, extra),
       });

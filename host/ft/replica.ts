@@ -259,7 +259,16 @@ export class PrimaryReplica {
       }
       this.apply(this.role.received(f, nowMs));
     }
-    if (this.transfer && !this.finished) this.transferStep(nowMs);
+    if (this.transfer && !this.finished) {
+      try {
+        this.transferStep(nowMs);
+      } catch (e) {
+        // A transfer that fails leaves this primary as it was: alone, and live.
+        this.transfer = null;
+        this.link.close(`state transfer failed: ${(e as Error).message}`);
+        this.o.say(`primary: the state transfer to the new backup failed (${(e as Error).message}); going on alone`);
+      }
+    }
     // The guest starts once the backup is there (its HELLO came), so the pair
     // starts from one state; a backup that never comes is a failed backup.
     if (!this.helloSeen && this.role.state === "paired") {
@@ -287,10 +296,16 @@ export class PrimaryReplica {
       if (r.reason === "idle") {
         const t = this.role.tick(nowMs);
         await this.claimIfAsked(t);
+        // A transfer under way sends its next frames at once; otherwise sleep until the guest's next event.
+        if (this.transfer) return { next: "run", waitMs: 0 };
         return { next: "wait", waitMs: Math.min(this.machine.idleWaitMs(), this.o.timeouts.intervalMs) };
       }
     }
     if (this.ended && !this.finished && this.role.held === 0) {
+      if (this.transfer) {
+        this.link.send({ type: "bye", code: ByeCode.GUEST_EXITED, reason: `guest ${this.ended.reason} before the new backup had the state` });
+        this.transfer = null;
+      }
       this.apply(this.role.finish(`guest ${this.ended.reason}`));
       this.finished = true;
       return { next: "done", waitMs: 0 };
@@ -298,7 +313,7 @@ export class PrimaryReplica {
     const t = this.role.tick(nowMs);
     await this.claimIfAsked(t);
     if (this.finished) return { next: "done", waitMs: 0 };
-    return ran ? { next: "run", waitMs: 0 } : { next: "wait", waitMs: 1 };
+    return ran || this.transfer ? { next: "run", waitMs: 0 } : { next: "wait", waitMs: 1 };
   }
 
   /** A slice of `n` instructions took `ms`: the lag target in instructions follows the guest's speed. */
@@ -464,6 +479,12 @@ export class BackupReplica {
     }
     const t = this.role.tick(nowMs);
     this.apply(t);
+    if (t.claim && this.o.standby && !this.machine) {
+      // A standby without the state cannot go live: claiming would only take an epoch from a live primary.
+      this.o.say("backup stops: the primary went silent before this backup had its state (it cannot go live)");
+      this.finished = true;
+      return { next: "done", waitMs: 0 };
+    }
     if (t.claim) await this.claim();
     if (this.finished) return { next: "done", waitMs: 0 };
     return ran ? { next: "run", waitMs: 0 } : { next: "wait", waitMs: 1 };
@@ -478,12 +499,6 @@ export class BackupReplica {
     this.apply(res);
     if (!res.goLive) return;
     this.epoch = want;
-    if (this.o.standby && !this.machine) {
-      // A standby the primary failed before it had the state: there is nothing to go live with.
-      this.o.say(`backup stops: the primary failed before this backup had its state; epoch ${want} has no live replica`);
-      this.finished = true;
-      return;
-    }
     // Replay everything that arrived, send again what was kept, then go live where the log ends.
     this.o.release(res.goLive);
     const m = this.ensureMachine(true)!;

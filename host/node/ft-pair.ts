@@ -16,6 +16,7 @@ import type { BlockStore } from "../devices/block-store.js";
 import type { Output } from "../ft/output-gate.js";
 import { applyDiskOutput } from "../ft/shared-disk.js";
 import type { ReplicaStatus } from "../ft/replica.js";
+import type { TransferFigures } from "../ft/state-transfer.js";
 import type { ClockMode } from "../machine/guest-time.js";
 import type { FtStatusExtra, FtWorkerCommand, FtWorkerData, FtWorkerEvent } from "./ft-worker.js";
 
@@ -40,6 +41,14 @@ export interface PairOptions {
   partitionAt?: bigint;
   /** The logging channel: a MessagePort between the workers (default) or loopback TCP. */
   transport?: "worker" | "tcp";
+  /**
+   * After a failover, start a new backup in a new worker and bring it the
+   * survivor's state while the guest runs (host/ft/state-transfer.ts):
+   * redundancy restored. Worker transport only.
+   */
+  respawn?: boolean;
+  /** A state transfer to a new backup ended: its figures. */
+  onTransferred?: (f: TransferFigures) => void;
   onSerial?: (byte: number) => void;
   onFrame?: (frame: Uint8Array) => void;
   /** Lines about what happened (failures, go-live). */
@@ -106,18 +115,27 @@ export function startPair(o: PairOptions): RunningPair {
   const status: Record<Side, ReplicaStatus | null> = { primary: null, backup: null };
   const ended: Record<Side, "done" | "failed" | null> = { primary: null, backup: null };
   const workers = {} as Record<Side, Worker>;
-  const finished = (["primary", "backup"] as Side[]).map((side) => new Promise<void>((resolve) => {
-    const failAt = o.failAt?.[side];
+  // Every worker started (the first two, and standbys after failovers): the run is done when all have ended.
+  let running = 0;
+  let allEnded: () => void = () => {};
+  const finishedAll = new Promise<void>((res) => { allEnded = res; });
+  let standbys = 0;
+  /** Starts the replica of slot `side`: `standby` joins the live replica `from` through state transfer. */
+  const startWorker = (side: Side, channel: FtWorkerData["channel"], standby: boolean) => {
+    const failAt = standby ? undefined : o.failAt?.[side];
+    const name = standby ? `backup-${++standbys + 1}` : side;
     const data: FtWorkerData = {
-      role: side, channel: tcp ? { kind: "tcp" } : { kind: "port", port: side === "primary" ? port1! : port2! }, image: o.image, engine: o.engines[side],
+      role: standby ? "backup" : side, channel, image: o.image, engine: o.engines[standby ? "backup" : side],
       ramSize: o.ramSize, clock: o.clock, cmdline: o.cmdline, nic: o.nic,
-      disk: o.disk ? { path: o.disk.path, sectors: o.disk.store.sectors, identity: o.disk.store.identity() } : null, configHash: o.configHash, vm: o.vm, name: side,
+      disk: o.disk ? { path: o.disk.path, sectors: o.disk.store.sectors, identity: o.disk.store.identity() } : null, configHash: o.configHash, vm: o.vm, name,
       timeouts: o.timeouts, slice: 100_000, maxLag: String(50_000_000n), key: null, failAt: failAt === undefined ? null : String(failAt),
-      partitionAt: side === "primary" && o.partitionAt !== undefined ? String(o.partitionAt) : null,
-      statusMs: o.statusMs,
+      partitionAt: !standby && side === "primary" && o.partitionAt !== undefined ? String(o.partitionAt) : null,
+      statusMs: o.statusMs, standby,
     };
     const w = new Worker(BOOT, { workerData: data, transferList: data.channel.kind === "port" ? [data.channel.port] : [] });
     workers[side] = w;
+    ended[side] = null;
+    running++;
     w.on("message", async (e: FtWorkerEvent) => {
       switch (e.type) {
         case "release": for (const x of e.outputs) take(x); break;
@@ -126,7 +144,12 @@ export function startPair(o: PairOptions): RunningPair {
           workers.backup.postMessage(c);
           break;
         }
-        case "say": say(e.line); break;
+        case "say":
+          say(e.line);
+          // A replica won a failover: with respawn on, a new backup joins it in the other slot once that one's worker is gone.
+          if (o.respawn && !tcp && /won epoch \d+/.test(e.line)) respawnFor(side);
+          break;
+        case "transferred": o.onTransferred?.(e.figures); break;
         case "status": status[side] = e.status; o.onStatus?.(side, e.status, e.extra); break;
         case "claim": {
           const c: FtWorkerCommand = { type: "claimed", id: e.id, result: await o.arbiter.claim(e.claim) };
@@ -136,15 +159,41 @@ export function startPair(o: PairOptions): RunningPair {
         case "failed":
           ended[side] = "failed";
           if (status[side]) status[side] = { ...status[side]!, icount: BigInt(e.icount) };
-          say(`${side} stopped dead at instruction ${e.icount}`);
+          say(`${name} stopped dead at instruction ${e.icount}`);
           break;
         case "done": ended[side] = "done"; status[side] = e.status; o.onStatus?.(side, e.status, e.extra); break;
       }
     });
-    w.on("error", (err) => { say(`${side} worker failed: ${err.message}`); ended[side] ??= "failed"; });
-    w.on("exit", () => { ended[side] ??= "failed"; resolve(); });
-  }));
-  const done = Promise.all(finished).then((): PairResult => ({
+    w.on("error", (err) => { say(`${name} worker failed: ${err.message}`); ended[side] ??= "failed"; });
+    w.on("exit", () => {
+      ended[side] ??= "failed";
+      exited.add(w);
+      const wait = exitWaiters.get(w);
+      exitWaiters.delete(w);
+      wait?.();
+      if (--running === 0) allEnded();
+    });
+  };
+  const exitWaiters = new Map<Worker, () => void>();
+  const exited = new Set<Worker>();
+  /** The survivor in slot `live` takes a standby in the other slot, once the failed worker there has ended. */
+  const respawnFor = (live: Side) => {
+    const other: Side = live === "primary" ? "backup" : "primary";
+    const old = workers[other];
+    const go = () => {
+      if (ended[live] !== null) return;
+      const ch = new MessageChannel();
+      startWorker(other, { kind: "port", port: ch.port2 }, true);
+      const c: FtWorkerCommand = { type: "attach", port: ch.port1 };
+      workers[live].postMessage(c, [ch.port1]);
+    };
+    // The failed replica's worker ends first (killed, or stopping itself having lost the arbiter).
+    if (exited.has(old)) go();
+    else exitWaiters.set(old, go);
+  };
+  startWorker("primary", tcp ? { kind: "tcp" } : { kind: "port", port: port1! }, false);
+  startWorker("backup", tcp ? { kind: "tcp" } : { kind: "port", port: port2! }, false);
+  const done = finishedAll.then((): PairResult => ({
     exitStatus, ended, status, outputs: printed, repeats, diskWrites, diskFlushes, seconds: (performance.now() - t0) / 1000,
   }));
   return {

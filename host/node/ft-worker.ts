@@ -10,6 +10,7 @@
 import { closeSync, openSync, readSync } from "node:fs";
 import { parentPort, workerData, type MessagePort } from "node:worker_threads";
 import type { PeerLink } from "../ft/link.js";
+import { initHash } from "../common/hash.js";
 import type { EngineKind } from "../engine/engine.js";
 import type { Arbiter, ArbiterClaim, ClaimResult } from "../ft/arbiter.js";
 import type { Timeouts } from "../ft/failure-detector.js";
@@ -17,6 +18,7 @@ import type { LinkStats } from "../ft/link.js";
 import type { Output } from "../ft/output-gate.js";
 import { portLink } from "../ft/port-link.js";
 import { BackupReplica, PrimaryReplica, type ReplicaStatus } from "../ft/replica.js";
+import type { TransferFigures } from "../ft/state-transfer.js";
 import { SharedDiskStore, type DiskEmit, type ImageReader } from "../ft/shared-disk.js";
 import { frameTagger } from "../ft/wire.js";
 import type { ClockMode } from "../machine/guest-time.js";
@@ -55,6 +57,8 @@ export interface FtWorkerData {
   partitionAt: string | null;
   /** How often a status is posted, ms (default 100). */
   statusMs?: number;
+  /** A backup that joins the live replica by state transfer (host/ft/state-transfer.ts) rather than booting. */
+  standby?: boolean;
 }
 
 /** With each status: when it was taken (performance.timeOrigin + now, ms: comparable across threads) and the link's counters. */
@@ -68,6 +72,8 @@ export type FtWorkerEvent =
   /** The primary's TCP listener is up (transport tcp): the backup is to connect to this port. */
   | { type: "listening"; port: number }
   | { type: "say"; line: string }
+  /** A state transfer from this replica to a new backup ended. */
+  | { type: "transferred"; figures: TransferFigures }
   | { type: "status"; status: ReplicaStatus; extra?: FtStatusExtra }
   | { type: "claim"; id: number; claim: ArbiterClaim }
   | { type: "failed"; icount: string }
@@ -81,7 +87,9 @@ export type FtWorkerCommand =
   /** Transport tcp, to the backup: the primary listens on this loopback port. */
   | { type: "connect"; port: number }
   /** Cut the channel now (an injected partition): the link closes, both replicas go on. */
-  | { type: "partition" };
+  | { type: "partition" }
+  /** To the live replica: a new backup waits on this port; send it the state (state-transfer.ts). */
+  | { type: "attach"; port: MessagePort };
 
 const d = workerData as FtWorkerData;
 const parent = parentPort!;
@@ -119,12 +127,26 @@ const onCommand = (c: FtWorkerCommand) => {
     pending.delete(c.id);
   } else if (c.type === "connect") connectTo?.(c.port);
   else if (c.type === "partition") partition();
+  else if (c.type === "attach") void attach(c.port);
   else if (replica?.isLive && replica.machine) {
     if (c.type === "input") replica.machine.serialInput(c.bytes);
     else replica.machine.nicInput(c.bytes);
   }
 };
 parent.on("message", onCommand);
+
+/** A new backup on `port`: the live replica sends it its state, then they are a pair. */
+async function attach(port: MessagePort): Promise<void> {
+  const l = portLink(port, await frameTagger(d.key));
+  l.onFrame(() => waker.wake());
+  try {
+    replica!.attachBackup(l, performance.now());
+  } catch (e) {
+    post({ type: "say", line: `${d.name}: no new backup: ${(e as Error).message}` });
+    l.close("not taken");
+  }
+  waker.wake();
+}
 
 /** The channel to the peer: the port given, or loopback TCP (the primary listens, the backup connects). */
 async function openLink(): Promise<PeerLink> {
@@ -142,6 +164,7 @@ async function openLink(): Promise<PeerLink> {
   });
 }
 
+await initHash(); // state hashes (state transfer) and keyed frame tags
 const engine = await loadEngine(d.engine, { ramSize: d.ramSize });
 link = await openLink();
 link.onFrame(() => waker.wake());
@@ -167,7 +190,8 @@ const disk = d.disk === null ? undefined : (emit: DiskEmit) => new SharedDiskSto
 
 const options = {
   image: d.image, disk, engine, clock: d.clock, cmdline: d.cmdline, nic: d.nic, configHash: d.configHash, vm: d.vm, name: d.name,
-  link, arbiter: arbiter as Arbiter, timeouts: d.timeouts, slice: d.slice, maxLag: BigInt(d.maxLag),
+  link, arbiter: arbiter as Arbiter, standby: d.standby ?? false,
+  transferred: (figures: TransferFigures) => post({ type: "transferred", figures }), timeouts: d.timeouts, slice: d.slice, maxLag: BigInt(d.maxLag),
   limit: d.failAt === null ? undefined : BigInt(d.failAt),
   release: (outputs: Output[]) => { post({ type: "release", outputs }); },
   say: (line: string) => post({ type: "say", line }),
