@@ -283,11 +283,7 @@ export class PrimaryReplica {
     let ran = false;
     if (!this.ended && this.role.mayRun && this.role.state !== "stopped" && this.sliceLeft() > 0) {
       const t0 = performance.now();
-      // A slice ends as soon as the guest made an output: the progress record
-      // that covers it goes out now, so its acknowledgement (and the output's
-      // release) does not wait for the rest of the slice.
-      const late = stepDeadline();
-      const r = this.machine.runSync(this.sliceLeft(), () => this.out.length > 0 || late());
+      const r = this.machine.runSync(this.sliceLeft(), stepDeadline());
       if (r.reason !== "limit" && r.reason !== "idle") this.ended = r;
       if (r.reason === "limit") this.learnRate(Number(r.instructions), performance.now() - t0);
       for (const x of this.out.splice(0)) this.apply(this.role.output(x));
