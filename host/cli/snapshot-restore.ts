@@ -128,33 +128,43 @@ export interface RestoreSetup {
 }
 
 /**
+ * Reads FILE as a snapshot and decodes its configuration (and, with
+ * `checkImage`, checks its IMAGE against it): any damage is a usage error
+ * naming the file (exit 2).
+ */
+export async function readSnapshotFile(file: string, o: { checkImage: boolean }): Promise<{ snap: Snapshot; config: VmConfig; bytes: Uint8Array }> {
+  await initHash();
+  const bytes = readInput(file, "snapshot");
+  try {
+    const snap = decodeSnapshot(bytes);
+    let config: VmConfig;
+    try {
+      config = decodeVmConfig(snap.config);
+    } catch (e) {
+      throw contentError(snap.file, "CONFIG", (e as Error).message);
+    }
+    if (o.checkImage && (toHex(hashBytes(snap.image)) !== config.image || snap.image.length !== config.imageBytes)) {
+      throw contentError(snap.file, "IMAGE", "the guest image is not the one CONFIG names (its hash or size differs)");
+    }
+    return { snap, config, bytes };
+  } catch (e) {
+    if (e instanceof SnapshotError) throw new CommandError(`${file}: ${e.message}`, EXIT_USAGE);
+    throw e;
+  }
+}
+
+/**
  * Reads and checks a snapshot for `run --from`: the file (any damage:
  * exit 2), the configuration, the image against CONFIG, GUEST against the
  * image, the run flags against the configuration, the --disk image's
  * identity against the configuration's.
  */
 export async function prepareRestore(file: string, given: { guest?: string; mem?: number; clock?: string; cmdline?: string; disk?: string; nic?: string }): Promise<RestoreSetup> {
-  await initHash();
-  const bytes = readInput(file, "snapshot");
+  const { snap, config } = await readSnapshotFile(file, { checkImage: true });
   const fail = (e: unknown): never => {
     if (e instanceof SnapshotError) throw new CommandError(`${file}: ${e.message}`, EXIT_USAGE);
     throw e;
   };
-  let snap: Snapshot;
-  let config: VmConfig;
-  try {
-    snap = decodeSnapshot(bytes);
-    try {
-      config = decodeVmConfig(snap.config);
-    } catch (e) {
-      throw contentError(snap.file, "CONFIG", (e as Error).message);
-    }
-    if (toHex(hashBytes(snap.image)) !== config.image || snap.image.length !== config.imageBytes) {
-      throw contentError(snap.file, "IMAGE", "the guest image is not the one CONFIG names (its hash or size differs)");
-    }
-  } catch (e) {
-    return fail(e);
-  }
   if (given.guest !== undefined) {
     const guest = readInput(given.guest, "GUEST");
     const h = toHex(hashBytes(guest));

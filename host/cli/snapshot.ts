@@ -14,16 +14,15 @@ import { LoadError } from "../machine/elf.js";
 import type { Machine } from "../machine/machine.js";
 import { parseNicSpec } from "../net/frame-transport.js";
 import { hashState } from "../replay/state-hash.js";
-import { decodeVmConfig, encodeVmConfig, vmConfig, type VmConfig } from "../replay/vm-config.js";
-import { SnapshotError, contentError } from "../snapshot/format.js";
-import { captureSnapshot, decodeSnapshot, type Snapshot } from "../snapshot/snapshot.js";
+import { encodeVmConfig, vmConfig, type VmConfig } from "../replay/vm-config.js";
+import { captureSnapshot } from "../snapshot/snapshot.js";
 import { bootLive } from "../node/boot.js";
 import { runRealtime } from "../node/driver.js";
 import { UdpTransport } from "../node/udp-transport.js";
 import { UsageError } from "./args.js";
 import { CommandError, defineCommand, EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from "./command.js";
 import { describeOutcome, readGuest, RUN_FLAGS } from "./run.js";
-import { countedEntropy, openOverlay, readInput, sameFile } from "./snapshot-restore.js";
+import { countedEntropy, openOverlay, readInput, readSnapshotFile, sameFile } from "./snapshot-restore.js";
 
 const SAVE_FLAGS = {
   at: { type: "string", arg: "N", help: "the instruction count to take the snapshot at (required)" },
@@ -165,21 +164,7 @@ docs/snapshot-format.md.`,
   ],
   async run({ flags, positionals, stdout }) {
     const file = positionals[0];
-    const bytes = readInput(file, "snapshot");
-    await initHash();
-    let snap: Snapshot;
-    let config: VmConfig;
-    try {
-      snap = decodeSnapshot(bytes);
-      try {
-        config = decodeVmConfig(snap.config);
-      } catch (e) {
-        throw contentError(snap.file, "CONFIG", (e as Error).message);
-      }
-    } catch (e) {
-      if (e instanceof SnapshotError) throw new CommandError(`${file}: ${e.message}`, EXIT_USAGE);
-      throw e;
-    }
+    const { snap, config, bytes } = await readSnapshotFile(file, { checkImage: false });
     const m = snap.meta;
     const sections = snap.file.layout.map((l) => ({
       name: l.name, offset: l.offset, compression: NAMES[l.compression]!, storedBytes: l.storedBytes, rawBytes: l.rawBytes,

@@ -10,7 +10,8 @@
 // are equal at equal instruction counts; the backup, replaying, reads nothing
 // (its disk data comes from the log) until it goes live.
 
-import { checkRange, SECTOR_SIZE, sectorCount, type BlockStore } from "../devices/block-store.js";
+import { SECTOR_SIZE, type BlockStore } from "../devices/block-store.js";
+import { OverlayBlockStore } from "../snapshot/overlay.js";
 import type { Output, OutputChannel } from "./output-gate.js";
 
 /** The image as a replica may see it: read only. */
@@ -23,78 +24,27 @@ export interface ImageReader {
 /** Where a disk output goes: a replica numbers it (OutputCounter) with the guest's other outputs. */
 export type DiskEmit = (channel: OutputChannel, value: number | Uint8Array, lba?: number) => void;
 
-export class SharedDiskStore implements BlockStore {
-  private readonly overlay = new Map<number, Uint8Array>();
-  private closed = false;
-
+export class SharedDiskStore extends OverlayBlockStore {
   /**
    * `identity` is the image's as the world opened it (block-store.ts), so a
    * replica need not hash the image again; `emit` takes each write, one
-   * sector at a time, and each flush.
+   * sector at a time, and each flush. The overlay is the snapshot layer's
+   * copy-on-write store (host/snapshot/overlay.ts): the image is never written here.
    */
-  constructor(
-    private readonly image: ImageReader,
-    private readonly id: string,
-    private readonly emit: DiskEmit,
-  ) {}
-
-  get sectors(): number {
-    return this.image.sectors;
-  }
-
-  /** Sectors this replica's guest has written (the overlay's size). */
-  get written(): number {
-    return this.overlay.size;
-  }
-
-  read(lba: number, count: number): Uint8Array {
-    this.check();
-    checkRange(this.sectors, lba, count);
-    const out = new Uint8Array(count * SECTOR_SIZE);
-    // Runs of sectors not in the overlay are read from the image in one call.
-    let from = lba;
-    const flushRun = (to: number) => {
-      if (to > from) out.set(this.image.read(from, to - from), (from - lba) * SECTOR_SIZE);
-    };
-    for (let s = lba; s < lba + count; s++) {
-      const mine = this.overlay.get(s);
-      if (mine === undefined) continue;
-      flushRun(s);
-      out.set(mine, (s - lba) * SECTOR_SIZE);
-      from = s + 1;
-    }
-    flushRun(lba + count);
-    return out;
+  constructor(image: ImageReader, id: string, private readonly emit: DiskEmit) {
+    super({ sectors: image.sectors, read: (lba, count) => image.read(lba, count), identity: () => id, close: () => {} });
   }
 
   write(lba: number, data: Uint8Array): void {
-    this.check();
-    const n = sectorCount(data);
-    checkRange(this.sectors, lba, n);
-    for (let i = 0; i < n; i++) {
-      // A copy: the disk reuses its buffer for the next sector.
-      const sector = data.slice(i * SECTOR_SIZE, (i + 1) * SECTOR_SIZE);
-      this.overlay.set(lba + i, sector);
-      this.emit("disk", sector, lba + i);
-    }
+    super.write(lba, data);
+    // Each sector an output of its own, a copy: the disk reuses its buffer.
+    for (let i = 0; i < data.length / SECTOR_SIZE; i++) this.emit("disk", data.slice(i * SECTOR_SIZE, (i + 1) * SECTOR_SIZE), lba + i);
   }
 
   /** The world makes the writes before it durable when it takes this output. */
   flush(): void {
-    this.check();
+    super.flush();
     this.emit("flush", 0);
-  }
-
-  identity(): string {
-    return this.id;
-  }
-
-  close(): void {
-    this.closed = true;
-  }
-
-  private check(): void {
-    if (this.closed) throw new Error("shared disk: used after close()");
   }
 }
 

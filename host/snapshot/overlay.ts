@@ -64,6 +64,11 @@ export class OverlayBlockStore implements BlockStore {
     this.base.close();
   }
 
+  /** How many sectors have been written. */
+  get writtenCount(): number {
+    return this.written.size;
+  }
+
   /** Sectors written so far, by ascending LBA. */
   writtenSectors(): { lba: number; data: Uint8Array }[] {
     return [...this.written.keys()].sort((a, b) => a - b).map((lba) => ({ lba, data: this.written.get(lba)! }));

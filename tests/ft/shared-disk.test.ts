@@ -52,7 +52,7 @@ describe("SharedDiskStore", () => {
     expect(got.slice(2048, 2560)).toEqual(sector(0xcc));
     expect(got.slice(2560)).toEqual(before.slice(8 * 512, 9 * 512));
     expect(image.bytes()).toEqual(before);
-    expect(disk.written).toBe(3);
+    expect(disk.writtenCount).toBe(3);
   });
 
   it("a later write of a sector replaces the earlier one in the overlay", () => {
@@ -60,7 +60,7 @@ describe("SharedDiskStore", () => {
     disk.write(2, sector(1));
     disk.write(2, sector(2));
     expect(disk.read(2, 1)).toEqual(sector(2));
-    expect(disk.written).toBe(1);
+    expect(disk.writtenCount).toBe(1);
   });
 
   it("every sector written is one output, in the order written, numbered with the other outputs; a flush is one too", () => {
