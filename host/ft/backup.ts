@@ -21,6 +21,12 @@ import type { Output } from "./output-gate.js";
 export interface BackupOptions {
   timeouts: Timeouts;
   nowMs: number;
+  /**
+   * False for a backup that joins a running primary: it acknowledges
+   * nothing until it holds the machine's state (joinAt) — the log alone
+   * would not let it go live, so no output may be released on its word.
+   */
+  joined?: boolean;
 }
 
 export type BackupState =
@@ -52,8 +58,11 @@ export class BackupRole {
   received = 0;
   private ranSent = 0n;
 
+  private joined: boolean;
+
   constructor(o: BackupOptions) {
     this.fd = new FailureDetector(o.timeouts, o.nowMs);
+    this.joined = o.joined ?? true;
   }
 
   /** How far the replaying guest may run. */
@@ -71,6 +80,7 @@ export class BackupRole {
         return this.ready([], m.entries);
       case "progress": {
         if (m.icount > this.progress) this.progress = m.icount;
+        if (!this.joined) return this.ready([], []);
         this.fd.sent(nowMs);
         return this.ready([{ type: "ack", icount: this.progress }], []);
       }
@@ -98,11 +108,14 @@ export class BackupRole {
    * there: it may run to that count, and acknowledges it.
    */
   joinAt(icount: bigint, outputSeq: number, nowMs: number): BackupReady {
-    this.progress = icount;
+    // Progress records may have come before the state (the primary paired at
+    // `icount` and went on while it hashed the state): hold them too.
+    if (icount > this.progress) this.progress = icount;
     this.ranSent = icount;
     this.releasedSeq = outputSeq;
+    this.joined = true;
     this.fd.sent(nowMs);
-    return this.ready([{ type: "ack", icount }], []);
+    return this.ready([{ type: "ack", icount: this.progress }], []);
   }
 
   /**

@@ -204,6 +204,17 @@ export class PrimaryReplica {
   private transferStep(nowMs: number): void {
     const t = this.transfer!;
     if (!this.helloSeen) return;
+    if (t.pre.hashing) {
+      // Paired already; the state's hash is computed over the RAM copy a piece a step, then STATE goes.
+      const f = t.pre.hashStep();
+      if (!f) return;
+      this.link.send(f);
+      this.transfer = null;
+      const fg = t.pre.figures;
+      this.o.say(`primary: a new backup has the state at instruction ${f.type === "state" ? f.icount : "?"} after ${fg.rounds} pre-copy round(s), ${fg.pages} pages (${fg.zeroPages} all zero), ${(fg.bytes / 1048576).toFixed(1)} MiB, pause ${fg.pauseMs.toFixed(1)} ms (${fg.finalPages} pages in it), ${Math.round(nowMs - t.startMs)} ms in all: paired again`);
+      this.o.transferred?.(fg);
+      return;
+    }
     for (const f of t.pre.frames(4)) this.link.send(f);
     if (!t.pre.roundSent) return;
     if (!t.pre.nextRound()) return;
@@ -211,10 +222,6 @@ export class PrimaryReplica {
     for (const f of t.pre.finish(this.counter.seq)) this.link.send(f);
     this.role.pairWith(this.machine.engine.icount, nowMs);
     t.pre.figures.pauseMs = performance.now() - pauseStart;
-    this.transfer = null;
-    const fg = t.pre.figures;
-    this.o.say(`primary: a new backup has the state at instruction ${this.machine.engine.icount} after ${fg.rounds} pre-copy round(s), ${fg.pages} pages (${fg.zeroPages} all zero), ${(fg.bytes / 1048576).toFixed(1)} MiB, pause ${fg.pauseMs.toFixed(1)} ms (${fg.finalPages} pages in it), ${Math.round(nowMs - t.startMs)} ms in all: paired again`);
-    this.o.transferred?.(fg);
   }
 
   /** Whether outside input may go to this replica's guest now (it is the live primary). */
@@ -354,7 +361,7 @@ export class BackupReplica {
   private successor: PrimaryReplica | null = null;
 
   constructor(private readonly o: ReplicaOptions, nowMs: number) {
-    this.role = new BackupRole({ timeouts: o.timeouts, nowMs });
+    this.role = new BackupRole({ timeouts: o.timeouts, nowMs, joined: !o.standby });
     this.box = inbox(o.link);
     if (o.standby) this.receiver = new StateReceiver(o.engine.ramSize);
     o.link.send({ type: "hello", role: "backup", version: WIRE_VERSION, configHash: o.configHash, epoch: this.epoch, startIcount: 0n, replica: o.name });

@@ -4,18 +4,26 @@
 // the one before (the machine's dirty tracker, host/engine/dirty.ts); when
 // what is left is small, the primary pauses between two instructions, sends
 // the last dirty pages and the machine's state without RAM (STATE), and
-// goes on paired: the log the backup replays starts at that count.
+// goes on paired: the log the backup replays starts at that count. The pause
+// only copies RAM into a buffer made ready during the rounds; the state hash
+// is computed over that copy afterwards, a piece a step while the guest
+// runs, and STATE goes out when it is done (the backup acknowledges nothing
+// until it has installed the state, so no output is released before then).
 // The wire frames are PAGES and STATE (docs/ft-protocol.md).
 
 import type { DirtyUser } from "../engine/dirty.js";
 import type { Machine, MachineState } from "../machine/machine.js";
-import { hashState, stateJson } from "../replay/state-hash.js";
+import { hashState } from "../replay/state-hash.js";
+import { createStreamHash } from "../common/hash.js";
+import { stateHashHead, stateJson } from "../replay/state-hash.js";
 import { MAX_FRAME_PAGES, PAGE_BYTES, type Frame } from "./wire.js";
 
 /** Pages whose sending ends the pre-copy: a round that dirtied no more than this many goes out in the pause. */
 export const FINAL_PAGES = 256;
 /** Rounds after which the pause comes whatever is left (a guest that dirties memory faster than it is sent). */
 export const MAX_ROUNDS = 12;
+/** Bytes of the RAM copy hashed, or made ready, per step. */
+const CHUNK = 4 << 20;
 
 export interface TransferFigures {
   /** Pre-copy rounds before the pause (round 0 is all of RAM). */
@@ -37,17 +45,27 @@ const isZero = (b: Uint8Array) => {
   return true;
 };
 
+type Hasher = Awaited<ReturnType<typeof createStreamHash>>;
+
 /** The sending side, on the primary's machine. */
 export class PreCopy {
   private queue: number[];
   private round = 0;
   private readonly user: DirtyUser;
   readonly figures: TransferFigures = { rounds: 0, pages: 0, zeroPages: 0, bytes: 0, finalPages: 0, pauseMs: 0 };
+  /** The RAM copy the pause fills; its pages are touched a chunk a step beforehand (a fresh buffer's page faults are slow). */
+  private readonly copy: Uint8Array;
+  private touched = 0;
+  private hasher: Hasher | null = null;
+  /** After the pause: the STATE frame waiting for its hash, and how far the hash has read the copy. */
+  private pending: { icount: bigint; outputSeq: number; json: Uint8Array; hashed: number } | null = null;
 
   constructor(private readonly m: Machine, private readonly o: { finalPages?: number; maxRounds?: number } = {}) {
     this.user = m.dirty.register("pre-copy");
     this.user.take(); // marks from before the transfer: round 0 sends every page anyway
     this.queue = Array.from({ length: m.engine.ramSize / PAGE_BYTES }, (_, i) => i);
+    this.copy = new Uint8Array(m.engine.ramSize);
+    void createStreamHash().then((h) => { this.hasher = h; });
   }
 
   private pagesFrame(indices: number[]): Frame {
@@ -66,6 +84,11 @@ export class PreCopy {
 
   /** Up to `maxFrames` PAGES frames of the current round (none once it is sent). */
   frames(maxFrames: number): Frame[] {
+    if (this.touched < this.copy.length) {
+      const end = Math.min(this.copy.length, this.touched + CHUNK);
+      this.copy.fill(0, this.touched, end);
+      this.touched = end;
+    }
     const out: Frame[] = [];
     while (out.length < maxFrames && this.queue.length > 0) out.push(this.pagesFrame(this.queue.splice(0, MAX_FRAME_PAGES)));
     return out;
@@ -77,31 +100,55 @@ export class PreCopy {
 
   /**
    * The round is out: the next is what the guest dirtied meanwhile. True
-   * when that is small enough (or the rounds are used up) to send in the pause.
+   * when that is small enough (or the rounds are used up) to send in the
+   * pause — and the copy buffer and the hasher are ready for it.
    */
   nextRound(): boolean {
     this.round++;
-    this.queue = this.user.take();
+    this.queue = [...new Set([...this.queue, ...this.user.take()])].sort((a, b) => a - b);
     this.figures.rounds = this.round;
-    return this.queue.length <= (this.o.finalPages ?? FINAL_PAGES) || this.round >= (this.o.maxRounds ?? MAX_ROUNDS);
+    const ready = this.touched >= this.copy.length && this.hasher !== null;
+    return ready && (this.queue.length <= (this.o.finalPages ?? FINAL_PAGES) || this.round >= (this.o.maxRounds ?? MAX_ROUNDS));
   }
 
   /**
    * The pause: the guest stopped at a boundary. The pages dirtied since the
-   * last round, then STATE. `outputSeq` is the number of the last output
-   * the guest made.
+   * last round go out; RAM is copied and the state taken; STATE follows
+   * (hashStep) once its hash is computed over the copy.
    */
   finish(outputSeq: number): Frame[] {
     const last = [...new Set([...this.queue, ...this.user.take()])].sort((a, b) => a - b);
+    this.queue = [];
     this.user.unregister();
     const out: Frame[] = [];
     for (let i = 0; i < last.length; i += MAX_FRAME_PAGES) out.push(this.pagesFrame(last.slice(i, i + MAX_FRAME_PAGES)));
     this.figures.finalPages = last.length;
     const s = this.m.saveState({ ram: "view" });
-    const json = new TextEncoder().encode(stateJson(s));
-    this.figures.bytes += json.length + 32;
-    out.push({ type: "state", icount: this.m.engine.icount, outputSeq, stateHash: hashState(s), json });
+    this.copy.set(s.ram);
+    const [tag, json] = stateHashHead(s) as [Uint8Array, Uint8Array];
+    this.hasher!.init();
+    this.hasher!.update(tag);
+    this.hasher!.update(json);
+    this.pending = { icount: this.m.engine.icount, outputSeq, json, hashed: 0 };
     return out;
+  }
+
+  /** After the pause, a step of the hash over the copy; the STATE frame once it is done (null before). */
+  hashStep(): Frame | null {
+    const p = this.pending;
+    if (!p) return null;
+    const end = Math.min(this.copy.length, p.hashed + CHUNK);
+    this.hasher!.update(this.copy.subarray(p.hashed, end));
+    p.hashed = end;
+    if (end < this.copy.length) return null;
+    this.pending = null;
+    this.figures.bytes += p.json.length + 32;
+    return { type: "state", icount: p.icount, outputSeq: p.outputSeq, stateHash: this.hasher!.digest("binary"), json: p.json };
+  }
+
+  /** Whether the pause is over and STATE is still to go. */
+  get hashing(): boolean {
+    return this.pending !== null;
   }
 }
 

@@ -20,8 +20,13 @@ export function machineStateJson(m: Machine): string {
   return stateJson(m.saveState({ ram: "view" }));
 }
 
+/** What the state hash covers before RAM (RAM follows it): for a hash fed in pieces (host/ft/state-transfer.ts). */
+export function stateHashHead(s: MachineState): Uint8Array[] {
+  return [TAG, new TextEncoder().encode(stateJson(s))];
+}
+
 export function hashState(s: MachineState): Uint8Array {
-  return hashBytes(TAG, new TextEncoder().encode(stateJson(s)), s.ram);
+  return hashBytes(...stateHashHead(s), s.ram);
 }
 
 export function stateHash(m: Machine): Uint8Array {

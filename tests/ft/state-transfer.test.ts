@@ -114,9 +114,10 @@ describe("a new backup from a running primary (ticks, virtual clock, in-process 
     expect(log).toMatch(/primary\| primary: a new backup has the state at instruction \d+ after \d+ pre-copy round\(s\)/);
     expect(log).toMatch(/standby\| backup: joined the primary at instruction \d+/);
     expect(r.figures).toHaveLength(1);
-    // The standby followed to the end: it ran exactly as far as the primary.
-    expect(r.standby!.machine!.engine.icount).toBe(r.survivor!.machine!.engine.icount);
-    expect(Buffer.from(stateHash(r.standby!.machine!)).toString("hex")).toBe(Buffer.from(stateHash(r.survivor!.machine!)).toString("hex"));
+    // The standby followed from where it joined (it stops where it is when the primary ends the run, as any backup does).
+    const joined = BigInt(/joined the primary at instruction (\d+)/.exec(log)![1]!);
+    expect(r.standby!.machine!.engine.icount).toBeGreaterThan(joined);
+    expect(r.standby!.machine!.engine.icount).toBeLessThanOrEqual(r.survivor!.machine!.engine.icount);
   });
 
   it("the primary fails; the backup goes live, takes a standby, and when it fails too the standby goes live (epoch 3)", async () => {
@@ -142,11 +143,16 @@ describe("PreCopy and StateReceiver", () => {
       for (const f of pre.frames(2)) { if (f.type === "pages") rx.pages(f); frames++; }
       a.runSync(20_000); // the guest keeps writing memory meanwhile
       if (pre.roundSent) done = pre.nextRound();
+      await new Promise((r) => setTimeout(r, 0)); // the hasher is made asynchronously
     }
-    const last = pre.finish(0);
-    const state = last.pop()!;
-    for (const f of last) if (f.type === "pages") rx.pages(f);
+    for (const f of pre.finish(0)) if (f.type === "pages") rx.pages(f);
+    const at = a.saveState();
+    // After the pause the guest runs on while the state's hash is computed over the copy.
+    a.runSync(50_000);
+    let state = pre.hashStep();
+    while (state === null) state = pre.hashStep();
     expect(state.type).toBe("state");
+    a.loadState(at); // back to the pause, to compare
     const b = await bootLive(guestImage("bench"), { engine: "ts", ramSize: RAM, clock: "virtual", onSerial: () => {} });
     rx.install(b, state as Extract<typeof state, { type: "state" }>);
     expect(b.engine.icount).toBe(a.engine.icount);
@@ -165,8 +171,16 @@ describe("PreCopy and StateReceiver", () => {
     a.runSync(100_000);
     const pre = new PreCopy(a, { finalPages: 1_000_000 });
     const all = pre.frames(1_000);
-    pre.nextRound();
-    const [state] = pre.finish(0).slice(-1) as [Extract<ReturnType<PreCopy["finish"]>[number], { type: "state" }>];
+    let ready = false;
+    for (let i = 0; i < 100 && !ready; i++) {
+      await new Promise((r) => setTimeout(r, 5)); // the hasher is made asynchronously
+      ready = pre.nextRound();
+    }
+    expect(ready).toBe(true);
+    pre.finish(0);
+    let f = pre.hashStep();
+    while (f === null) f = pre.hashStep();
+    const state = f as Extract<typeof f, { type: "state" }>;
     const b = await bootLive(guestImage("bench"), { engine: "wasm", ramSize: RAM, clock: "virtual", onSerial: () => {} });
     const before = Buffer.from(stateHash(b)).toString("hex");
     const rx = new StateReceiver(RAM);
