@@ -14,7 +14,7 @@
 // and a client that saw one already drops it.
 
 import type { LogEntry } from "../replay/log-format.js";
-import { FailureDetector, type Timeouts } from "./failure-detector.js";
+import { FailureDetector, watchPeer, type Timeouts } from "./failure-detector.js";
 import type { Frame } from "./wire.js";
 import type { Output } from "./output-gate.js";
 
@@ -137,15 +137,10 @@ export class BackupRole {
   /** Time passed: heartbeats, and the primary's silence. */
   tick(nowMs: number): BackupReady {
     if (this.state !== "following") return this.ready([], []);
-    switch (this.fd.tick(nowMs)) {
-      case "peer-failed":
-        this.state = "claiming";
-        return { ...this.ready([], []), claim: true };
-      case "heartbeat":
-        return this.ready([{ type: "heartbeat", ms: Math.floor(nowMs) }], []);
-      default:
-        return this.ready([], []);
-    }
+    const w = watchPeer(this.fd, nowMs);
+    if (w !== "claim") return this.ready(w, []);
+    this.state = "claiming";
+    return { ...this.ready([], []), claim: true };
   }
 
   /**

@@ -10,6 +10,8 @@
 // running the guest, compiling, collecting garbage), what the peer sent in
 // that time is still unread, so the gap beyond one interval is not counted.
 
+import type { Frame } from "./wire.js";
+
 export interface Timeouts {
   /** Longest a side stays silent before it sends a heartbeat. */
   intervalMs: number;
@@ -77,5 +79,21 @@ export class FailureDetector {
   /** Milliseconds of silence from the peer so far, while this side was listening. */
   silenceMs(nowMs: number): number {
     return nowMs - this.lastHeard - this.deaf;
+  }
+}
+
+/**
+ * Time passing for a role that watches its peer (primary.ts, backup.ts):
+ * "claim" when the peer has failed (ask the arbiter), else the frames to
+ * send now — a heartbeat when one is due.
+ */
+export function watchPeer(fd: FailureDetector, nowMs: number): "claim" | Frame[] {
+  switch (fd.tick(nowMs)) {
+    case "peer-failed":
+      return "claim";
+    case "heartbeat":
+      return [{ type: "heartbeat", ms: Math.floor(nowMs) }];
+    default:
+      return [];
   }
 }

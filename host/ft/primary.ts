@@ -17,7 +17,7 @@
 // for the same reason, so a go-live never has a long log to replay).
 
 import type { LogEntry } from "../replay/log-format.js";
-import { FailureDetector, type Timeouts } from "./failure-detector.js";
+import { FailureDetector, watchPeer, type Timeouts } from "./failure-detector.js";
 import { ByeCode, type Frame } from "./wire.js";
 import { OutputGate, type Output } from "./output-gate.js";
 
@@ -134,15 +134,10 @@ export class PrimaryRole {
   /** Time passed: heartbeats, and the backup's silence. */
   tick(nowMs: number): PrimaryReady {
     if (this.state !== "paired") return this.ready([], []);
-    switch (this.fd.tick(nowMs)) {
-      case "peer-failed":
-        this.state = "claiming";
-        return { ...this.ready([], []), claim: true };
-      case "heartbeat":
-        return this.ready([{ type: "heartbeat", ms: Math.floor(nowMs) }], []);
-      default:
-        return this.ready([], []);
-    }
+    const w = watchPeer(this.fd, nowMs);
+    if (w !== "claim") return this.ready(w, []);
+    this.state = "claiming";
+    return { ...this.ready([], []), claim: true };
   }
 
   /** The arbiter's answer to a claim made after the backup went silent. */

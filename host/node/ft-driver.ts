@@ -10,10 +10,6 @@ export interface SteppedReplica {
   step(nowMs: number): Promise<StepResult>;
 }
 
-// The Waker moved to waker.ts (the real-time driver uses it too); exported
-// here as well until the replicas' callers import it from there.
-export { Waker } from "./waker.js";
-
 export interface ReplicaDriverOptions {
   /** Asked before every step: true stops the driver (a fault injected, a signal). */
   stop?: () => boolean;

@@ -144,16 +144,14 @@ export function startPair(o: PairOptions): RunningPair {
           workers.backup.postMessage(c);
           break;
         }
-        case "say":
-          say(e.line);
-          // A replica won a failover: with respawn on, a new backup joins it in the other slot once that one's worker is gone.
-          if (o.respawn && !tcp && /won epoch \d+/.test(e.line)) respawnFor(side);
-          break;
+        case "say": say(e.line); break;
         case "transferred": o.onTransferred?.(e.figures); break;
         case "status": status[side] = e.status; o.onStatus?.(side, e.status, e.extra); break;
         case "claim": {
           const c: FtWorkerCommand = { type: "claimed", id: e.id, result: await o.arbiter.claim(e.claim) };
           w.postMessage(c);
+          // A replica won a failover: with respawn on, a new backup joins it in the other slot once that one's worker is gone.
+          if (c.result.won && o.respawn && !tcp) respawnFor(side);
           break;
         }
         case "failed":

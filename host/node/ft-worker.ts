@@ -107,6 +107,8 @@ const arbiter: Pick<Arbiter, "claim"> = {
 };
 
 const waker = new Waker();
+/** The channel's frame tags (keyed when there is a key): one for every MessagePort link this replica opens. */
+const tagger = initHash().then(() => frameTagger(d.key));
 let replica: PrimaryReplica | BackupReplica | null = null;
 let link: PeerLink | null = null;
 let listener: Listener | null = null;
@@ -137,7 +139,7 @@ parent.on("message", onCommand);
 
 /** A new backup on `port`: the live replica sends it its state, then they are a pair. */
 async function attach(port: MessagePort): Promise<void> {
-  const l = portLink(port, await frameTagger(d.key));
+  const l = portLink(port, await tagger);
   l.onFrame(() => waker.wake());
   try {
     replica!.attachBackup(l, performance.now());
@@ -150,7 +152,7 @@ async function attach(port: MessagePort): Promise<void> {
 
 /** The channel to the peer: the port given, or loopback TCP (the primary listens, the backup connects). */
 async function openLink(): Promise<PeerLink> {
-  if (d.channel.kind === "port") return portLink(d.channel.port, await frameTagger(d.key));
+  if (d.channel.kind === "port") return portLink(d.channel.port, await tagger);
   if (d.role === "backup") return connectLink({ host: "127.0.0.1", port: await connectPort, key: d.key });
   return new Promise<PeerLink>((resolve, reject) => {
     listenLink({

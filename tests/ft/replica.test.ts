@@ -7,12 +7,12 @@
 import { describe, expect, it } from "vitest";
 import { MemoryArbiter } from "../../host/ft/arbiter.js";
 import { memoryLinkPair } from "../../host/ft/link.js";
-import type { Output } from "../../host/ft/output-gate.js";
 import { BackupReplica, PrimaryReplica } from "../../host/ft/replica.js";
 import { frameTagger } from "../../host/ft/wire.js";
 import { bootLive } from "../../host/node/boot.js";
 import { loadEngine } from "../../host/node/core-modules.js";
 import { driveReplica } from "../../host/node/ft-driver.js";
+import { outsideWorld } from "../helpers/ft-world.js";
 import { guestImage } from "../helpers/replay.js";
 
 const RAM = 8 << 20;
@@ -30,15 +30,8 @@ async function pair(fail: { who: "primary" | "backup"; at: bigint } | null) {
   const [pl, bl] = memoryLinkPair(await frameTagger(null));
   const arbiter = new MemoryArbiter();
   await arbiter.claim({ vm: "t", epoch: 1, replica: "primary", atMs: 0, reason: "first start" });
-  const seen = new Map<number, Output>();
-  let contradictions = 0;
-  const release = (xs: Output[]) => {
-    for (const x of xs) {
-      const had = seen.get(x.seq);
-      if (had && (had.channel !== x.channel || had.value !== x.value)) contradictions++;
-      if (!had) seen.set(x.seq, x);
-    }
-  };
+  const world = outsideWorld();
+  const release = world.release;
   const lines: string[] = [];
   const common = {
     image: guestImage("ticks"), clock: "virtual" as const, cmdline: CMDLINE, configHash: new Uint8Array(32).fill(7), vm: "t",
@@ -50,8 +43,7 @@ async function pair(fail: { who: "primary" | "backup"; at: bigint } | null) {
   const stopAt = (r: { machine: { engine: { icount: bigint } } | null }, who: string) => () =>
     fail !== null && fail.who === who && r.machine !== null && r.machine.engine.icount >= fail.at;
   await Promise.all([driveReplica(p, { stop: stopAt(p, "primary") }), driveReplica(b, { stop: stopAt(b, "backup") })]);
-  const serial = [...seen.entries()].sort((x, y) => x[0] - y[0]).filter(([, o]) => o.channel === "serial").map(([, o]) => o.value as number);
-  return { serial: Buffer.from(serial).toString("latin1"), contradictions, lines, exit: [...seen.values()].find((o) => o.channel === "exit")?.value };
+  return { serial: world.serial(), contradictions: world.contradictions, lines, exit: world.exit() };
 }
 
 describe("the pair in one thread over the in-process link (ticks, virtual clock)", () => {

@@ -9,8 +9,7 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import { initHash } from "../../host/common/hash.js";
 import { MemoryArbiter } from "../../host/ft/arbiter.js";
-import { memoryLinkPair, type PeerLink } from "../../host/ft/link.js";
-import type { Output } from "../../host/ft/output-gate.js";
+import { memoryLinkPair } from "../../host/ft/link.js";
 import { BackupReplica, PrimaryReplica } from "../../host/ft/replica.js";
 import { PreCopy, StateReceiver, TransferError } from "../../host/ft/state-transfer.js";
 import { frameTagger, type FrameTagger } from "../../host/ft/wire.js";
@@ -18,6 +17,7 @@ import { bootLive } from "../../host/node/boot.js";
 import { loadEngine } from "../../host/node/core-modules.js";
 import { driveReplica } from "../../host/node/ft-driver.js";
 import { stateHash } from "../../host/replay/state-hash.js";
+import { outsideWorld } from "../helpers/ft-world.js";
 import { guestImage } from "../helpers/replay.js";
 
 const RAM = 4 << 20;
@@ -46,15 +46,8 @@ type Replica = PrimaryReplica | BackupReplica;
 async function run(first: { who: "primary" | "backup"; at: bigint }, second: bigint | null, standbyEngine: "wasm" | "ts") {
   const arbiter = new MemoryArbiter();
   await arbiter.claim({ vm: "t", epoch: 1, replica: "primary", atMs: 0, reason: "first start" });
-  const seen = new Map<number, Output>();
-  let contradictions = 0;
-  const release = (xs: Output[]) => {
-    for (const x of xs) {
-      const had = seen.get(x.seq);
-      if (had && (had.channel !== x.channel || had.value !== x.value)) contradictions++;
-      if (!had) seen.set(x.seq, x);
-    }
-  };
+  const world = outsideWorld();
+  const release = world.release;
   const lines: string[] = [];
   const figures: unknown[] = [];
   const common = {
@@ -100,8 +93,7 @@ async function run(first: { who: "primary" | "backup"; at: bigint }, second: big
     attach(),
   ]);
   await standbyRun;
-  const serial = [...seen.entries()].sort((x, y) => x[0] - y[0]).filter(([, o]) => o.channel === "serial").map(([, o]) => o.value as number);
-  return { serial: Buffer.from(serial).toString("latin1"), contradictions, lines, figures, survivor: survivor as Replica | null, standby: standby as BackupReplica | null, dead };
+  return { serial: world.serial(), contradictions: world.contradictions, lines, figures, survivor: survivor as Replica | null, standby: standby as BackupReplica | null, dead };
 }
 
 describe("a new backup from a running primary (ticks, virtual clock, in-process link)", () => {
@@ -195,4 +187,3 @@ describe("PreCopy and StateReceiver", () => {
   });
 });
 
-export type { PeerLink };
