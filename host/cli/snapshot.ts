@@ -144,7 +144,7 @@ waits idle with the virtual clock) before instruction N leaves no file.`,
   },
 });
 
-const NAMES: Record<number, string> = { 0: "none", 1: "deflate" };
+const NAMES: Record<number, string> = { 0: "none", 1: "deflate", 2: "pages" };
 
 export const inspect = defineCommand({
   usage: "FILE [--json]",

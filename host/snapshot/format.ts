@@ -12,6 +12,7 @@
 
 import { deflateSync, inflateSync } from "fflate";
 import { DIGEST_BYTES, hashBytes, toHex } from "../common/hash.js";
+import { packPages, unpackPages } from "./zero-pages.js";
 
 /** "LSSNAP\r\n": like PNG's, the CR LF shows a copy that went through a text-mode transfer. */
 export const SNAPSHOT_MAGIC = Uint8Array.of(0x4c, 0x53, 0x53, 0x4e, 0x41, 0x50, 0x0d, 0x0a);
@@ -25,7 +26,12 @@ export const enum Compression {
   None = 0,
   /** Raw DEFLATE (RFC 1951), no zlib or gzip wrapper. */
   Deflate = 1,
+  /** A bitmap of the 4 KiB pages that are not all zero, then raw DEFLATE of those pages (zero-pages.ts). */
+  Pages = 2,
 }
+
+/** Sections at least this long are stored as pages (compression 2): only RAM, in practice. */
+const PAGES_FROM = 1 << 20;
 
 export interface SectionSpec {
   readonly code: number;
@@ -117,9 +123,10 @@ export function writeSnapshot(s: SnapshotSections, o: WriteOptions = {}): Uint8A
       throw new TypeError(`snapshot: section ${name} is missing`);
     }
     if (raw.length > SECTIONS[name].maxRaw) throw new RangeError(`snapshot: section ${name} is ${raw.length} bytes, more than ${SECTIONS[name].maxRaw}`);
-    const packed = raw.length > 0 ? deflateSync(raw, { level: o.level ?? 1 }) : raw;
+    const how = raw.length >= PAGES_FROM ? Compression.Pages : Compression.Deflate;
+    const packed = raw.length === 0 ? raw : how === Compression.Pages ? packPages(raw, o.level ?? 1) : deflateSync(raw, { level: o.level ?? 1 });
     const deflated = packed.length < raw.length;
-    parts.push(sectionHeader(SECTIONS[name].code, deflated ? Compression.Deflate : Compression.None, deflated ? packed.length : raw.length, raw.length, hashBytes(raw)));
+    parts.push(sectionHeader(SECTIONS[name].code, deflated ? how : Compression.None, deflated ? packed.length : raw.length, raw.length, hashBytes(raw)));
     parts.push(deflated ? packed : raw);
   }
   parts.push(sectionHeader(SECTIONS.END.code, Compression.None, 0, 0, hashBytes(...parts)));
@@ -189,7 +196,9 @@ export function readSnapshot(file: Uint8Array): ReadSnapshot {
       if (end !== file.length) throw new SnapshotError(end, name, `${file.length - end} bytes follow the END section; nothing may`);
       return { version, sections: sections as SnapshotSections, layout, bytes: file.length };
     }
-    if (compression !== Compression.None && compression !== Compression.Deflate) throw new SnapshotError(at + 1, name, `unknown compression ${compression} (0 none, 1 deflate)`);
+    if (compression !== Compression.None && compression !== Compression.Deflate && compression !== Compression.Pages) {
+      throw new SnapshotError(at + 1, name, `unknown compression ${compression} (0 none, 1 deflate, 2 pages)`);
+    }
     if (raw > spec.maxRaw) throw new SnapshotError(at + 6, name, `raw length ${raw} is more than this section's limit of ${spec.maxRaw} bytes`);
     if (compression === Compression.None && stored !== raw) throw new SnapshotError(at + 2, name, `stored length ${stored} differs from raw length ${raw} in an uncompressed section`);
     const body = at + SECTION_HEADER_BYTES;
@@ -208,6 +217,12 @@ export function readSnapshot(file: Uint8Array): ReadSnapshot {
       }
       if (out.length !== raw) throw new SnapshotError(body, name, `the deflated data inflates to ${out.length > raw ? `more than ${raw}` : out.length} bytes, not the raw length ${raw}`);
       bytes = out.subarray(0, raw);
+    } else if (compression === Compression.Pages) {
+      try {
+        bytes = unpackPages(storedBytes, raw);
+      } catch (e) {
+        throw new SnapshotError(body, name, (e as Error).message);
+      }
     } else {
       bytes = storedBytes.slice();
     }
