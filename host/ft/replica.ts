@@ -6,6 +6,7 @@
 // Outputs that may reach the outside world go to `release`, numbered
 // (output-gate.ts): the world drops a number it has seen.
 
+import { sameBytes } from "../common/bytes.js";
 import type { Engine } from "../engine/engine.js";
 import type { BlockStore } from "../devices/block-store.js";
 import type { ClockMode } from "../machine/guest-time.js";
@@ -109,7 +110,6 @@ const tap = (out: (c: OutputChannel, v: number | Uint8Array) => void) => ({
   onExit: (s: number) => out("exit", s),
 });
 
-const sameBytes = (a: Uint8Array, b: Uint8Array) => a.length === b.length && a.every((x, i) => x === b[i]);
 
 /** Frames from the link, kept until the next step takes them. */
 function inbox(link: PeerLink): { take(): Frame[]; closedWith: () => string | null } {
@@ -357,6 +357,8 @@ export class BackupReplica {
   private readonly box: ReturnType<typeof inbox>;
   /** A standby's RAM as the PAGES bring it, until STATE installs it. */
   private receiver: StateReceiver | null = null;
+  /** The STATE whose check (a piece a step) is under way. */
+  private stateFrame: Extract<Frame, { type: "state" }> | null = null;
   /** After go-live: the primary this replica now is (it can take a new backup). */
   private successor: PrimaryReplica | null = null;
 
@@ -386,7 +388,7 @@ export class BackupReplica {
     this.successor.attachBackup(link, nowMs);
   }
 
-  /** A standby's STATE: the machine is built in it, and the backup follows from its count. */
+  /** A standby's STATE, checked: the machine is built in it, and the backup follows from its count. */
   private install(f: Extract<Frame, { type: "state" }>, nowMs: number): void {
     this.replayGate = new ReplayGate({ clock: this.o.clock, queue: this.queue, epochMs: 0 });
     this.gate = new SwitchGate(this.replayGate);
@@ -395,7 +397,7 @@ export class BackupReplica {
       ...tap((c, v) => this.out.push(this.counter!.next(c, v))),
       disk: this.o.disk?.((c, v, lba) => this.out.push(this.counter!.next(c, v, lba))),
     });
-    this.receiver!.install(m, f);
+    this.receiver!.load(m);
     this.counter = new OutputCounter(() => m.engine.icount, f.outputSeq);
     this.machine = m;
     this.receiver = null;
@@ -455,17 +457,30 @@ export class BackupReplica {
       if ((f.type === "pages" || f.type === "state") && this.receiver) {
         try {
           if (f.type === "pages") this.receiver.pages(f);
-          else this.install(f, nowMs);
+          else {
+            this.receiver.check(f);
+            this.stateFrame = f;
+          }
         } catch (e) {
-          if (!(e instanceof TransferError)) throw e;
-          this.o.link.send({ type: "bye", code: ByeCode.PROTOCOL_ERROR, reason: e.message });
-          this.o.link.close(e.message);
-          this.o.say(`backup stops: ${e.message}`);
-          this.finished = true;
-          return { next: "done", waitMs: 0 };
+          return this.refuseTransfer(e);
         }
       }
       this.apply(this.role.onMessage(f, nowMs));
+    }
+    if (this.stateFrame && this.receiver) {
+      // The state's check, a piece a step: heartbeats go out between pieces.
+      try {
+        if (this.receiver.checkStep()) {
+          this.install(this.stateFrame, nowMs);
+          this.stateFrame = null;
+        }
+      } catch (e) {
+        return this.refuseTransfer(e);
+      }
+      if (this.stateFrame) {
+        this.apply(this.role.tick(nowMs));
+        return { next: "run", waitMs: 0 };
+      }
     }
     let ran = false;
     const m = this.ensureMachine(false);
@@ -491,6 +506,16 @@ export class BackupReplica {
     if (t.claim) await this.claim();
     if (this.finished) return { next: "done", waitMs: 0 };
     return ran ? { next: "run", waitMs: 0 } : { next: "wait", waitMs: 1 };
+  }
+
+  /** A transfer that cannot be taken: the primary is told why, and this standby stops. */
+  private refuseTransfer(e: unknown): StepResult {
+    if (!(e instanceof TransferError)) throw e;
+    this.o.link.send({ type: "bye", code: ByeCode.PROTOCOL_ERROR, reason: e.message });
+    this.o.link.close(e.message);
+    this.o.say(`backup stops: ${e.message}`);
+    this.finished = true;
+    return { next: "done", waitMs: 0 };
   }
 
   private async claim(): Promise<void> {

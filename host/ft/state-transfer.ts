@@ -13,15 +13,17 @@
 
 import type { DirtyUser } from "../engine/dirty.js";
 import type { Machine, MachineState } from "../machine/machine.js";
-import { hashState } from "../replay/state-hash.js";
+import { allZero, sameBytes } from "../common/bytes.js";
 import { createStreamHash } from "../common/hash.js";
-import { stateHashHead, stateJson } from "../replay/state-hash.js";
+import { STATE_HASH_TAG, stateHashHead } from "../replay/state-hash.js";
 import { MAX_FRAME_PAGES, PAGE_BYTES, type Frame } from "./wire.js";
 
 /** Pages whose sending ends the pre-copy: a round that dirtied no more than this many goes out in the pause. */
 export const FINAL_PAGES = 256;
 /** Rounds after which the pause comes whatever is left (a guest that dirties memory faster than it is sent). */
 export const MAX_ROUNDS = 12;
+/** PAGES frames one step may make, most of them all-zero pages: 16 x 240 pages, 15 MiB of RAM read. */
+const MAX_FRAMES_SCANNED = 16;
 /** Bytes of the RAM copy hashed, or made ready, per step. */
 const CHUNK = 4 << 20;
 
@@ -40,10 +42,6 @@ export interface TransferFigures {
 
 export class TransferError extends Error {}
 
-const isZero = (b: Uint8Array) => {
-  for (let i = 0; i < b.length; i++) if (b[i] !== 0) return false;
-  return true;
-};
 
 type Hasher = Awaited<ReturnType<typeof createStreamHash>>;
 
@@ -71,7 +69,7 @@ export class PreCopy {
   private pagesFrame(indices: number[]): Frame {
     const pages = indices.map((index) => {
       const data = this.m.engine.readMem(index * PAGE_BYTES, PAGE_BYTES);
-      if (isZero(data)) {
+      if (allZero(data)) {
         this.figures.zeroPages++;
         return { index, data: null };
       }
@@ -82,7 +80,12 @@ export class PreCopy {
     return { type: "pages", round: this.round, pages };
   }
 
-  /** Up to `maxFrames` PAGES frames of the current round (none once it is sent). */
+  /**
+   * PAGES frames of the current round (none once it is sent): up to
+   * `maxFrames` that carry page data, and frames of all-zero pages met on
+   * the way (a few bytes a page on the wire) up to MAX_FRAMES_SCANNED in
+   * all, so one step reads a bounded share of RAM.
+   */
   frames(maxFrames: number): Frame[] {
     if (this.touched < this.copy.length) {
       const end = Math.min(this.copy.length, this.touched + CHUNK);
@@ -90,7 +93,11 @@ export class PreCopy {
       this.touched = end;
     }
     const out: Frame[] = [];
-    while (out.length < maxFrames && this.queue.length > 0) out.push(this.pagesFrame(this.queue.splice(0, MAX_FRAME_PAGES)));
+    for (let withData = 0; withData < maxFrames && out.length < MAX_FRAMES_SCANNED && this.queue.length > 0; ) {
+      const f = this.pagesFrame(this.queue.splice(0, MAX_FRAME_PAGES));
+      out.push(f);
+      if (f.type === "pages" && f.pages.some((p) => p.data !== null)) withData++;
+    }
     return out;
   }
 
@@ -152,18 +159,31 @@ export class PreCopy {
   }
 }
 
-/** The receiving side: RAM assembled from PAGES, then the machine put in the STATE. */
+/**
+ * The receiving side: RAM assembled from PAGES, then STATE checked and the
+ * machine put in it. The check (the state hash over all of RAM) runs a
+ * piece a step (checkStep), so a standby keeps answering its primary while
+ * it checks tens of MiB, and loading needs no second pass over RAM.
+ */
 export class StateReceiver {
   readonly ram: Uint8Array;
   private readonly pageCount: number;
   pagesReceived = 0;
+  private hasher: Hasher | null = null;
+  /** STATE being checked: its frame, its parsed state, how far the hash has read RAM. */
+  private checking: { f: Extract<Frame, { type: "state" }>; state: object; hashed: number; done: boolean } | null = null;
 
   constructor(ramSize: number) {
     this.ram = new Uint8Array(ramSize);
     this.pageCount = ramSize / PAGE_BYTES;
+    this.ready = createStreamHash().then((h) => { this.hasher = h; });
   }
 
+  /** Resolves once the hasher is made (it is made asynchronously; checkStep waits for it by returning false). */
+  readonly ready: Promise<void>;
+
   pages(f: Extract<Frame, { type: "pages" }>): void {
+    if (this.checking) throw new TransferError(`PAGES round ${f.round} after STATE`);
     for (const p of f.pages) {
       if (p.index >= this.pageCount) throw new TransferError(`PAGES round ${f.round}: page ${p.index} is outside a RAM of ${this.pageCount} pages`);
       if (p.data === null) this.ram.fill(0, p.index * PAGE_BYTES, (p.index + 1) * PAGE_BYTES);
@@ -172,12 +192,9 @@ export class StateReceiver {
     }
   }
 
-  /**
-   * Puts `m` (built for the same configuration, on either engine) in the
-   * transferred state; refuses a state the machine does not take or whose
-   * hash differs from the sender's (the machine is then as it was).
-   */
-  install(m: Machine, f: Extract<Frame, { type: "state" }>): void {
+  /** STATE came: its check starts (checkStep). A state that is not a JSON object is refused here. */
+  check(f: Extract<Frame, { type: "state" }>): void {
+    if (this.checking) throw new TransferError("a second STATE");
     let parsed: unknown;
     try {
       parsed = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(f.json));
@@ -185,21 +202,59 @@ export class StateReceiver {
       throw new TransferError(`STATE: not UTF-8 JSON (${(e as Error).message})`);
     }
     if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) throw new TransferError("STATE: not a JSON object");
-    const s = { ...(parsed as object), ram: this.ram } as MachineState;
-    const undo = m.saveState();
+    this.checking = { f, state: parsed, hashed: -1, done: false };
+  }
+
+  /**
+   * A piece of the check: true once the state hash over STATE's JSON and
+   * the assembled RAM equals the sender's. A page lost on the way throws.
+   */
+  checkStep(): boolean {
+    const c = this.checking;
+    if (!c) throw new Error("StateReceiver.checkStep before STATE");
+    if (c.done) return true;
+    if (!this.hasher) return false;
+    if (c.hashed < 0) {
+      // What the sender hashed: the tag and the state's canonical JSON (stateHashHead), then RAM.
+      this.hasher.init();
+      this.hasher.update(STATE_HASH_TAG);
+      this.hasher.update(c.f.json);
+      c.hashed = 0;
+    }
+    const end = Math.min(this.ram.length, c.hashed + CHUNK);
+    this.hasher.update(this.ram.subarray(c.hashed, end));
+    c.hashed = end;
+    if (end < this.ram.length) return false;
+    const got = this.hasher.digest("binary");
+    if (!sameBytes(got, c.f.stateHash)) throw new TransferError("STATE: the state hash over the pages received differs from the primary's (a page or part lost on the way)");
+    c.done = true;
+    return true;
+  }
+
+  /**
+   * Puts `m` (built for the same configuration, on either engine) in the
+   * checked state. A state the machine does not take exactly (its own state
+   * afterwards is not the one sent) is refused; `m` is then not to be used.
+   */
+  load(m: Machine): void {
+    const c = this.checking;
+    if (!c?.done) throw new Error("StateReceiver.load before the state was checked");
     try {
-      m.loadState(s);
+      m.loadState({ ...c.state, ram: this.ram } as MachineState);
     } catch (e) {
       throw new TransferError(`STATE: the machine refused it: ${(e as Error).message}`);
     }
-    if (m.engine.icount !== f.icount) {
-      m.loadState(undo);
-      throw new TransferError(`STATE: the state is at instruction ${m.engine.icount}, the frame says ${f.icount}`);
-    }
-    const got = hashState(m.saveState({ ram: "view" }));
-    if (got.length !== f.stateHash.length || got.some((x, i) => x !== f.stateHash[i])) {
-      m.loadState(undo);
-      throw new TransferError("STATE: the state hash after loading differs from the primary's (a page or part lost on the way)");
-    }
+    if (m.engine.icount !== c.f.icount) throw new TransferError(`STATE: the state is at instruction ${m.engine.icount}, the frame says ${c.f.icount}`);
+    // RAM went in by a copy; the rest must read back as it was sent.
+    if (!sameBytes(stateHashHead(m.saveState({ ram: "view" }))[1]!, c.f.json)) throw new TransferError("STATE: the machine did not take the state exactly (it reads back otherwise)");
+  }
+
+  /** check, every checkStep and load at once (tests, and callers with no peer to keep answering). */
+  install(m: Machine, f: Extract<Frame, { type: "state" }>): void {
+    this.check(f);
+    if (!this.hasher) throw new Error("StateReceiver.install before its hasher was made (await ready first)");
+    while (!this.checkStep());
+    this.load(m);
   }
 }
+

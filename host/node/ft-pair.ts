@@ -120,23 +120,35 @@ export function startPair(o: PairOptions): RunningPair {
   let allEnded: () => void = () => {};
   const finishedAll = new Promise<void>((res) => { allEnded = res; });
   let standbys = 0;
-  /** Starts the replica of slot `side`: `standby` joins the live replica `from` through state transfer. */
-  const startWorker = (side: Side, channel: FtWorkerData["channel"], standby: boolean) => {
-    const failAt = standby ? undefined : o.failAt?.[side];
-    const name = standby ? `backup-${++standbys + 1}` : side;
+  /**
+   * Starts a replica's worker. `slot` is the side it plays, or null for a
+   * warm spare: a standby started ahead with its engine loaded, which takes
+   * a slot (bind) when a live replica needs a new backup. A standby joins
+   * the live replica through state transfer.
+   */
+  const startWorker = (slot: Side | null, channel: FtWorkerData["channel"], standby: boolean) => {
+    let side = slot;
+    const failAt = standby || slot === null ? undefined : o.failAt?.[slot];
+    const name = standby ? `backup-${++standbys + 1}` : slot!;
     const data: FtWorkerData = {
-      role: standby ? "backup" : side, channel, image: o.image, engine: o.engines[standby ? "backup" : side],
+      role: standby ? "backup" : slot!, channel, image: o.image, engine: o.engines[standby ? "backup" : slot!],
       ramSize: o.ramSize, clock: o.clock, cmdline: o.cmdline, nic: o.nic,
       disk: o.disk ? { path: o.disk.path, sectors: o.disk.store.sectors, identity: o.disk.store.identity() } : null, configHash: o.configHash, vm: o.vm, name,
       timeouts: o.timeouts, slice: 100_000, maxLag: String(50_000_000n), key: null, failAt: failAt === undefined ? null : String(failAt),
-      partitionAt: !standby && side === "primary" && o.partitionAt !== undefined ? String(o.partitionAt) : null,
+      partitionAt: !standby && slot === "primary" && o.partitionAt !== undefined ? String(o.partitionAt) : null,
       statusMs: o.statusMs, standby,
     };
     const w = new Worker(BOOT, { workerData: data, transferList: data.channel.kind === "port" ? [data.channel.port] : [] });
-    workers[side] = w;
-    ended[side] = null;
     running++;
+    const bind = (s: Side) => {
+      side = s;
+      workers[s] = w;
+      ended[s] = null;
+    };
+    if (slot !== null) bind(slot);
     w.on("message", async (e: FtWorkerEvent) => {
+      if (side === null) return; // a spare says nothing before it joins
+      const at: Side = side;
       switch (e.type) {
         case "release": for (const x of e.outputs) take(x); break;
         case "listening": {
@@ -146,34 +158,45 @@ export function startPair(o: PairOptions): RunningPair {
         }
         case "say": say(e.line); break;
         case "transferred": o.onTransferred?.(e.figures); break;
-        case "status": status[side] = e.status; o.onStatus?.(side, e.status, e.extra); break;
+        case "status": status[at] = e.status; o.onStatus?.(at, e.status, e.extra); break;
         case "claim": {
           const c: FtWorkerCommand = { type: "claimed", id: e.id, result: await o.arbiter.claim(e.claim) };
           w.postMessage(c);
           // A replica won a failover: with respawn on, a new backup joins it in the other slot once that one's worker is gone.
-          if (c.result.won && o.respawn && !tcp) respawnFor(side);
+          if (c.result.won && o.respawn && !tcp) respawnFor(at);
           break;
         }
         case "failed":
-          ended[side] = "failed";
-          if (status[side]) status[side] = { ...status[side]!, icount: BigInt(e.icount) };
+          ended[at] = "failed";
+          if (status[at]) status[at] = { ...status[at]!, icount: BigInt(e.icount) };
           say(`${name} stopped dead at instruction ${e.icount}`);
           break;
-        case "done": ended[side] = "done"; status[side] = e.status; o.onStatus?.(side, e.status, e.extra); break;
+        case "done": ended[at] = "done"; status[at] = e.status; o.onStatus?.(at, e.status, e.extra); break;
       }
     });
-    w.on("error", (err) => { say(`${name} worker failed: ${err.message}`); ended[side] ??= "failed"; });
+    w.on("error", (err) => {
+      say(`${name} worker failed: ${err.message}`);
+      if (side !== null) ended[side] ??= "failed";
+    });
     w.on("exit", () => {
-      ended[side] ??= "failed";
+      if (side !== null) ended[side] ??= "failed";
+      if (spare?.worker === w) spare = null;
       exited.add(w);
       const wait = exitWaiters.get(w);
       exitWaiters.delete(w);
       wait?.();
-      if (--running === 0) allEnded();
+      running--;
+      // The run is over when every replica that played a side has ended; a spare still waiting is let go then.
+      if (running === 1 && spare) void spare.worker.terminate();
+      if (running === 0) allEnded();
     });
+    return { worker: w, bind };
   };
   const exitWaiters = new Map<Worker, () => void>();
   const exited = new Set<Worker>();
+  /** The warm spare, while respawn is on: started with the pair, so a failover does not wait for a worker to boot. */
+  let spare: ReturnType<typeof startWorker> | null = null;
+  const startSpare = () => { spare = startWorker(null, { kind: "later" }, true); };
   /** The survivor in slot `live` takes a standby in the other slot, once the failed worker there has ended. */
   const respawnFor = (live: Side) => {
     const other: Side = live === "primary" ? "backup" : "primary";
@@ -181,9 +204,19 @@ export function startPair(o: PairOptions): RunningPair {
     const go = () => {
       if (ended[live] !== null) return;
       const ch = new MessageChannel();
-      startWorker(other, { kind: "port", port: ch.port2 }, true);
+      const s = spare;
+      if (s) {
+        spare = null;
+        s.bind(other);
+        const j: FtWorkerCommand = { type: "join", port: ch.port2 };
+        s.worker.postMessage(j, [ch.port2]);
+      } else {
+        startWorker(other, { kind: "port", port: ch.port2 }, true);
+      }
       const c: FtWorkerCommand = { type: "attach", port: ch.port1 };
       workers[live].postMessage(c, [ch.port1]);
+      // And a new spare for the failover after this one.
+      startSpare();
     };
     // The failed replica's worker ends first (killed, or stopping itself having lost the arbiter).
     if (exited.has(old)) go();
@@ -191,6 +224,7 @@ export function startPair(o: PairOptions): RunningPair {
   };
   startWorker("primary", tcp ? { kind: "tcp" } : { kind: "port", port: port1! }, false);
   startWorker("backup", tcp ? { kind: "tcp" } : { kind: "port", port: port2! }, false);
+  if (o.respawn && !tcp) startSpare();
   const done = finishedAll.then((): PairResult => ({
     exitStatus, ended, status, outputs: printed, repeats, diskWrites, diskFlushes, seconds: (performance.now() - t0) / 1000,
   }));

@@ -29,8 +29,12 @@ import { Waker } from "./waker.js";
 
 export interface FtWorkerData {
   role: "primary" | "backup";
-  /** The logging channel: a MessagePort to the other worker, or loopback TCP. */
-  channel: { kind: "port"; port: MessagePort } | { kind: "tcp" };
+  /**
+   * The logging channel: a MessagePort to the other worker, loopback TCP, or
+   * (a warm spare: a standby started ahead, its engine loaded) a port the
+   * main thread sends with a "join" command when a live replica needs a backup.
+   */
+  channel: { kind: "port"; port: MessagePort } | { kind: "tcp" } | { kind: "later" };
   image: Uint8Array;
   engine: EngineKind;
   ramSize: number;
@@ -89,7 +93,9 @@ export type FtWorkerCommand =
   /** Cut the channel now (an injected partition): the link closes, both replicas go on. */
   | { type: "partition" }
   /** To the live replica: a new backup waits on this port; send it the state (state-transfer.ts). */
-  | { type: "attach"; port: MessagePort };
+  | { type: "attach"; port: MessagePort }
+  /** To a warm spare (channel "later"): the live replica is on this port; join it as its backup. */
+  | { type: "join"; port: MessagePort };
 
 const d = workerData as FtWorkerData;
 const parent = parentPort!;
@@ -114,6 +120,8 @@ let link: PeerLink | null = null;
 let listener: Listener | null = null;
 let connectTo: ((port: number) => void) | null = null;
 const connectPort = new Promise<number>((res) => { connectTo = res; });
+let joinWith: ((port: MessagePort) => void) | null = null;
+const joinPort = new Promise<MessagePort>((res) => { joinWith = res; });
 let partitioned = false;
 const partition = () => {
   if (partitioned || !link) return;
@@ -130,6 +138,7 @@ const onCommand = (c: FtWorkerCommand) => {
   } else if (c.type === "connect") connectTo?.(c.port);
   else if (c.type === "partition") partition();
   else if (c.type === "attach") void attach(c.port);
+  else if (c.type === "join") joinWith?.(c.port);
   else if (replica?.isLive && replica.machine) {
     if (c.type === "input") replica.machine.serialInput(c.bytes);
     else replica.machine.nicInput(c.bytes);
@@ -153,6 +162,7 @@ async function attach(port: MessagePort): Promise<void> {
 /** The channel to the peer: the port given, or loopback TCP (the primary listens, the backup connects). */
 async function openLink(): Promise<PeerLink> {
   if (d.channel.kind === "port") return portLink(d.channel.port, await tagger);
+  if (d.channel.kind === "later") return portLink(await joinPort, await tagger);
   if (d.role === "backup") return connectLink({ host: "127.0.0.1", port: await connectPort, key: d.key });
   return new Promise<PeerLink>((resolve, reject) => {
     listenLink({

@@ -7,7 +7,8 @@
 import type { Machine, MachineState } from "../machine/machine.js";
 import { canonicalJson, hashBytes } from "../common/hash.js";
 
-const TAG = new TextEncoder().encode("lockstep-state-2\n");
+/** The bytes the hash starts with (a version of what it covers); a hash computed in pieces starts with them too. */
+export const STATE_HASH_TAG = new TextEncoder().encode("lockstep-state-2\n");
 
 /** A saved state without its RAM, as canonical JSON (also what `replay --until` prints from). */
 export function stateJson(s: MachineState): string {
@@ -22,7 +23,7 @@ export function machineStateJson(m: Machine): string {
 
 /** What the state hash covers before RAM (RAM follows it): for a hash fed in pieces (host/ft/state-transfer.ts). */
 export function stateHashHead(s: MachineState): Uint8Array[] {
-  return [TAG, new TextEncoder().encode(stateJson(s))];
+  return [STATE_HASH_TAG, new TextEncoder().encode(stateJson(s))];
 }
 
 export function hashState(s: MachineState): Uint8Array {

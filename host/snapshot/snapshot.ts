@@ -12,6 +12,7 @@
 // in.
 
 import type { Machine, MachineState } from "../machine/machine.js";
+import { sameBytes } from "../common/bytes.js";
 import { canonicalJson, DIGEST_BYTES, toHex } from "../common/hash.js";
 import { contentError, readSnapshot, writeSnapshot, type ReadSnapshot, type WriteOptions } from "./format.js";
 import { decodeOverlay, encodeOverlay, type OverlayBlockStore } from "./overlay.js";
@@ -187,6 +188,4 @@ export function restoreSnapshot(m: Machine, snap: Snapshot, o: RestoreOptions): 
   o.overlay?.load(sectors);
 }
 
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && a.every((x, i) => x === b[i]);
-}
+

@@ -6,29 +6,19 @@
 // deflate to a few tens of ms.
 
 import { deflateSync, inflateSync } from "fflate";
+import { allZero } from "../common/bytes.js";
 
 export const PAGE = 4096;
-
-/** Whether bytes [at, end) of `b` are all zero; `w` is `b` as 32-bit words when `b` is aligned. */
-function zeroRange(b: Uint8Array, w: Uint32Array | null, at: number, end: number): boolean {
-  if (w && (end - at) % 4 === 0) {
-    for (let i = at >> 2, e = end >> 2; i < e; i++) if (w[i] !== 0) return false;
-    return true;
-  }
-  for (let i = at; i < end; i++) if (b[i] !== 0) return false;
-  return true;
-}
 
 /** The stored form: bitmap of non-zero pages (bit i of byte i>>3, low bit first), then raw DEFLATE of those pages in order. */
 export function packPages(raw: Uint8Array, level: number): Uint8Array {
   const pages = Math.ceil(raw.length / PAGE);
   const bitmap = new Uint8Array((pages + 7) >> 3);
-  const w = raw.byteOffset % 4 === 0 ? new Uint32Array(raw.buffer, raw.byteOffset, raw.length >> 2) : null;
   const kept: Uint8Array[] = [];
   let keptBytes = 0;
   for (let p = 0; p < pages; p++) {
     const at = p * PAGE, end = Math.min(raw.length, at + PAGE);
-    if (zeroRange(raw, w, at, end)) continue;
+    if (allZero(raw.subarray(at, end))) continue;
     bitmap[p >> 3]! |= 1 << (p & 7);
     kept.push(raw.subarray(at, end));
     keptBytes += end - at;

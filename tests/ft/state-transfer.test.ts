@@ -129,6 +129,7 @@ describe("PreCopy and StateReceiver", () => {
     a.runSync(300_000);
     const pre = new PreCopy(a, { finalPages: 4, maxRounds: 5 });
     const rx = new StateReceiver(RAM);
+    await rx.ready;
     let done = false;
     let frames = 0;
     while (!done) {
@@ -176,14 +177,18 @@ describe("PreCopy and StateReceiver", () => {
     const b = await bootLive(guestImage("bench"), { engine: "wasm", ramSize: RAM, clock: "virtual", onSerial: () => {} });
     const before = Buffer.from(stateHash(b)).toString("hex");
     const rx = new StateReceiver(RAM);
+    await rx.ready;
     // Every page but one that is not all zero.
     const pages = all.flatMap((f) => (f.type === "pages" ? f.pages : []));
     const skip = pages.find((p) => p.data !== null)!.index;
     rx.pages({ type: "pages", round: 0, pages: pages.filter((p) => p.index !== skip) });
-    expect(() => rx.install(b, state)).toThrow(/state hash after loading differs/);
+    expect(() => rx.install(b, state)).toThrow(/state hash over the pages received differs/);
     expect(Buffer.from(stateHash(b)).toString("hex")).toBe(before);
     expect(() => rx.pages({ type: "pages", round: 0, pages: [{ index: RAM / 4096, data: null }] })).toThrow(TransferError);
-    expect(() => rx.install(b, { ...state, json: new TextEncoder().encode("{not json") })).toThrow(/not UTF-8 JSON/);
+    const rx2 = new StateReceiver(RAM);
+    await rx2.ready;
+    expect(() => rx2.install(b, { ...state, json: new TextEncoder().encode("{not json") })).toThrow(/not UTF-8 JSON/);
+    expect(() => rx.pages({ type: "pages", round: 1, pages: [] })).toThrow(/PAGES round 1 after STATE/);
   });
 });
 
