@@ -13,7 +13,11 @@ export interface MessagePortLike {
   close(): void;
 }
 
-export function portLink(port: MessagePortLike, tagger: FrameTagger): PeerLink {
+/**
+ * `take`, where the platform has it, reads one waiting message synchronously
+ * (Node's receiveMessageOnPort; a browser has no such call): the link's poll.
+ */
+export function portLink(port: MessagePortLike, tagger: FrameTagger, take?: () => { message: unknown } | undefined): PeerLink {
   const link: FramedLink = new FramedLink(
     tagger,
     (bytes) => {
@@ -24,11 +28,16 @@ export function portLink(port: MessagePortLike, tagger: FrameTagger): PeerLink {
     () => port.close(),
     "message",
   );
-  port.addEventListener("message", (e) => {
-    const data = (e as MessageEvent).data;
+  const deliver = (data: unknown) => {
     if (data instanceof Uint8Array) link.receive(data);
     else link.close("a message on the channel that is not a frame");
-  });
+  };
+  port.addEventListener("message", (e) => deliver((e as MessageEvent).data));
+  if (take) {
+    link.poll = () => {
+      for (let m = take(); m !== undefined && !link.closed; m = take()) deliver(m.message);
+    };
+  }
   port.addEventListener("close", () => link.ended("the peer's port closed"));
   port.start?.();
   return link;

@@ -85,6 +85,19 @@ const stepDeadline = () => {
   return () => performance.now() > end;
 };
 
+/**
+ * Reading the link mid-slice (PeerLink.poll) at most this often, ms: a
+ * guest that writes ports in a tight loop ends an engine run every few
+ * instructions, and a poll each time would cost more than it saves.
+ */
+const POLL_EVERY_MS = 0.05;
+const pollDue = (last: { ms: number }): boolean => {
+  const t = performance.now();
+  if (t - last.ms < POLL_EVERY_MS) return false;
+  last.ms = t;
+  return true;
+};
+
 /** The backup's execution lag the primary allows by default (docs/ft.md, "Flow control"). */
 export const DEFAULT_LAG_TARGET_MS = 5;
 
@@ -148,6 +161,8 @@ export class PrimaryReplica {
   private rate = 0;
   /** A state transfer to a new backup under way. */
   private transfer: { pre: PreCopy; startMs: number } | null = null;
+  /** When the link was last read mid-slice. */
+  private readonly polled = { ms: 0 };
 
   /**
    * A primary that boots the guest, or (`adopt`) one that goes on with a
@@ -250,8 +265,8 @@ export class PrimaryReplica {
     }
   }
 
-  async step(nowMs: number): Promise<StepResult> {
-    if (this.finished) return { next: "done", waitMs: 0 };
+  /** The frames that arrived, to the role. */
+  private takeFrames(nowMs: number): void {
     for (const f of this.box.take()) {
       if (f.type === "hello") {
         if (f.role !== "backup" || !sameBytes(f.configHash, this.o.configHash)) {
@@ -266,6 +281,11 @@ export class PrimaryReplica {
       }
       this.apply(this.role.received(f, nowMs));
     }
+  }
+
+  async step(nowMs: number): Promise<StepResult> {
+    if (this.finished) return { next: "done", waitMs: 0 };
+    this.takeFrames(nowMs);
     if (this.transfer && !this.finished) {
       try {
         this.transferStep(nowMs);
@@ -290,7 +310,11 @@ export class PrimaryReplica {
     let ran = false;
     if (!this.ended && this.role.mayRun && this.role.state !== "stopped" && this.sliceLeft() > 0) {
       const t0 = performance.now();
-      const r = this.machine.runSync(this.sliceLeft(), stepDeadline());
+      const late = stepDeadline();
+      const r = this.machine.runSync(this.sliceLeft(), () => {
+        this.sendForOutputs();
+        return this.finished || late();
+      });
       if (r.reason !== "limit" && r.reason !== "idle") this.ended = r;
       if (r.reason === "limit") this.learnRate(Number(r.instructions), performance.now() - t0);
       for (const x of this.out.splice(0)) this.apply(this.role.output(x));
@@ -317,6 +341,25 @@ export class PrimaryReplica {
     await this.claimIfAsked(t);
     if (this.finished) return { next: "done", waitMs: 0 };
     return ran || this.transfer ? { next: "run", waitMs: 0 } : { next: "wait", waitMs: 1 };
+  }
+
+  /**
+   * Between two engine runs of a slice (an instruction boundary, the log
+   * complete up to here): if the guest made outputs, the log and a progress
+   * record to this count go out now rather than at the slice's end, so the
+   * backup's acknowledgement — and the outputs' release — is not held back
+   * by the rest of the slice (up to a millisecond of a guest that polls).
+   */
+  private sendForOutputs(): void {
+    if (this.out.length > 0) {
+      for (const x of this.out.splice(0)) this.apply(this.role.output(x));
+      this.apply(this.role.ranTo(this.machine.engine.icount, performance.now()));
+    }
+    // Outputs held: an acknowledgement that has come releases them now, where the link can be read mid-slice.
+    if (this.role.held > 0 && this.link.poll && pollDue(this.polled)) {
+      this.link.poll();
+      this.takeFrames(performance.now());
+    }
   }
 
   /** A slice of `n` instructions took `ms`: the lag target in instructions follows the guest's speed. */
@@ -357,6 +400,8 @@ export class BackupReplica {
   private readonly box: ReturnType<typeof inbox>;
   /** A standby's RAM as the PAGES bring it, until STATE installs it. */
   private receiver: StateReceiver | null = null;
+  /** When the link was last read mid-slice. */
+  private readonly polled = { ms: 0 };
   /** The STATE whose check (a piece a step) is under way. */
   private stateFrame: Extract<Frame, { type: "state" }> | null = null;
   /** After go-live: the primary this replica now is (it can take a new backup). */
@@ -437,13 +482,8 @@ export class BackupReplica {
     }
   }
 
-  async step(nowMs: number): Promise<StepResult> {
-    if (this.successor) {
-      const r = await this.successor.step(nowMs);
-      if (this.successor.finished) this.finished = true;
-      return r;
-    }
-    if (this.finished) return { next: "done", waitMs: 0 };
+  /** The frames that arrived, to the role (and a standby's transfer); a refused transfer ends the step. */
+  private takeFrames(nowMs: number): StepResult | null {
     for (const f of this.box.take()) {
       if (f.type === "hello") {
         if (f.role !== "primary" || !sameBytes(f.configHash, this.o.configHash)) {
@@ -467,6 +507,18 @@ export class BackupReplica {
       }
       this.apply(this.role.onMessage(f, nowMs));
     }
+    return null;
+  }
+
+  async step(nowMs: number): Promise<StepResult> {
+    if (this.successor) {
+      const r = await this.successor.step(nowMs);
+      if (this.successor.finished) this.finished = true;
+      return r;
+    }
+    if (this.finished) return { next: "done", waitMs: 0 };
+    const refused = this.takeFrames(nowMs);
+    if (refused) return refused;
     if (this.stateFrame && this.receiver) {
       // The state's check, a piece a step: heartbeats go out between pieces.
       try {
@@ -489,7 +541,15 @@ export class BackupReplica {
     // (their acknowledgements go out as they arrive) and heartbeats go out,
     // however far behind the backup is.
     if (m && !this.ended && m.engine.icount < cap) {
-      const r = m.runSync(Math.min(this.o.slice, Number(cap - m.engine.icount)), stepDeadline());
+      const late = stepDeadline();
+      const r = m.runSync(Math.min(this.o.slice, Number(cap - m.engine.icount)), () => {
+        // Mid-slice, where the link can be read then: a progress record is acknowledged as it arrives, not at the slice's end.
+        if (this.o.link.poll && pollDue(this.polled)) {
+          this.o.link.poll();
+          this.takeFrames(performance.now());
+        }
+        return this.finished || late();
+      });
       if (r.reason !== "limit" && r.reason !== "idle") this.ended = r;
       ran = r.reason === "limit" && m.engine.icount < cap;
       for (const x of this.out.splice(0)) this.role.output(x);

@@ -8,7 +8,7 @@
 // from it: FtWorkerCommand.
 
 import { closeSync, openSync, readSync } from "node:fs";
-import { parentPort, workerData, type MessagePort } from "node:worker_threads";
+import { parentPort, receiveMessageOnPort, workerData, type MessagePort } from "node:worker_threads";
 import type { PeerLink } from "../ft/link.js";
 import { initHash } from "../common/hash.js";
 import type { EngineKind } from "../engine/engine.js";
@@ -147,8 +147,11 @@ const onCommand = (c: FtWorkerCommand) => {
 parent.on("message", onCommand);
 
 /** A new backup on `port`: the live replica sends it its state, then they are a pair. */
+/** A link over a MessagePort, with a poll that reads it synchronously (PeerLink.poll). */
+const nodePortLink = async (port: MessagePort) => portLink(port, await tagger, () => receiveMessageOnPort(port));
+
 async function attach(port: MessagePort): Promise<void> {
-  const l = portLink(port, await tagger);
+  const l = await nodePortLink(port);
   l.onFrame(() => waker.wake());
   try {
     replica!.attachBackup(l, performance.now());
@@ -161,8 +164,8 @@ async function attach(port: MessagePort): Promise<void> {
 
 /** The channel to the peer: the port given, or loopback TCP (the primary listens, the backup connects). */
 async function openLink(): Promise<PeerLink> {
-  if (d.channel.kind === "port") return portLink(d.channel.port, await tagger);
-  if (d.channel.kind === "later") return portLink(await joinPort, await tagger);
+  if (d.channel.kind === "port") return nodePortLink(d.channel.port);
+  if (d.channel.kind === "later") return nodePortLink(await joinPort);
   if (d.role === "backup") return connectLink({ host: "127.0.0.1", port: await connectPort, key: d.key });
   return new Promise<PeerLink>((resolve, reject) => {
     listenLink({
