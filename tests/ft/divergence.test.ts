@@ -1,0 +1,192 @@
+// Divergence checks and repair (host/ft/divergence.ts, issue 10 §5): the
+// pair compares digests every N instructions; a backup corrupted on purpose
+// — a RAM bit, a device register, EAX — is caught at the first check after
+// the corruption, says what differs first and where, becomes untrusted, and
+// is repaired by a transfer of only the pages that differ; the pair then
+// reaches the same state hash on both sides and the world's console is the
+// solo run's. An untrusted backup whose primary dies does not go live.
+//
+// The RAM bit is flipped through the engine (writeMem), so the backup's
+// dirty tracker marks the page: the check compares the pages dirtied since
+// the last check, and a page dirtied on one side only is a divergence. A
+// flip that bypassed the tracker (a stray write into engine.ram) would be
+// seen only once the page is dirtied again, or by the repair's full list.
+
+import { beforeAll, describe, expect, it } from "vitest";
+import { initHash } from "../../host/common/hash.js";
+import { MemoryArbiter } from "../../host/ft/arbiter.js";
+import type { Divergence } from "../../host/ft/divergence.js";
+import { memoryLinkPair } from "../../host/ft/link.js";
+import { BackupReplica, PrimaryReplica } from "../../host/ft/replica.js";
+import type { TransferFigures } from "../../host/ft/state-transfer.js";
+import { frameTagger } from "../../host/ft/wire.js";
+import type { EngineKind } from "../../host/engine/engine.js";
+import type { Machine } from "../../host/machine/machine.js";
+import { bootLive } from "../../host/node/boot.js";
+import { loadEngine } from "../../host/node/core-modules.js";
+import { driveReplica } from "../../host/node/ft-driver.js";
+import { stateHash } from "../../host/replay/state-hash.js";
+import { outsideWorld } from "../helpers/ft-world.js";
+import { guestImage } from "../helpers/replay.js";
+
+const RAM = 4 << 20;
+const PAGES = RAM / 4096;
+const CMDLINE = "ticks.elf ticks=300 every=30 hz=200";
+/** The check interval, and where both replicas stop to compare their final states (the guest exits near 116,000). */
+const N = 10_000;
+const END = 100_000n;
+/** A page the guest never touches (3.5 MiB in). */
+const SPARE_PAGE = 900;
+
+beforeAll(initHash);
+
+const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
+
+async function solo(): Promise<string> {
+  const out: number[] = [];
+  const m = await bootLive(guestImage("ticks"), { engine: "wasm", ramSize: RAM, clock: "virtual", cmdline: CMDLINE, onSerial: (b) => out.push(b) });
+  m.runSync(Number(END));
+  m.dispose();
+  return Buffer.from(out).toString("latin1");
+}
+
+interface Scenario {
+  backupEngine?: EngineKind;
+  /** Called between the backup's steps: corrupts its machine once; returns the count it did it at. */
+  corrupt?: (m: Machine) => bigint | null;
+  atCheck?: (m: Machine, icount: bigint) => void;
+  /** Stop the primary dead as soon as the backup reports a divergence. */
+  killPrimaryOnDivergence?: boolean;
+}
+
+async function pair(sc: Scenario) {
+  const [pl, bl] = memoryLinkPair(await frameTagger(null));
+  const arbiter = new MemoryArbiter();
+  await arbiter.claim({ vm: "t", epoch: 1, replica: "primary", atMs: 0, reason: "first start" });
+  const world = outsideWorld();
+  const lines: string[] = [];
+  const divergences: Divergence[] = [];
+  const figures: TransferFigures[] = [];
+  const common = {
+    image: guestImage("ticks"), clock: "virtual" as const, cmdline: CMDLINE, configHash: new Uint8Array(32).fill(7), vm: "t",
+    arbiter, timeouts: { intervalMs: 20, timeoutMs: 300 }, slice: 5_000, maxLag: 2_000_000n, release: world.release, limit: END, checkEvery: N,
+  };
+  const now = performance.now();
+  const p = new PrimaryReplica({ ...common, engine: await loadEngine("wasm", { ramSize: RAM }), name: "primary", link: pl, say: (l) => lines.push(`primary| ${l}`), transferred: (f) => figures.push(f) }, now);
+  const b = new BackupReplica({
+    ...common, engine: await loadEngine(sc.backupEngine ?? "wasm", { ramSize: RAM }), name: "backup", link: bl, say: (l) => lines.push(`backup| ${l}`),
+    diverged: (d) => divergences.push(d), atCheck: sc.atCheck,
+  }, now);
+  let corruptedAt: bigint | null = null;
+  const both = () => p.machine.engine.icount >= END && (b.machine?.engine.icount ?? 0n) >= END && p.role.held === 0;
+  await Promise.all([
+    driveReplica(p, { stop: () => both() || (sc.killPrimaryOnDivergence === true && divergences.length > 0) }),
+    driveReplica(b, {
+      stop: () => {
+        if (corruptedAt === null && sc.corrupt && b.machine) corruptedAt = sc.corrupt(b.machine);
+        return both();
+      },
+    }),
+  ]);
+  return { p, b, lines, log: lines.join("\n"), divergences, figures, corruptedAt, serial: world.serial(), contradictions: world.contradictions, arbiter };
+}
+
+/** The pair went on after the repair: a later check agreed, both stopped at END with one state hash, the console is the solo run's. */
+async function expectRepaired(r: Awaited<ReturnType<typeof pair>>) {
+  expect(r.log).toMatch(/backup\| backup: repaired: the primary's state installed at instruction \d+; trusted again/);
+  expect(r.figures).toHaveLength(1);
+  expect(r.b.divergences).toHaveLength(1);
+  expect(r.b.checksPassed, r.log).toBeGreaterThan(0);
+  expect(r.p.machine.engine.icount).toBe(END);
+  expect(r.b.machine!.engine.icount).toBe(END);
+  expect(hex(stateHash(r.b.machine!))).toBe(hex(stateHash(r.p.machine)));
+  expect(r.serial, r.log).toBe(await solo());
+  expect(r.contradictions).toBe(0);
+}
+
+describe("divergence checks (ticks, virtual clock, checks every 10,000 instructions)", () => {
+  it("with nothing wrong, a wasm primary and a TS backup agree at every check", async () => {
+    const r = await pair({ backupEngine: "ts" });
+    expect(r.divergences, r.log).toEqual([]);
+    expect(r.b.checksPassed).toBe(Number(END) / N);
+    expect(hex(stateHash(r.b.machine!))).toBe(hex(stateHash(r.p.machine)));
+    expect(r.serial).toBe(await solo());
+  });
+
+  it("a RAM bit flipped on the backup: caught at the next check, naming the page; repaired with a few pages", async () => {
+    const r = await pair({
+      corrupt: (m) => {
+        if (m.engine.icount < 33_000n) return null;
+        const at = SPARE_PAGE * 4096 + 123;
+        m.engine.writeMem(at, Uint8Array.of(m.engine.readMem(at, 1)[0]! ^ 0x08));
+        return m.engine.icount;
+      },
+    });
+    expect(r.corruptedAt).not.toBeNull();
+    const d = r.divergences[0]!;
+    expect(d, r.log).toBeDefined();
+    // Within one interval: the first check at or after the flip.
+    expect(d.icount).toBeGreaterThanOrEqual(r.corruptedAt!);
+    expect(d.icount - r.corruptedAt!).toBeLessThanOrEqual(BigInt(N));
+    expect(d.icount % BigInt(N)).toBe(0n);
+    expect(d.first).toEqual({ kind: "page", index: SPARE_PAGE, span: 1, primary: "clean", backup: "dirty" });
+    expect(r.log).toMatch(new RegExp(`backup\\| backup: divergence at instruction ${d.icount}: page ${SPARE_PAGE} differs \\(dirtied on the backup only\\)`));
+    expect(r.log).toMatch(/This backup is untrusted \(it will not go live\) and asks the primary for repair/);
+    const f = r.figures[0]!;
+    console.log(`repair of a flipped bit (4 MiB): ${f.pages} pages sent (${f.unchangedPages} already right), ${f.bytes} bytes + ${f.requestBytes} bytes of page list, against ${f.fullBytes} bytes for a full round 0`);
+    expect(f.pages).toBeLessThan(PAGES / 20);
+    expect(f.unchangedPages).toBeGreaterThan(PAGES - PAGES / 20);
+    expect(f.bytes + f.requestBytes).toBeLessThan(f.fullBytes);
+    await expectRepaired(r);
+  });
+
+  it("a device skewed on the backup (the UART's scratch register): caught at the next check as device state; repaired", async () => {
+    const r = await pair({
+      corrupt: (m) => {
+        if (m.engine.icount < 52_000n) return null;
+        m.uart.loadState({ ...(m.uart.saveState() as object), scr: 0x5a });
+        return m.engine.icount;
+      },
+    });
+    const d = r.divergences[0]!;
+    expect(d, r.log).toBeDefined();
+    expect(d.icount - r.corruptedAt!).toBeLessThanOrEqual(BigInt(N));
+    expect(d.first).toEqual({ kind: "device", name: "uart" });
+    expect(d.devices).toEqual(["uart"]);
+    expect(r.log).toMatch(/divergence at instruction \d+: device state differs \(uart\)/);
+    await expectRepaired(r);
+  });
+
+  it("EAX flipped on the backup at a check: the report names EAX with both values", async () => {
+    let was = 0;
+    const r = await pair({
+      atCheck: (m, icount) => {
+        if (icount !== 40_000n) return;
+        was = m.engine.getReg(0);
+        m.engine.setReg(0, was ^ 0x10);
+      },
+    });
+    const d = r.divergences[0]!;
+    expect(d, r.log).toBeDefined();
+    expect(d.icount).toBe(40_000n);
+    expect(d.first).toEqual({ kind: "register", name: "eax", primary: BigInt(was), backup: BigInt(was ^ 0x10) });
+    expect(r.log).toContain(`register eax is 0x${was.toString(16)} on the primary, 0x${(was ^ 0x10).toString(16)} here`);
+    await expectRepaired(r);
+  });
+
+  it("the primary dies while the backup is untrusted: the backup refuses to go live", async () => {
+    const r = await pair({
+      killPrimaryOnDivergence: true,
+      corrupt: (m) => {
+        if (m.engine.icount < 33_000n) return null;
+        m.engine.writeMem(SPARE_PAGE * 4096, Uint8Array.of(1));
+        return m.engine.icount;
+      },
+    });
+    expect(r.divergences.length, r.log).toBe(1);
+    expect(r.log).toMatch(/backup stops: the primary went silent while this backup was untrusted \(diverged at instruction \d+, not yet repaired\): it cannot go live/);
+    expect(r.b.live).toBe(false);
+    expect(r.log).not.toMatch(/won epoch/);
+    expect((await r.arbiter.claim({ vm: "t", epoch: 2, replica: "x", atMs: 0, reason: "probe" })).won).toBe(true);
+  });
+});
