@@ -12,6 +12,7 @@ import { initHash, toHex } from "../common/hash.js";
 import { BlockStoreError } from "../devices/block-store.js";
 import { MAX_RAM, MIN_RAM } from "../engine/load.js";
 import type { Arbiter } from "../ft/arbiter.js";
+import { DEFAULT_CHECK_EVERY } from "../ft/divergence.js";
 import { DEFAULT_TIMEOUTS } from "../ft/failure-detector.js";
 import type { ReplicaStatus } from "../ft/replica.js";
 import { startPair, type Side } from "../node/ft-pair.js";
@@ -73,7 +74,7 @@ export class StatusLine {
 }
 
 export default defineCommand({
-  usage: "GUEST [--transport worker|tcp] [--disk FILE] [--fail primary@WHEN|backup@WHEN|partition@WHEN] [--arbiter file:PATH] [--engine wasm|ts] [--backup-engine wasm|ts] [--mem SIZE] [--clock host|virtual] [--cmdline TEXT]",
+  usage: "GUEST [--transport worker|tcp] [--disk FILE] [--fail primary@WHEN|backup@WHEN|partition@WHEN] [--arbiter file:PATH] [--engine wasm|ts] [--backup-engine wasm|ts] [--check-every N] [--mem SIZE] [--clock host|virtual] [--cmdline TEXT]",
   description: `
 Runs GUEST as a fault-tolerant pair on this machine: a primary that runs it
 live and a backup that follows it in virtual lockstep by replaying the
@@ -110,6 +111,15 @@ byte, held by the Output Rule and written to FILE by this process when
 released (docs/ft-disk.md). After a failover the new primary sends again the
 writes in flight; FILE ends as 'lockstep run --disk' leaves it.
 
+--check-every N compares the replicas every N instructions (default
+${DEFAULT_CHECK_EVERY.toLocaleString("en")}; 0: never): both hash their CPU, device state and the
+pages dirtied since the last check at the same count. A backup that differs
+says what differs first, stops trusting itself (it will not go live) and is
+repaired: the primary sends only the pages whose hashes differ from the
+backup's, then the CPU and device state. With --backup-engine ts the backup
+runs on the other engine, so a bug in one engine shows as a divergence
+instead of being copied (docs/ft.md, "Divergence detection").
+
 Not yet: --nic and input on COM1 here (lockstep primary/backup have --nic).
 See docs/ft.md.`,
   flags: {
@@ -118,7 +128,8 @@ See docs/ft.md.`,
     respawn: { type: "boolean", default: false, help: "after a failover, start a new backup and send it the survivor's state while the guest runs (worker transport)" },
     arbiter: { type: "string", arg: "file:PATH", help: "the arbiter (default: a temporary directory)" },
     engine: { type: "enum", values: ["wasm", "ts"], default: "wasm", help: "the primary's CPU engine" },
-    "backup-engine": { type: "enum", values: ["wasm", "ts"], default: "wasm", help: "the backup's CPU engine" },
+    "backup-engine": { type: "enum", values: ["wasm", "ts"], default: "wasm", help: "the backup's CPU engine (ts: design diversity against engine bugs)" },
+    "check-every": { type: "int", min: 0, default: DEFAULT_CHECK_EVERY, arg: "N", help: "compare the replicas' state every N instructions; 0: never" },
     mem: { type: "size", default: 32 << 20, arg: "SIZE", help: "guest RAM: a multiple of 4K from 1M to 1G" },
     clock: { type: "enum", values: ["host", "virtual"], default: "host", help: "guest time source" },
     cmdline: { type: "string", default: "", arg: "TEXT", help: "the Multiboot command line" },
@@ -178,6 +189,7 @@ See docs/ft.md.`,
         partitionAt: fail && fail.who === "partition" && "icount" in fail.at ? fail.at.icount : undefined,
         transport: flags.transport,
         respawn: flags.respawn,
+        checkEvery: flags["check-every"],
         onSerial: (b) => { clearStatus(); stdout.write(Uint8Array.of(b)); }, say,
         onStatus: (side, st, extra) => statusLine.update(side, st, extra),
       });

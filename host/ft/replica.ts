@@ -580,7 +580,8 @@ export class BackupReplica {
       else this.queue.push(r.entries);
     }
     if (r.stop) {
-      this.o.say(`backup stops: ${r.stop}`);
+      const checks = this.checksPassed + this.divergences.length;
+      this.o.say(`backup stops: ${r.stop}${checks > 0 ? `; ${this.checksPassed} of ${checks} divergence checks agreed` : ""}`);
       this.finished = true;
     }
   }

@@ -59,6 +59,8 @@ export interface FtWorkerData {
   statusMs?: number;
   /** A backup that joins the live replica by state transfer (host/ft/state-transfer.ts) rather than booting. */
   standby?: boolean;
+  /** Instructions between divergence checks (host/ft/divergence.ts); 0: none. */
+  checkEvery?: number;
 }
 
 /** With each status: when it was taken (performance.timeOrigin + now, ms: comparable across threads) and the link's counters. */
@@ -195,6 +197,7 @@ const options = {
   link, arbiter: arbiter as Arbiter, standby: d.standby ?? false,
   transferred: (figures: TransferFigures) => post({ type: "transferred", figures }), timeouts: d.timeouts, slice: d.slice, maxLag: BigInt(d.maxLag),
   limit: d.failAt === null ? undefined : BigInt(d.failAt),
+  checkEvery: d.checkEvery ?? 0,
   release: (outputs: Output[]) => { post({ type: "release", outputs }); },
   say: (line: string) => post({ type: "say", line }),
 };
