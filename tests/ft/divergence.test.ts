@@ -13,6 +13,7 @@
 // seen only once the page is dirtied again, or by the repair's full list.
 
 import { beforeAll, describe, expect, it } from "vitest";
+import { checkCost, repairFigures, repairLines } from "../../bench/divergence.js";
 import { initHash } from "../../host/common/hash.js";
 import { MemoryArbiter } from "../../host/ft/arbiter.js";
 import type { Divergence } from "../../host/ft/divergence.js";
@@ -189,4 +190,25 @@ describe("divergence checks (ticks, virtual clock, checks every 10,000 instructi
     expect(r.log).not.toMatch(/won epoch/);
     expect((await r.arbiter.claim({ vm: "t", epoch: 2, replica: "x", atMs: 0, reason: "probe" })).won).toBe(true);
   });
+});
+
+describe("the figures (bench/divergence.ts)", () => {
+  it("repairing a 32 MiB backup diverged in 4 pages sends a few pages, far fewer bytes than a full transfer", async () => {
+    // As the guest leaves RAM (mostly zero pages, cheap in both), and with 24 MiB of it in use.
+    for (const fill of [0, 24 << 20]) {
+      const f = await repairFigures({ guest: "bench", at: 20_000_000, corrupt: 4, fill });
+      console.log(repairLines(f).join("\n"));
+      expect(f.exact).toBe(true);
+      expect(f.repair.unchangedPages).toBeGreaterThan(f.ramPages - 200);
+      expect(f.repair.pages).toBeLessThan(200);
+      expect(f.repair.bytes + f.repair.requestBytes).toBeLessThan(f.full.bytes / (fill > 0 ? 50 : 5));
+    }
+  }, 120_000);
+
+  it("a check's digest costs little against the interval it follows", async () => {
+    const c = await checkCost({ guest: "bench", interval: 20_000_000, checks: 6 });
+    console.log(`check every ${c.interval} instructions on ${c.guest}.elf: run ${c.runMs.toFixed(1)} ms, digest ${c.digestMs.toFixed(2)} ms (${c.dirtyPages} dirty pages): ${(c.overhead * 100).toFixed(2)}%`);
+    expect(c.checks).toBeGreaterThan(0);
+    expect(c.overhead).toBeLessThan(0.05);
+  }, 60_000);
 });
