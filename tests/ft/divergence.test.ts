@@ -192,6 +192,61 @@ describe("divergence checks (ticks, virtual clock, checks every 10,000 instructi
   });
 });
 
+describe("a check's place in the log (host clock, stepped by hand)", () => {
+  // The primary may log more entries at a check's count after it took its
+  // digest: its next run starts at that count, and input that arrived
+  // meanwhile (here a byte on COM1) is logged at that same count. The backup holds the entries that come after a
+  // CHECK until it has taken its own digest there; were they handed to the
+  // replay at once, its machine would take them before the digest and the
+  // check would see a difference that is not one.
+  it("entries logged at a check's count after the CHECK: the backup gets them all before it runs, and the check agrees", async () => {
+    const [pl, bl] = memoryLinkPair(await frameTagger(null));
+    const arbiter = new MemoryArbiter();
+    await arbiter.claim({ vm: "t", epoch: 1, replica: "primary", atMs: 0, reason: "first start" });
+    const world = outsideWorld();
+    const lines: string[] = [];
+    let ns = 0;
+    const common = {
+      image: guestImage("ticks"), clock: "host" as const, cmdline: "ticks.elf ticks=20 every=5 hz=100", configHash: new Uint8Array(32).fill(7), vm: "t",
+      arbiter, timeouts: { intervalMs: 20, timeoutMs: 60_000 }, slice: 2_000, maxLag: 2_000_000n, release: world.release, say: (l: string) => lines.push(l),
+      checkEvery: 6_000, world: { hostNs: () => ns, epochMs: () => 1.7e12, entropy: () => 4 }, lagTargetMs: 60_000,
+    };
+    const sent: { type: string; icount?: bigint; entries?: bigint[] }[] = [];
+    const send = pl.send.bind(pl);
+    pl.send = (f) => {
+      sent.push({ type: f.type, icount: "icount" in f ? f.icount : undefined, entries: f.type === "log" ? f.entries.map((e) => e.icount) : undefined });
+      send(f);
+    };
+    const p = new PrimaryReplica({ ...common, engine: await loadEngine("wasm", { ramSize: RAM }), name: "primary", link: pl }, 0);
+    const b = new BackupReplica({ ...common, engine: await loadEngine("wasm", { ramSize: RAM }), name: "backup", link: bl }, 0);
+    const settle = () => new Promise((r) => setImmediate(r));
+    await settle();
+    // The primary alone runs to the first check (1 ms of host time a step); the backup is not stepped.
+    let t = 0;
+    while (p.machine.engine.icount < 6_000n) {
+      ns += 1e6;
+      await p.step((t += 1));
+      await settle();
+    }
+    expect(p.machine.engine.icount).toBe(6_000n);
+    // A byte arrives: the next run logs it at 6,000, after the CHECK.
+    p.machine.serialInput([0x41]);
+    ns += 1e6;
+    await p.step((t += 1));
+    await settle();
+    const checkAt = sent.findIndex((f) => f.type === "check" && f.icount === 6_000n);
+    expect(checkAt).toBeGreaterThan(0);
+    expect(sent.slice(checkAt).some((f) => f.type === "log" && f.entries!.includes(6_000n)), JSON.stringify(sent, (_, v) => (typeof v === "bigint" ? String(v) : v))).toBe(true);
+    // Now the backup takes everything at once and runs.
+    for (let i = 0; i < 20 && b.checksPassed + b.divergences.length === 0; i++) {
+      await b.step((t += 1));
+      await settle();
+    }
+    expect(b.divergences, lines.join("\n")).toEqual([]);
+    expect(b.checksPassed).toBe(1);
+  });
+});
+
 describe("the figures (bench/divergence.ts)", () => {
   it("repairing a 32 MiB backup diverged in 4 pages sends a few pages, far fewer bytes than a full transfer", async () => {
     // As the guest leaves RAM (mostly zero pages, cheap in both), and with 24 MiB of it in use.
