@@ -258,6 +258,7 @@ export class PrimaryReplica {
     this.box = inbox(link);
     this.helloSeen = false;
     this.linkDown = false;
+    this.repairList = null;
     link.send({ type: "hello", role: "primary", version: WIRE_VERSION, configHash: this.o.configHash, epoch: this.epoch, startIcount: this.machine.engine.icount, replica: this.o.name });
     this.transfer = { pre: new PreCopy(this.machine), startMs: nowMs, repair: null };
   }
@@ -514,19 +515,25 @@ export class BackupReplica {
    * compared with the primary's; the entries held behind each go to the
    * replay once it agrees. A disagreement makes this backup untrusted.
    */
-  private settleChecks(): void {
+  private settleChecks(): number {
     const m = this.machine;
+    let settled = 0;
     while (m && this.check && !this.repairing && this.pendingChecks.length > 0 && m.engine.icount >= this.pendingChecks[0]!.frame.icount) {
       const { frame, held } = this.pendingChecks.shift()!;
       if (m.engine.icount > frame.icount) this.o.say(`backup: a check at instruction ${frame.icount} came after this replica passed it (at ${m.engine.icount}): not compared`);
       else {
         this.o.atCheck?.(m, frame.icount);
         const d = compareDigests(frame, this.check.digest());
-        if (d) return this.diverge(d);
+        if (d) {
+          this.diverge(d);
+          return settled;
+        }
         this.checksPassed++;
       }
       this.queue.push(held);
+      settled++;
     }
+    return settled;
   }
 
   /**
@@ -649,7 +656,8 @@ export class BackupReplica {
       ran = r.reason === "limit" && m.engine.icount < cap;
       for (const x of this.out.splice(0)) this.role.output(x);
       this.apply(this.role.ranTo(m.engine.icount, nowMs));
-      this.settleChecks();
+      // A check settled at the cap lets the guest run on at once.
+      if (this.settleChecks() > 0) ran = true;
     }
     const t = this.role.tick(nowMs);
     this.apply(t);

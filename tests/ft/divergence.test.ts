@@ -16,7 +16,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { checkCost, repairFigures, repairLines } from "../../bench/divergence.js";
 import { initHash } from "../../host/common/hash.js";
 import { MemoryArbiter } from "../../host/ft/arbiter.js";
-import type { Divergence } from "../../host/ft/divergence.js";
+import { compareDigests, describeDivergence, DivergenceCheck, groupPages, namedRegisters, RepairList, repairRequest, type CheckFrame, type Divergence } from "../../host/ft/divergence.js";
 import { memoryLinkPair } from "../../host/ft/link.js";
 import { BackupReplica, PrimaryReplica } from "../../host/ft/replica.js";
 import type { TransferFigures } from "../../host/ft/state-transfer.js";
@@ -189,6 +189,41 @@ describe("divergence checks (ticks, virtual clock, checks every 10,000 instructi
     expect(r.b.live).toBe(false);
     expect(r.log).not.toMatch(/won epoch/);
     expect((await r.arbiter.claim({ vm: "t", epoch: 2, replica: "x", atMs: 0, reason: "probe" })).won).toBe(true);
+  });
+});
+
+describe("the digest and the page list (host/ft/divergence.ts)", () => {
+  it("names the registers, finds nothing between equal machines, and names the first page of a coarse entry", async () => {
+    const a = await bootLive(guestImage("bench"), { engine: "wasm", ramSize: RAM, clock: "virtual", onSerial: () => {} });
+    const b = await bootLive(guestImage("bench"), { engine: "ts", ramSize: RAM, clock: "virtual", onSerial: () => {} });
+    const [ca, cb] = [new DivergenceCheck(a), new DivergenceCheck(b)];
+    a.runSync(200_000);
+    b.runSync(200_000);
+    const [da, db] = [ca.digest(), cb.digest()];
+    expect(da.regs.slice(0, 10).map((r) => r.name)).toEqual(["eax", "ecx", "edx", "ebx", "esp", "ebp", "esi", "edi", "eip", "eflags"]);
+    expect(da.regs.map((r) => r.name)).toEqual(expect.arrayContaining(["cs.base", "ss.sel", "cr0", "gdt.limit", "idt.base", "icount", "halted"]));
+    expect(namedRegisters(a.engine.archState()).find((r) => r.name === "icount")!.value).toBe(200_000n);
+    expect(da.pages.length).toBeGreaterThan(0);
+    expect(compareDigests(da, db)).toBeNull();
+    // A coarse CHECK (span 4) against the backup's per-page digest with one page changed.
+    const changed = da.pages[0]!.index;
+    const coarse: CheckFrame = { ...da, span: 4, pages: groupPages(da.pages, 4) };
+    const other: CheckFrame = { ...db, pages: db.pages.map((p) => (p.index === changed ? { ...p, hash: new Uint8Array(16) } : p)) };
+    const d = compareDigests(coarse, other)!;
+    expect(d.first).toEqual({ kind: "page", index: Math.floor(changed / 4) * 4, span: 4, primary: "dirty", backup: "dirty" });
+    expect(describeDivergence(d)).toMatch(new RegExp(`pages ${Math.floor(changed / 4) * 4}\\.\\.${Math.floor(changed / 4) * 4 + 3} differ`));
+  });
+
+  it("a REPAIR list is taken in order, for a RAM of the primary's size only", async () => {
+    const m = await bootLive(guestImage("bench"), { engine: "wasm", ramSize: RAM, clock: "virtual", onSerial: () => {} });
+    const req = repairRequest(5n, m.engine.ram);
+    expect(req.full).toBe(false);
+    expect(req.frames).toHaveLength(1);
+    expect(req.frames[0]!.hashes.filter((h) => h !== null).length).toBeLessThan(PAGES / 4);
+    expect(new RepairList().add(req.frames[0]!, PAGES)).toHaveLength(PAGES);
+    expect(() => new RepairList().add(req.frames[0]!, PAGES * 2)).toThrow(/REPAIR for a RAM of 1024 pages; this one has 2048/);
+    expect(() => new RepairList().add({ ...req.frames[0]!, first: 3, hashes: req.frames[0]!.hashes.slice(3) }, PAGES)).toThrow(/REPAIR pages from 3, expected 0/);
+    expect(new RepairList().add({ type: "repair", icount: 5n, full: true, total: 0, first: 0, hashes: [] }, PAGES)).toBe("full");
   });
 });
 
