@@ -25,6 +25,8 @@ export type RepairFrame = Extract<Frame, { type: "repair" }>;
 
 /** The default check interval of `lockstep ft`, in instructions (docs/ft.md gives its cost). */
 export const DEFAULT_CHECK_EVERY = 20_000_000;
+/** Pages each check scrubs by default (dirty or not): all of a 32 MiB RAM in 128 checks. */
+export const DEFAULT_SCRUB_PAGES = 64;
 
 const utf8 = new TextEncoder();
 const short = (h: Uint8Array) => h.slice(0, SHORT_HASH_BYTES);
@@ -96,11 +98,16 @@ export function groupPages(pages: { index: number; hash: Uint8Array }[], span: n
   return out;
 }
 
-/** The digest's source on one machine: its own dirty-page reader, reset where both replicas start from one state. */
+/**
+ * The digest's source on one machine: its own dirty-page reader, reset
+ * where both replicas start from one state, and (the primary's) a scrub
+ * cursor going round RAM `scrubPages` pages a check.
+ */
 export class DivergenceCheck {
   private user: DirtyUser;
+  private scrubNext = 0;
 
-  constructor(private readonly m: Machine) {
+  constructor(private readonly m: Machine, private readonly scrubPages = DEFAULT_SCRUB_PAGES) {
     this.user = m.dirty.register("divergence");
     this.user.take();
   }
@@ -110,14 +117,29 @@ export class DivergenceCheck {
     this.user.take();
   }
 
-  /** The digest at this instruction boundary (span 1, or coarser if the dirty pages would not fit a frame). */
-  digest(): CheckFrame {
+  /**
+   * The digest at this instruction boundary (span 1, or coarser if the
+   * dirty pages would not fit a frame). `scrubFrom`: the scrub's first page
+   * (the backup follows the primary's CHECK); by default the cursor's.
+   */
+  digest(scrubFrom?: { first: number; count: number }): CheckFrame {
     const s = this.m.saveState({ ram: "view" });
     const pages = this.user.take().map((index) => ({ index, hash: pageHash(s.ram, index) }));
     let span = 1;
     let entries = pages;
     while (entries.length > MAX_CHECK_PAGES) entries = groupPages(pages, (span *= 2));
-    return { type: "check", icount: this.m.engine.icount, regs: namedRegisters(s.cpu), parts: deviceParts(s), span, pages: entries };
+    const total = s.ram.length / PAGE_BYTES;
+    let first: number, count: number;
+    if (scrubFrom) {
+      first = Math.min(scrubFrom.first, total);
+      count = Math.min(scrubFrom.count, total - first);
+    } else {
+      first = this.scrubNext;
+      count = Math.min(this.scrubPages, total - first);
+      this.scrubNext = first + count >= total ? 0 : first + count;
+    }
+    const scrub = { first, hashes: Array.from({ length: count }, (_, i) => pageHash(s.ram, first + i)) };
+    return { type: "check", icount: this.m.engine.icount, regs: namedRegisters(s.cpu), parts: deviceParts(s), span, pages: entries, scrub };
   }
 
   unregister(): void {
@@ -172,6 +194,15 @@ export function compareDigests(p: CheckFrame, b: CheckFrame): Divergence | null 
     pages++;
     if (pages === 1) firsts.push({ kind: "page", index: i * p.span, span: p.span, primary: ph ? "dirty" : "clean", backup: bh ? "dirty" : "clean" });
   }
+  // The scrub: pages compared whether or not either side saw them dirtied.
+  let scrubbed = 0;
+  p.scrub.hashes.forEach((h, k) => {
+    const bh = b.scrub.first === p.scrub.first ? b.scrub.hashes[k] : undefined;
+    if (bh && sameHash(h, bh)) return;
+    scrubbed++;
+    if (pages + scrubbed === 1) firsts.push({ kind: "page", index: p.scrub.first + k, span: 1, primary: "clean", backup: "clean" });
+  });
+  pages += scrubbed;
   if (firsts.length === 0) return null;
   return { icount: p.icount, first: firsts[0]!, registers, devices, pages };
 }
@@ -184,7 +215,7 @@ export function describeDivergence(d: Divergence): string {
   const what = f.kind === "replay" ? `the replay departed from the log (${f.message})`
     : f.kind === "register" ? `register ${f.name} is ${hex(f.primary)} on the primary, ${hex(f.backup)} here`
     : f.kind === "device" ? `device state differs (${d.devices.join(", ")})`
-    : f.span === 1 ? `page ${f.index} differs (${f.primary === f.backup ? "dirtied on both sides" : `dirtied on the ${f.primary === "dirty" ? "primary" : "backup"} only`})`
+    : f.span === 1 ? `page ${f.index} differs (${f.primary !== f.backup ? `dirtied on the ${f.primary === "dirty" ? "primary" : "backup"} only` : f.primary === "dirty" ? "dirtied on both sides" : "dirtied on neither side: found by the scrub"})`
     : `pages ${f.index}..${f.index + f.span - 1} differ`;
   const more = [d.registers > (f.kind === "register" ? 1 : 0) ? `${d.registers} register(s)` : "", d.devices.length > 0 && f.kind !== "device" ? `device state (${d.devices.join(", ")})` : "", d.pages > (f.kind === "page" ? 1 : 0) ? `${d.pages} page entr${d.pages === 1 ? "y" : "ies"}` : ""].filter(Boolean);
   return `divergence at instruction ${d.icount}: ${what}${more.length > 0 ? `; in all ${more.join(", ")} differ` : ""}`;

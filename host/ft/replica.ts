@@ -79,6 +79,8 @@ export interface ReplicaOptions {
    * no checks. A backup checks at whatever counts the CHECKs name.
    */
   checkEvery?: number;
+  /** Pages each check also compares whether dirtied or not (the primary's; default DEFAULT_SCRUB_PAGES in divergence.ts). */
+  scrubPages?: number;
   /** Told of each divergence this backup finds (it also says it in a line). */
   diverged?: (d: Divergence) => void;
   /**
@@ -211,7 +213,7 @@ export class PrimaryReplica {
   private startChecks(): void {
     const n = this.o.checkEvery ?? 0;
     if (n <= 0) return;
-    this.check = new DivergenceCheck(this.machine);
+    this.check = new DivergenceCheck(this.machine, this.o.scrubPages);
     this.nextCheck = (this.machine.engine.icount / BigInt(n) + 1n) * BigInt(n);
   }
 
@@ -523,7 +525,7 @@ export class BackupReplica {
       if (m.engine.icount > frame.icount) this.o.say(`backup: a check at instruction ${frame.icount} came after this replica passed it (at ${m.engine.icount}): not compared`);
       else {
         this.o.atCheck?.(m, frame.icount);
-        const d = compareDigests(frame, this.check.digest());
+        const d = compareDigests(frame, this.check.digest({ first: frame.scrub.first, count: frame.scrub.hashes.length }));
         if (d) {
           this.diverge(d);
           return settled;

@@ -48,6 +48,8 @@ export const MAX_CHECK_PARTS = 64;
 export const MAX_CHECK_NAME = 24;
 /** Page entries in one CHECK or REPAIR frame: the body stays under MAX_FRAME_BODY. */
 export const MAX_CHECK_PAGES = 50_000;
+/** Pages a CHECK's scrub may cover. */
+export const MAX_SCRUB_PAGES = 4096;
 
 /** Frame type codes: the wire's bytes, never renumber one. 0 is reserved. */
 export const FrameType = { HELLO: 1, LOG: 2, PROGRESS: 3, ACK: 4, RELEASE: 5, HEARTBEAT: 6, BYE: 7, RAN: 8, PAGES: 9, STATE: 10, CHECK: 11, REPAIR: 12 } as const;
@@ -104,9 +106,11 @@ export type Frame =
    * instruction `icount` — its registers by name, a hash of each part of
    * the device state, and a hash per entry of the pages dirtied since the
    * last check (entry n covers pages [n*span, (n+1)*span); span is 1 unless
-   * the pages would not fit one frame).
+   * the pages would not fit one frame); and the scrub: a hash of each page
+   * from `first` on, dirty or not, so that RAM the dirty tracker did not
+   * see change is compared too, a stretch per check.
    */
-  | { type: "check"; icount: bigint; regs: { name: string; value: bigint }[]; parts: { name: string; hash: Uint8Array }[]; span: number; pages: { index: number; hash: Uint8Array }[] }
+  | { type: "check"; icount: bigint; regs: { name: string; value: bigint }[]; parts: { name: string; hash: Uint8Array }[]; span: number; pages: { index: number; hash: Uint8Array }[]; scrub: { first: number; hashes: Uint8Array[] } }
   /**
    * A backup that found a divergence at `icount` asks for repair: `full`, a
    * whole transfer; else its RAM's page hashes (null: an all-zero page), a
@@ -265,6 +269,9 @@ export function encodeBody(frame: Frame): Uint8Array {
         parts.push(safeVarint(p.index - next, "page index gap"), shortHash(p.hash, `page ${p.index}`));
         next = p.index + 1;
       }
+      if (frame.scrub.hashes.length > MAX_SCRUB_PAGES) throw new RangeError(`CHECK scrub of ${frame.scrub.hashes.length} pages: at most ${MAX_SCRUB_PAGES}`);
+      parts.push(safeVarint(frame.scrub.first, "CHECK scrub first page"), safeVarint(frame.scrub.hashes.length, "CHECK scrub count"));
+      for (const h of frame.scrub.hashes) parts.push(shortHash(h, "scrub page"));
       return concat(parts);
     }
     case "repair": {
@@ -575,7 +582,13 @@ export function decodeBody(buf: Uint8Array, b: FrameBounds, base: number): Frame
         pages.push({ index, hash: c.bytes(SHORT_HASH_BYTES, "page hash") });
         next = index + 1;
       }
-      frame = { type: "check", icount, regs, parts, span, pages };
+      const first = c.safe("scrub first page");
+      const scrubAt = c.pos;
+      const nScrub = c.safe("scrub count");
+      if (nScrub > MAX_SCRUB_PAGES) c.fail(scrubAt, `scrub of ${nScrub} pages: at most ${MAX_SCRUB_PAGES}`);
+      const hashes: Uint8Array[] = [];
+      for (let i = 0; i < nScrub; i++) hashes.push(c.bytes(SHORT_HASH_BYTES, "scrub hash"));
+      frame = { type: "check", icount, regs, parts, span, pages, scrub: { first, hashes } };
       break;
     }
     case "repair": {

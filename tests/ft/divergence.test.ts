@@ -6,11 +6,12 @@
 // reaches the same state hash on both sides and the world's console is the
 // solo run's. An untrusted backup whose primary dies does not go live.
 //
-// The RAM bit is flipped through the engine (writeMem), so the backup's
+// One RAM bit is flipped through the engine (writeMem), so the backup's
 // dirty tracker marks the page: the check compares the pages dirtied since
-// the last check, and a page dirtied on one side only is a divergence. A
-// flip that bypassed the tracker (a stray write into engine.ram) would be
-// seen only once the page is dirtied again, or by the repair's full list.
+// the last check, and a page dirtied on one side only is a divergence.
+// Another is flipped in engine.ram directly, as a memory fault would, with
+// no dirty mark: that one is found by the scrub, the stretch of RAM each
+// check compares whether dirtied or not.
 
 import { beforeAll, describe, expect, it } from "vitest";
 import { checkCost, repairFigures, repairLines } from "../../bench/divergence.js";
@@ -58,6 +59,7 @@ interface Scenario {
   atCheck?: (m: Machine, icount: bigint) => void;
   /** Stop the primary dead as soon as the backup reports a divergence. */
   killPrimaryOnDivergence?: boolean;
+  scrubPages?: number;
 }
 
 async function pair(sc: Scenario) {
@@ -70,7 +72,7 @@ async function pair(sc: Scenario) {
   const figures: TransferFigures[] = [];
   const common = {
     image: guestImage("ticks"), clock: "virtual" as const, cmdline: CMDLINE, configHash: new Uint8Array(32).fill(7), vm: "t",
-    arbiter, timeouts: { intervalMs: 20, timeoutMs: 300 }, slice: 5_000, maxLag: 2_000_000n, release: world.release, limit: END, checkEvery: N,
+    arbiter, timeouts: { intervalMs: 20, timeoutMs: 300 }, slice: 5_000, maxLag: 2_000_000n, release: world.release, limit: END, checkEvery: N, scrubPages: sc.scrubPages,
   };
   const now = performance.now();
   const p = new PrimaryReplica({ ...common, engine: await loadEngine("wasm", { ramSize: RAM }), name: "primary", link: pl, say: (l) => lines.push(`primary| ${l}`), transferred: (f) => figures.push(f) }, now);
@@ -138,6 +140,24 @@ describe("divergence checks (ticks, virtual clock, checks every 10,000 instructi
     expect(f.pages).toBeLessThan(PAGES / 20);
     expect(f.unchangedPages).toBeGreaterThan(PAGES - PAGES / 20);
     expect(f.bytes + f.requestBytes).toBeLessThan(f.fullBytes);
+    await expectRepaired(r);
+  });
+
+  it("a RAM bit flipped behind the dirty tracker's back: found by the scrub within a round of it; repaired", async () => {
+    // 256 pages a check: all 1,024 pages every 4 checks.
+    const r = await pair({
+      scrubPages: 256,
+      corrupt: (m) => {
+        if (m.engine.icount < 23_000n) return null;
+        m.engine.ram[SPARE_PAGE * 4096 + 9]! ^= 0x40; // not through writeMem: no dirty mark
+        return m.engine.icount;
+      },
+    });
+    const d = r.divergences[0]!;
+    expect(d, r.log).toBeDefined();
+    expect(d.icount - r.corruptedAt!).toBeLessThanOrEqual(BigInt(4 * N));
+    expect(d.first).toEqual({ kind: "page", index: SPARE_PAGE, span: 1, primary: "clean", backup: "clean" });
+    expect(r.log).toMatch(new RegExp(`page ${SPARE_PAGE} differs \\(dirtied on neither side: found by the scrub\\)`));
     await expectRepaired(r);
   });
 

@@ -98,6 +98,7 @@ function randomFrame(r: () => number, type: Frame["type"]): Frame {
         regs: ["eax", "eip", "cs.base", "icount"].slice(0, int(r, 5)).map((name) => ({ name, value: name === "icount" ? big(r, 64) : big(r, 32) })),
         parts: ["machine", "pit", "uart"].slice(0, int(r, 4)).map((name) => ({ name, hash: bytes(r, 16) })),
         pages,
+        scrub: { first: int(r, 3) === 0 ? 0 : int(r, 1 << 20), hashes: Array.from({ length: int(r, 4) }, () => bytes(r, 16)) },
       };
     }
     case "repair": {
@@ -429,6 +430,8 @@ describe("bodies", () => {
       [FrameType.CHECK, [5, 0, 0, 0], /CHECK: page span 0 outside 1\.\./],
       [FrameType.CHECK, [5, 0, 0, 1, ...encodeVarint(50_001n)], /CHECK: 50001 pages: at most 50000/],
       [FrameType.CHECK, [5, 0, 0, 1, 1, 3], /CHECK: body ends inside page hash/],
+      [FrameType.CHECK, [5, 0, 0, 1, 0, 0, ...encodeVarint(4097n)], /CHECK: scrub of 4097 pages: at most 4096/],
+      [FrameType.CHECK, [5, 0, 0, 1, 0, 0, 1, 9], /CHECK: body ends inside scrub hash/],
       [FrameType.REPAIR, [5, 2], /REPAIR: mode 2/],
       [FrameType.REPAIR, [5, 1, 0], /REPAIR: 1 bytes after the last field/],
       [FrameType.REPAIR, [5, 0, 0], /REPAIR: page total 0 outside 1\.\./],
