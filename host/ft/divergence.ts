@@ -221,36 +221,64 @@ export function describeDivergence(d: Divergence): string {
   return `divergence at instruction ${d.icount}: ${what}${more.length > 0 ? `; in all ${more.join(", ")} differ` : ""}`;
 }
 
-/** The hash of every page of `ram` (null: all zero), for a REPAIR request. */
-export function ramPageHashes(ram: Uint8Array): (Uint8Array | null)[] {
-  const n = ram.length / PAGE_BYTES;
-  const out: (Uint8Array | null)[] = new Array(n);
-  for (let i = 0; i < n; i++) out[i] = isZeroPage(ram, i) ? null : pageHash(ram, i);
-  return out;
-}
-
 /** Body bytes a REPAIR list costs (a page: a kind byte, and its hash unless zero). */
 export const repairListBytes = (hashes: (Uint8Array | null)[]) => hashes.reduce((n, h) => n + (h === null ? 1 : 1 + SHORT_HASH_BYTES), 0);
-/** Body bytes a whole transfer's round 0 costs for `ram` (PAGES: an index and a kind, and the bytes unless zero). */
-export function fullTransferBytes(ram: Uint8Array): number {
-  let n = 0;
-  for (let i = 0; i < ram.length / PAGE_BYTES; i++) n += 4 + (isZeroPage(ram, i) ? 0 : PAGE_BYTES);
-  return n;
-}
+
+/** Pages a diverged backup hashes for its REPAIR list per step: a large RAM at once would silence it past a failure timeout. */
+export const REPAIR_STEP_PAGES = 4096;
 
 /**
- * The REPAIR frames for a backup's RAM at the diverged count: its page
- * hashes, or a full transfer when the list would cost as much as one (the
- * backup's own RAM standing in for the primary's, which it cannot see).
+ * The backup's REPAIR frames for its RAM at the diverged count, a few
+ * thousand pages a step: its page hashes, or a full transfer when the list
+ * would cost as much as one (its own RAM standing in for the primary's,
+ * which it cannot see; with zero pages at a byte, only a RAM of nearly all
+ * zero pages comes close).
  */
+export class RepairRequest {
+  readonly full: boolean;
+  private next = 0;
+  private readonly total: number;
+  /** Body bytes of the page list sent so far. */
+  bytes = 0;
+
+  constructor(private readonly icount: bigint, private readonly ram: Uint8Array) {
+    this.total = ram.length / PAGE_BYTES;
+    let list = 0, whole = 0;
+    for (let i = 0; i < this.total; i++) {
+      const zero = isZeroPage(ram, i);
+      list += zero ? 1 : 1 + SHORT_HASH_BYTES;
+      whole += 4 + (zero ? 0 : PAGE_BYTES);
+    }
+    this.full = list >= whole;
+  }
+
+  get done(): boolean {
+    return this.next >= this.total;
+  }
+
+  /** The next frame, covering up to `pages` pages (null once all is sent). */
+  frame(pages = REPAIR_STEP_PAGES): RepairFrame | null {
+    if (this.done) return null;
+    if (this.full) {
+      this.next = this.total;
+      return { type: "repair", icount: this.icount, full: true, total: 0, first: 0, hashes: [] };
+    }
+    const first = this.next;
+    const end = Math.min(this.total, first + Math.min(pages, MAX_CHECK_PAGES));
+    const hashes: (Uint8Array | null)[] = [];
+    for (let i = first; i < end; i++) hashes.push(isZeroPage(this.ram, i) ? null : pageHash(this.ram, i));
+    this.next = end;
+    this.bytes += repairListBytes(hashes);
+    return { type: "repair", icount: this.icount, full: false, total: this.total, first, hashes };
+  }
+}
+
+/** A whole REPAIR request at once (figures, tests). */
 export function repairRequest(icount: bigint, ram: Uint8Array): { frames: RepairFrame[]; full: boolean; bytes: number } {
-  const hashes = ramPageHashes(ram);
-  const bytes = repairListBytes(hashes);
-  if (bytes >= fullTransferBytes(ram)) return { frames: [{ type: "repair", icount, full: true, total: 0, first: 0, hashes: [] }], full: true, bytes: 0 };
+  const r = new RepairRequest(icount, ram);
   const frames: RepairFrame[] = [];
-  for (let first = 0; first < hashes.length; first += MAX_CHECK_PAGES)
-    frames.push({ type: "repair", icount, full: false, total: hashes.length, first, hashes: hashes.slice(first, first + MAX_CHECK_PAGES) });
-  return { frames, full: false, bytes };
+  for (let f = r.frame(MAX_CHECK_PAGES); f; f = r.frame(MAX_CHECK_PAGES)) frames.push(f);
+  return { frames, full: r.full, bytes: r.bytes };
 }
 
 /** The primary's side: REPAIR frames gathered until the list is whole. */

@@ -16,7 +16,7 @@ import type { LogEntry } from "../replay/log-format.js";
 import { DivergenceError } from "../replay/divergence.js";
 import type { Arbiter } from "./arbiter.js";
 import { BackupRole } from "./backup.js";
-import { compareDigests, describeDivergence, DivergenceCheck, RepairList, repairRequest, type CheckFrame, type Divergence } from "./divergence.js";
+import { compareDigests, describeDivergence, DivergenceCheck, RepairList, RepairRequest, type CheckFrame, type Divergence } from "./divergence.js";
 import type { Timeouts } from "./failure-detector.js";
 import type { PeerLink } from "./link.js";
 import { OutputCounter, type Output, type OutputChannel } from "./output-gate.js";
@@ -464,6 +464,8 @@ export class BackupReplica {
    * "receiving", the repair's pages and the log after its pause arrive.
    */
   private repairing: "asked" | "receiving" | null = null;
+  /** The REPAIR list still going out, a piece a step. */
+  private repairOut: RepairRequest | null = null;
 
   constructor(private readonly o: ReplicaOptions, nowMs: number) {
     this.role = new BackupRole({ timeouts: o.timeouts, nowMs, joined: !o.standby });
@@ -550,10 +552,19 @@ export class BackupReplica {
     this.pendingChecks = [];
     this.role.untrust();
     const ram = this.machine!.engine.ram;
-    const req = repairRequest(d.icount, ram);
+    // The machine runs no more: its RAM stays as the page list describes it.
+    const req = new RepairRequest(d.icount, ram);
+    this.repairOut = req;
     this.receiver = new StateReceiver(this.o.engine.ramSize, req.full ? undefined : ram);
-    for (const f of req.frames) this.o.link.send(f);
-    this.o.say(`backup: ${describeDivergence(d)}. This backup is untrusted (it will not go live) and asks the primary for repair: ${req.full ? "a full transfer" : `the hashes of its ${ram.length / 4096} pages, ${size(req.bytes)}`}`);
+    this.o.say(`backup: ${describeDivergence(d)}. This backup is untrusted (it will not go live) and asks the primary for repair: ${req.full ? "a full transfer" : `the hashes of its ${ram.length / 4096} pages`}`);
+    this.sendRepair();
+  }
+
+  /** The next piece of the REPAIR list. */
+  private sendRepair(): void {
+    const f = this.repairOut?.frame();
+    if (f) this.o.link.send(f);
+    if (!f || this.repairOut!.done) this.repairOut = null;
   }
 
   /**
@@ -635,6 +646,10 @@ export class BackupReplica {
       this.apply(this.role.onMessage(f, nowMs));
     }
     let ran = false;
+    if (this.repairOut) {
+      this.sendRepair();
+      ran = true;
+    }
     const m = this.ensureMachine(false);
     this.settleChecks();
     let cap = this.o.limit !== undefined && this.o.limit < this.role.limit ? this.o.limit : this.role.limit;

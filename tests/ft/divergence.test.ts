@@ -17,7 +17,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { checkCost, repairFigures, repairLines } from "../../bench/divergence.js";
 import { initHash } from "../../host/common/hash.js";
 import { MemoryArbiter } from "../../host/ft/arbiter.js";
-import { compareDigests, describeDivergence, DivergenceCheck, groupPages, namedRegisters, RepairList, repairRequest, type CheckFrame, type Divergence } from "../../host/ft/divergence.js";
+import { compareDigests, describeDivergence, DivergenceCheck, groupPages, namedRegisters, RepairList, RepairRequest, repairRequest, type CheckFrame, type Divergence } from "../../host/ft/divergence.js";
 import { memoryLinkPair } from "../../host/ft/link.js";
 import { BackupReplica, PrimaryReplica } from "../../host/ft/replica.js";
 import type { TransferFigures } from "../../host/ft/state-transfer.js";
@@ -244,6 +244,14 @@ describe("the digest and the page list (host/ft/divergence.ts)", () => {
     expect(() => new RepairList().add(req.frames[0]!, PAGES * 2)).toThrow(/REPAIR for a RAM of 1024 pages; this one has 2048/);
     expect(() => new RepairList().add({ ...req.frames[0]!, first: 3, hashes: req.frames[0]!.hashes.slice(3) }, PAGES)).toThrow(/REPAIR pages from 3, expected 0/);
     expect(new RepairList().add({ type: "repair", icount: 5n, full: true, total: 0, first: 0, hashes: [] }, PAGES)).toBe("full");
+    // In pieces, as a backup sends it a step at a time: the same list.
+    const pieces = new RepairRequest(5n, m.engine.ram);
+    const list = new RepairList();
+    const got: unknown[] = [];
+    for (let f = pieces.frame(300); f; f = pieces.frame(300)) got.push(list.add(f, PAGES));
+    expect(got.map((x) => x === null)).toEqual([true, true, true, false]);
+    expect(got[3]).toEqual(new RepairList().add(req.frames[0]!, PAGES));
+    expect(pieces.bytes).toBe(req.bytes);
   });
 });
 
