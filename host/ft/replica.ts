@@ -170,7 +170,7 @@ export class PrimaryReplica {
   /** The guest's speed while running, instructions per ms (a moving average), for the lag target. */
   private rate = 0;
   /** A state transfer to a new backup, or a repair of this one, under way. */
-  private transfer: { pre: PreCopy; startMs: number; repair: { icount: bigint; requestBytes: number } | null } | null = null;
+  private transfer: { pre: PreCopy; startMs: number; sentMs: number; repair: { icount: bigint; requestBytes: number } | null } | null = null;
   /** Divergence checks (checkEvery): the digest's source and the next count to take it at (always ahead of the guest). */
   private check: DivergenceCheck | null = null;
   private nextCheck = 0n;
@@ -244,7 +244,7 @@ export class PrimaryReplica {
     this.apply(r);
     // The repair's first PAGES (empty) tells the backup that the log before it is void: the state will carry it.
     this.link.send({ type: "pages", round: 0, pages: [] });
-    this.transfer = { pre: new PreCopy(this.machine, list === "full" ? {} : { base: list }), startMs: nowMs, repair: { icount: f.icount, requestBytes } };
+    this.transfer = { pre: new PreCopy(this.machine, list === "full" ? {} : { base: list }), startMs: nowMs, sentMs: nowMs, repair: { icount: f.icount, requestBytes } };
     this.o.say(`primary: the backup diverged at instruction ${f.icount} and asks for repair (${list === "full" ? "a full transfer" : `its page hashes, ${size(requestBytes)}`}); going on alone until it is repaired`);
   }
 
@@ -262,7 +262,7 @@ export class PrimaryReplica {
     this.linkDown = false;
     this.repairList = null;
     link.send({ type: "hello", role: "primary", version: WIRE_VERSION, configHash: this.o.configHash, epoch: this.epoch, startIcount: this.machine.engine.icount, replica: this.o.name });
-    this.transfer = { pre: new PreCopy(this.machine), startMs: nowMs, repair: null };
+    this.transfer = { pre: new PreCopy(this.machine), startMs: nowMs, sentMs: nowMs, repair: null };
   }
 
   /**
@@ -288,7 +288,14 @@ export class PrimaryReplica {
       this.o.transferred?.(fg);
       return;
     }
-    for (const f of t.pre.frames(4)) this.link.send(f);
+    const frames = t.pre.frames(4);
+    for (const f of frames) this.link.send(f);
+    // The rounds of a repair may send nothing for a while (pages that match); the backup must not take that for silence.
+    if (frames.length > 0) t.sentMs = nowMs;
+    else if (nowMs - t.sentMs >= this.o.timeouts.intervalMs) {
+      this.link.send({ type: "heartbeat", ms: Math.max(0, Math.floor(nowMs)) });
+      t.sentMs = nowMs;
+    }
     if (!t.pre.roundSent) return;
     if (!t.pre.nextRound()) return;
     const pauseStart = performance.now();
