@@ -673,7 +673,7 @@ export class BackupReplica {
       } catch (e) {
         // The replay itself found the guest departing from the log: a divergence too, repaired the same way.
         if (!(e instanceof DivergenceError)) throw e;
-        this.diverge({ icount: m.engine.icount, first: { kind: "replay", message: e.message }, registers: 0, devices: [], pages: 0 });
+        this.diverge({ icount: e.icount, first: { kind: "replay", message: e.detail }, registers: 0, devices: [], pages: 0 });
         return { next: "wait", waitMs: 1 };
       }
       if (r.reason !== "limit" && r.reason !== "idle") this.ended = r;
