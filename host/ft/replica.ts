@@ -515,6 +515,7 @@ export class BackupReplica {
     this.machine = m;
     this.check = new DivergenceCheck(m);
     this.receiver = null;
+    this.ended = null;
     const repaired = this.repairing !== null;
     this.repairing = null;
     this.apply(this.role.joinAt(f.icount, f.outputSeq, nowMs));
@@ -529,6 +530,12 @@ export class BackupReplica {
   private settleChecks(): number {
     const m = this.machine;
     let settled = 0;
+    const due = this.pendingChecks[0]?.frame.icount;
+    if (m && this.ended && !this.repairing && due !== undefined && m.engine.icount < due) {
+      // The guest stopped here while the primary's ran on to a check: not the same execution.
+      this.diverge({ icount: m.engine.icount, first: { kind: "replay", message: `the guest stopped (${this.ended.reason}) at instruction ${m.engine.icount}, before the primary's check at ${due}` }, registers: 0, devices: [], pages: 0 });
+      return 0;
+    }
     while (m && this.check && !this.repairing && this.pendingChecks.length > 0 && m.engine.icount >= this.pendingChecks[0]!.frame.icount) {
       const { frame, held } = this.pendingChecks.shift()!;
       if (m.engine.icount > frame.icount) this.o.say(`backup: a check at instruction ${frame.icount} came after this replica passed it (at ${m.engine.icount}): not compared`);

@@ -195,6 +195,24 @@ describe("divergence checks (ticks, virtual clock, checks every 10,000 instructi
     await expectRepaired(r);
   });
 
+  it("the backup's guest sent astray (EIP to a CLI; HLT) stops before the next check: a divergence too; repaired", async () => {
+    const r = await pair({
+      corrupt: (m) => {
+        if (m.engine.icount < 43_000n) return null;
+        // CLI; HLT in a spare page, and the CPU sent there: the guest stops for good.
+        m.engine.writeMem(SPARE_PAGE * 4096, Uint8Array.of(0xfa, 0xf4));
+        m.engine.eip = SPARE_PAGE * 4096;
+        return m.engine.icount;
+      },
+    });
+    const d = r.divergences[0]!;
+    expect(d, r.log).toBeDefined();
+    expect(d.first.kind).toBe("replay");
+    expect(d.icount - r.corruptedAt!).toBeLessThan(BigInt(N));
+    expect(r.log).toMatch(/the replay departed from the log \(the guest stopped \([a-z-]+\) at instruction \d+, before the primary's check at \d+\)/);
+    await expectRepaired(r);
+  });
+
   it("the primary dies while the backup is untrusted: the backup refuses to go live", async () => {
     const r = await pair({
       killPrimaryOnDivergence: true,
