@@ -231,8 +231,9 @@ export const REPAIR_STEP_PAGES = 4096;
  * The backup's REPAIR frames for its RAM at the diverged count, a few
  * thousand pages a step: its page hashes, or a full transfer when the list
  * would cost as much as one (its own RAM standing in for the primary's,
- * which it cannot see; with zero pages at a byte, only a RAM of nearly all
- * zero pages comes close).
+ * which it cannot see). A page costs 1 or 17 bytes in the list and 4 or
+ * 4,100 in a transfer, so the rule keeps the cost bounded rather than
+ * firing in practice.
  */
 export class RepairRequest {
   readonly full: boolean;
