@@ -30,6 +30,7 @@ describe("lockstep ft", () => {
     ["the primary stopped dead at instruction 30000", ["--fail", "primary@30000"]],
     ["the primary stopped dead at instruction 55000, near the end", ["--fail", "primary@55000"]],
     ["the backup stopped dead at instruction 20000", ["--fail", "backup@20000", "--backup-engine", "ts"]],
+    ["the backup on the TS engine, the replicas compared every 20000 instructions", ["--backup-engine", "ts", "--check-every", "20000"]],
     ["the channel cut both ways at instruction 30000", ["--fail", "partition@30000"]],
     ["over loopback TCP, no fault", ["--transport", "tcp"]],
     ["over loopback TCP, the primary stopped dead at instruction 30000", ["--transport", "tcp", "--fail", "primary@30000"]],
@@ -41,7 +42,7 @@ describe("lockstep ft", () => {
     expect(r.stdout, r.stderr).toBe(want);
     // The console alone cannot tell a pair from a backup that took over:
     // which replica failed, and that nothing else did, is on stderr.
-    expect(r.stderr).not.toMatch(/worker failed|Error/);
+    expect(r.stderr).not.toMatch(/worker failed|Error|diverged|untrusted/);
     const who = extra.find((a) => a.includes("@"))?.split("@")[0];
     if (who === "primary") expect(r.stderr).toMatch(/backup is live at instruction \d+ \(epoch 2\)/);
     // The backup acknowledges what it receives, not what it ran: it may
@@ -70,6 +71,24 @@ describe("lockstep ft", () => {
     expect(r.stdout).not.toMatch(/lockstep ft:/);
   });
 
+  it("--fail corrupt@ICOUNT: the backup's flipped bit is found at the next check and repaired; stdout is the solo run's", async () => {
+    // A longer run, so the pair is still going when the repair is done; a long timeout, so a busy host fails nothing.
+    const args = ["--clock", "virtual", "--cmdline", "ticks=50000 every=25000 hz=1000"];
+    const solo = await runLockstep(REPO, "run", GUEST, ...args);
+    const r = await runLockstep(REPO, "ft", GUEST, ...args, "--check-every", "1000000", "--fail", "corrupt@2000000", "--timeout-ms", "3000", "--heartbeat-ms", "50");
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout, r.stderr).toBe(solo.stdout);
+    const flipped = BigInt(/backup: one bit of RAM flipped \(page 8191\) at instruction (\d+) \(--fail corrupt\)/.exec(r.stderr)?.[1] ?? "-1");
+    const found = BigInt(/backup: divergence at instruction (\d+): page 8191 differs \(dirtied on the backup only\)/.exec(r.stderr)?.[1] ?? "-1");
+    // Within one interval: the first check at or after the flip.
+    expect(flipped, r.stderr).toBeGreaterThanOrEqual(2_000_000n);
+    expect(found - flipped, r.stderr).toBeGreaterThanOrEqual(0n);
+    expect(found - flipped, r.stderr).toBeLessThanOrEqual(1_000_000n);
+    expect(r.stderr).toMatch(/primary: the backup is repaired at instruction \d+/);
+    expect(r.stderr).toMatch(/backup: repaired: the primary's state installed at instruction \d+; trusted again/);
+    expect(r.stderr).not.toMatch(/epoch 2|worker failed|Error/);
+  });
+
   it("refuses a malformed --fail and a heartbeat not below the timeout (status 2)", async () => {
     for (const bad of [["--fail", "primary"], ["--fail", "both@3"], ["--heartbeat-ms", "500", "--timeout-ms", "400"]]) {
       const r = await runLockstep(REPO, "ft", GUEST, ...bad);
@@ -80,5 +99,7 @@ describe("lockstep ft", () => {
     expect(parseFail("partition@250ms")).toEqual({ who: "partition", at: { ms: 250 } });
     expect(parseFail("primary@1500ms")).toEqual({ who: "primary", at: { ms: 1500 } });
     expect(parseFail("primary@120000000")).toEqual({ who: "primary", at: { icount: 120_000_000n } });
+    expect(parseFail("corrupt@5000")).toEqual({ who: "corrupt", at: { icount: 5000n } });
+    expect(() => parseFail("corrupt@2s")).toThrow(/corrupt@ICOUNT takes an instruction count/);
   });
 });

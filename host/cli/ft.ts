@@ -12,6 +12,7 @@ import { initHash, toHex } from "../common/hash.js";
 import { BlockStoreError } from "../devices/block-store.js";
 import { MAX_RAM, MIN_RAM } from "../engine/load.js";
 import type { Arbiter } from "../ft/arbiter.js";
+import { DEFAULT_CHECK_EVERY } from "../ft/divergence.js";
 import { DEFAULT_TIMEOUTS } from "../ft/failure-detector.js";
 import type { ReplicaStatus } from "../ft/replica.js";
 import { startPair, type Side } from "../node/ft-pair.js";
@@ -25,17 +26,22 @@ import { CommandError, defineCommand, EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from "
 import { readGuest } from "./run.js";
 
 export interface FailSpec {
-  /** The replica stopped dead, or "partition": the channel cut both ways, both replicas going on. */
-  who: Side | "partition";
+  /**
+   * The replica stopped dead; "partition": the channel cut both ways, both
+   * replicas going on; "corrupt": one bit of the backup's RAM flipped (a
+   * divergence for the checks to find).
+   */
+  who: Side | "partition" | "corrupt";
   /** An instruction count of the primary's (or the backup's) guest, or ms after the start. */
   at: { icount: bigint } | { ms: number };
 }
 
-/** Parses `primary@120000000`, `backup@1500ms`, `partition@2s`. */
+/** Parses `primary@120000000`, `backup@1500ms`, `partition@2s`, `corrupt@50000000`. */
 export function parseFail(text: string): FailSpec {
-  const m = /^(primary|backup|partition)@(\d+)(ms|s)?$/.exec(text);
-  if (!m) throw new UsageError(`--fail must be primary@WHEN, backup@WHEN or partition@WHEN (WHEN: an instruction count, or a time like 1500ms or 2s), got ${text}`);
+  const m = /^(primary|backup|partition|corrupt)@(\d+)(ms|s)?$/.exec(text);
+  if (!m) throw new UsageError(`--fail must be primary@WHEN, backup@WHEN, partition@WHEN or corrupt@ICOUNT (WHEN: an instruction count, or a time like 1500ms or 2s), got ${text}`);
   const n = m[2]!;
+  if (m[1] === "corrupt" && m[3] !== undefined) throw new UsageError(`--fail corrupt@ICOUNT takes an instruction count of the backup's guest, got ${text}`);
   const at = m[3] === undefined ? { icount: BigInt(n) } : { ms: Number(n) * (m[3] === "s" ? 1000 : 1) };
   return { who: m[1] as FailSpec["who"], at };
 }
@@ -73,7 +79,7 @@ export class StatusLine {
 }
 
 export default defineCommand({
-  usage: "GUEST [--transport worker|tcp] [--disk FILE] [--fail primary@WHEN|backup@WHEN|partition@WHEN] [--arbiter file:PATH] [--engine wasm|ts] [--backup-engine wasm|ts] [--mem SIZE] [--clock host|virtual] [--cmdline TEXT]",
+  usage: "GUEST [--transport worker|tcp] [--disk FILE] [--fail primary@WHEN|backup@WHEN|partition@WHEN|corrupt@ICOUNT] [--arbiter file:PATH] [--engine wasm|ts] [--backup-engine wasm|ts] [--check-every N] [--mem SIZE] [--clock host|virtual] [--cmdline TEXT]",
   description: `
 Runs GUEST as a fault-tolerant pair on this machine: a primary that runs it
 live and a backup that follows it in virtual lockstep by replaying the
@@ -90,7 +96,10 @@ does the same to the backup: the primary wins the arbiter and goes on alone.
 --fail partition@WHEN cuts the channel both ways when the primary's guest
 reaches WHEN (or at that time) and leaves both replicas running: each finds
 the other silent and claims the next epoch; the arbiter gives it to one,
-the other stops and says so. The console reads the same either way.
+the other stops and says so. --fail corrupt@ICOUNT flips one bit of the
+backup's RAM (its last page) when its guest reaches ICOUNT: the next
+divergence check finds it and the backup is repaired (--check-every). The
+console reads the same either way.
 
 --respawn restores redundancy after a failover: a new backup starts in a
 new worker and the survivor sends it its state while the guest runs (live
@@ -110,15 +119,25 @@ byte, held by the Output Rule and written to FILE by this process when
 released (docs/ft-disk.md). After a failover the new primary sends again the
 writes in flight; FILE ends as 'lockstep run --disk' leaves it.
 
+--check-every N compares the replicas every N instructions (default
+${DEFAULT_CHECK_EVERY.toLocaleString("en")}; 0: never): both hash their CPU, device state and the
+pages dirtied since the last check at the same count. A backup that differs
+says what differs first, stops trusting itself (it will not go live) and is
+repaired: the primary sends only the pages whose hashes differ from the
+backup's, then the CPU and device state. With --backup-engine ts the backup
+runs on the other engine, so a bug in one engine shows as a divergence
+instead of being copied (docs/ft.md, "Divergence detection").
+
 Not yet: --nic and input on COM1 here (lockstep primary/backup have --nic).
 See docs/ft.md.`,
   flags: {
-    fail: { type: "string", arg: "primary@WHEN|backup@WHEN|partition@WHEN", help: "stop one replica dead, or cut the channel, at an instruction count or a time" },
+    fail: { type: "string", arg: "primary@WHEN|backup@WHEN|partition@WHEN|corrupt@ICOUNT", help: "stop one replica dead, cut the channel, or flip a bit of the backup's RAM, at an instruction count or a time" },
     transport: { type: "enum", values: ["worker", "tcp"], default: "worker", help: "the channel between the replicas: a MessagePort, or loopback TCP" },
     respawn: { type: "boolean", default: false, help: "after a failover, start a new backup and send it the survivor's state while the guest runs (worker transport)" },
     arbiter: { type: "string", arg: "file:PATH", help: "the arbiter (default: a temporary directory)" },
     engine: { type: "enum", values: ["wasm", "ts"], default: "wasm", help: "the primary's CPU engine" },
-    "backup-engine": { type: "enum", values: ["wasm", "ts"], default: "wasm", help: "the backup's CPU engine" },
+    "backup-engine": { type: "enum", values: ["wasm", "ts"], default: "wasm", help: "the backup's CPU engine (ts: design diversity against engine bugs)" },
+    "check-every": { type: "int", min: 0, default: DEFAULT_CHECK_EVERY, arg: "N", help: "compare the replicas' state every N instructions; 0: never" },
     mem: { type: "size", default: 32 << 20, arg: "SIZE", help: "guest RAM: a multiple of 4K from 1M to 1G" },
     clock: { type: "enum", values: ["host", "virtual"], default: "host", help: "guest time source" },
     cmdline: { type: "string", default: "", arg: "TEXT", help: "the Multiboot command line" },
@@ -174,10 +193,12 @@ See docs/ft.md.`,
       const pair = startPair({
         image, engines: { primary: flags.engine, backup: flags["backup-engine"] }, ramSize: mem, clock: flags.clock, cmdline, nic: false,
         disk: disk && flags.disk !== undefined ? { path: flags.disk, store: disk } : undefined, configHash, vm, arbiter, timeouts: { intervalMs: flags["heartbeat-ms"], timeoutMs: flags["timeout-ms"] },
-        failAt: fail && fail.who !== "partition" && "icount" in fail.at ? { [fail.who]: fail.at.icount } : undefined,
+        failAt: fail && (fail.who === "primary" || fail.who === "backup") && "icount" in fail.at ? { [fail.who]: fail.at.icount } : undefined,
+        corruptAt: fail && fail.who === "corrupt" && "icount" in fail.at ? fail.at.icount : undefined,
         partitionAt: fail && fail.who === "partition" && "icount" in fail.at ? fail.at.icount : undefined,
         transport: flags.transport,
         respawn: flags.respawn,
+        checkEvery: flags["check-every"],
         onSerial: (b) => { clearStatus(); stdout.write(Uint8Array.of(b)); }, say,
         onStatus: (side, st, extra) => statusLine.update(side, st, extra),
       });
@@ -186,7 +207,7 @@ See docs/ft.md.`,
         stderr.write(statusLine.render());
         statusShown = true;
       }, 250) : null;
-      const timer = fail && "ms" in fail.at ? setTimeout(() => (fail.who === "partition" ? pair.partition() : pair.kill(fail.who)), fail.at.ms) : null;
+      const timer = fail && "ms" in fail.at && fail.who !== "corrupt" ? setTimeout(() => (fail.who === "partition" ? pair.partition() : pair.kill(fail.who as Side)), fail.at.ms) : null;
       const r = await pair.done;
       if (timer) clearTimeout(timer);
       if (ticker) clearInterval(ticker);

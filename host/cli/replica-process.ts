@@ -18,6 +18,7 @@ import type { Arbiter } from "../ft/arbiter.js";
 import { DEFAULT_TIMEOUTS } from "../ft/failure-detector.js";
 import type { PeerLink } from "../ft/link.js";
 import type { Output } from "../ft/output-gate.js";
+import { DEFAULT_CHECK_EVERY } from "../ft/divergence.js";
 import { BackupReplica, PrimaryReplica } from "../ft/replica.js";
 import { parseHostPort, parseNicSpec, type NicSpec } from "../net/frame-transport.js";
 import { decodeProbe, encodeProbeAnswer, isProbe, ProbeError } from "../net/probe.js";
@@ -45,6 +46,7 @@ export const REPLICA_FLAGS = {
   "timeout-ms": { type: "int", min: 2, default: DEFAULT_TIMEOUTS.timeoutMs, arg: "MS", help: "silence after which the peer counts as failed" },
   "heartbeat-ms": { type: "int", min: 1, default: DEFAULT_TIMEOUTS.intervalMs, arg: "MS", help: "longest this side stays silent" },
   "max-instructions": { type: "int", min: 1, arg: "N", help: "the guest runs no further than instruction N (then this replica stops dead: a fault to test with)" },
+  "check-every": { type: "int", min: 0, default: DEFAULT_CHECK_EVERY, arg: "N", help: "the primary compares its state with the backup's every N instructions, 0: never (a backup follows the primary's checks; it uses N once it is live)" },
 } as const;
 
 type ReplicaFlags = CommandContext<typeof REPLICA_FLAGS & { listen: { type: "string"; help: string }; connect: { type: "string"; help: string } }>["flags"];
@@ -148,6 +150,7 @@ export async function runReplicaProcess(role: "primary" | "backup", flags: Repli
     image, engine, clock: flags.clock, cmdline, nic: nic !== null, configHash, vm, name: role, link, arbiter,
     timeouts: { intervalMs: flags["heartbeat-ms"], timeoutMs: flags["timeout-ms"] }, slice: 100_000, maxLag: 50_000_000n,
     limit: flags["max-instructions"] === undefined ? undefined : BigInt(flags["max-instructions"]),
+    checkEvery: flags["check-every"],
     release: print, say,
   };
   const r = role === "primary" ? new PrimaryReplica(options, performance.now()) : new BackupReplica(options, performance.now());

@@ -119,6 +119,17 @@ export class BackupRole {
   }
 
   /**
+   * This backup's state diverged from the primary's (a divergence check,
+   * host/ft/divergence.ts): it acknowledges nothing more — the log alone
+   * no longer lets it go live — and forgets the outputs it kept, which a
+   * diverged guest made, until a repair installs a state (joinAt).
+   */
+  untrust(): void {
+    this.joined = false;
+    this.kept = [];
+  }
+
+  /**
    * The replaying guest has run to `icount`: the primary is told (RAN), so
    * its flow control can keep it within a lag target of this replica.
    */

@@ -167,6 +167,20 @@ export class PrimaryRole {
     this.fd = new FailureDetector(this.o.timeouts, nowMs);
   }
 
+  /**
+   * The backup found a divergence and asks for repair: until the repair's
+   * pause pairs them again (pairWith) it holds no state it could go live
+   * from, and it says it will not try, so the primary goes on alone — its
+   * held outputs released, as no replica can contradict them — without
+   * asking the arbiter. Null when not paired (nothing to repair).
+   */
+  repairRequested(): PrimaryReady | null {
+    if (this.state !== "paired") return null;
+    this.state = "alone";
+    this.pending = [];
+    return this.ready([], this.gate.releaseAll());
+  }
+
   /** Going on without a backup from the start (a backup that went live: it has none until it starts one). */
   startAlone(): void {
     this.state = "alone";

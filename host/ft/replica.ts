@@ -13,8 +13,11 @@ import type { ClockMode } from "../machine/guest-time.js";
 import { Machine, type RunOutcome } from "../machine/machine.js";
 import { LiveGate, type World } from "../replay/live-gate.js";
 import { EntryQueue, ReplayGate } from "../replay/replay-gate.js";
+import type { LogEntry } from "../replay/log-format.js";
+import { DivergenceError } from "../replay/divergence.js";
 import type { Arbiter } from "./arbiter.js";
 import { BackupRole } from "./backup.js";
+import { compareDigests, describeDivergence, DivergenceCheck, RepairList, RepairRequest, type CheckFrame, type Divergence } from "./divergence.js";
 import type { Timeouts } from "./failure-detector.js";
 import type { PeerLink } from "./link.js";
 import { OutputCounter, type Output, type OutputChannel } from "./output-gate.js";
@@ -69,8 +72,24 @@ export interface ReplicaOptions {
    * follows from there.
    */
   standby?: boolean;
-  /** Told when a state transfer to a new backup ended: its figures. */
+  /** Told when a state transfer to a new backup, or a repair, ended: its figures. */
   transferred?: (f: TransferFigures) => void;
+  /**
+   * Instructions between divergence checks (divergence.ts), on the primary:
+   * it stops its guest at each multiple and sends its digest. 0 or absent:
+   * no checks. A backup checks at whatever counts the CHECKs name.
+   */
+  checkEvery?: number;
+  /** Pages each check also compares whether dirtied or not (the primary's; default DEFAULT_SCRUB_PAGES in divergence.ts). */
+  scrubPages?: number;
+  /** Told of each divergence this backup finds (it also says it in a line). */
+  diverged?: (d: Divergence) => void;
+  /**
+   * Fault injection for tests: called on the backup at a check's count just
+   * before it takes its digest (a register the guest would overwrite before
+   * the next check can be corrupted there).
+   */
+  atCheck?: (m: Machine, icount: bigint) => void;
 }
 
 /**
@@ -123,6 +142,8 @@ const tap = (out: (c: OutputChannel, v: number | Uint8Array) => void) => ({
   onExit: (s: number) => out("exit", s),
 });
 
+/** Bytes for a say line: KiB below a MiB. */
+const size = (n: number) => (n < 1 << 20 ? `${(n / 1024).toFixed(1)} KiB` : `${(n / 1048576).toFixed(1)} MiB`);
 
 /** Frames from the link, kept until the next step takes them. */
 function inbox(link: PeerLink): { take(): Frame[]; closedWith: () => string | null } {
@@ -141,10 +162,11 @@ export class PrimaryReplica {
   readonly machine: Machine;
   /** Instructions the next slice may run: the slice, less what the limit leaves. */
   private sliceLeft(): number {
-    const lim = this.o.limit;
-    if (lim === undefined) return this.o.slice;
-    const left = lim - this.machine.engine.icount;
-    return left <= 0n ? 0 : Number(left < BigInt(this.o.slice) ? left : BigInt(this.o.slice));
+    // The next check's count is a stop too: the digest is taken exactly there.
+    const lims = [this.o.limit, this.check ? this.nextCheck : undefined].filter((x): x is bigint => x !== undefined);
+    let left = BigInt(this.o.slice);
+    for (const lim of lims) if (lim - this.machine.engine.icount < left) left = lim - this.machine.engine.icount;
+    return left <= 0n ? 0 : Number(left);
   }
   ended: RunOutcome | null = null;
   finished = false;
@@ -159,10 +181,15 @@ export class PrimaryReplica {
   private linkDown = false;
   /** The guest's speed while running, instructions per ms (a moving average), for the lag target. */
   private rate = 0;
-  /** A state transfer to a new backup under way. */
-  private transfer: { pre: PreCopy; startMs: number } | null = null;
+  /** A state transfer to a new backup, or a repair of this one, under way. */
+  private transfer: { pre: PreCopy; startMs: number; sentMs: number; repair: { icount: bigint; requestBytes: number } | null } | null = null;
   /** When the link was last read mid-slice. */
   private readonly polled = { ms: 0 };
+  /** Divergence checks (checkEvery): the digest's source and the next count to take it at (always ahead of the guest). */
+  private check: DivergenceCheck | null = null;
+  private nextCheck = 0n;
+  /** A diverged backup's page list as its REPAIR frames bring it. */
+  private repairList: RepairList | null = null;
 
   /**
    * A primary that boots the guest, or (`adopt`) one that goes on with a
@@ -184,6 +211,7 @@ export class PrimaryReplica {
       this.linkDown = true;
       this.role.startAlone();
       adopt.gate.switchTo(new LiveGate({ clock: o.clock, world: o.world, startGuestNs: adopt.machine.nowNs(), record }));
+      this.startChecks();
       return;
     }
     const gate = new LiveGate({ clock: o.clock, world: o.world, record });
@@ -192,7 +220,46 @@ export class PrimaryReplica {
       disk: o.disk?.((c, v, lba) => this.out.push(this.counter.next(c, v, lba))),
     });
     this.counter = new OutputCounter(() => this.machine.engine.icount);
+    this.startChecks();
     o.link.send({ type: "hello", role: "primary", version: WIRE_VERSION, configHash: o.configHash, epoch: this.epoch, startIcount: 0n, replica: o.name });
+  }
+
+  private startChecks(): void {
+    const n = this.o.checkEvery ?? 0;
+    if (n <= 0) return;
+    this.check = new DivergenceCheck(this.machine, this.o.scrubPages);
+    this.nextCheck = (this.machine.engine.icount / BigInt(n) + 1n) * BigInt(n);
+  }
+
+  /**
+   * After a run: at a check's count, paired, the digest goes to the backup
+   * (after the PROGRESS that covers the same log, and before any later
+   * entry, so the backup compares at the same point of the stream).
+   */
+  private checkAfterRun(): void {
+    if (!this.check) return;
+    const icount = this.machine.engine.icount;
+    if (icount < this.nextCheck) return;
+    if (icount === this.nextCheck && this.role.state === "paired" && !this.transfer && this.helloSeen) this.link.send(this.check.digest());
+    const n = BigInt(this.o.checkEvery!);
+    this.nextCheck = (icount / n + 1n) * n;
+  }
+
+  /** A diverged backup's REPAIR frames: once its page list is whole, the repair transfer starts. */
+  private repairAsked(f: Extract<Frame, { type: "repair" }>, nowMs: number): void {
+    if (this.role.state !== "paired" || this.transfer) return;
+    this.repairList ??= new RepairList();
+    const list = this.repairList.add(f, this.machine.engine.ramSize / 4096);
+    if (list === null) return;
+    const requestBytes = this.repairList.bytes;
+    this.repairList = null;
+    const r = this.role.repairRequested();
+    if (!r) return;
+    this.apply(r);
+    // The repair's first PAGES (empty) tells the backup that the log before it is void: the state will carry it.
+    this.link.send({ type: "pages", round: 0, pages: [] });
+    this.transfer = { pre: new PreCopy(this.machine, list === "full" ? {} : { base: list }), startMs: nowMs, sentMs: nowMs, repair: { icount: f.icount, requestBytes } };
+    this.o.say(`primary: the backup diverged at instruction ${f.icount} and asks for repair (${list === "full" ? "a full transfer" : `its page hashes, ${size(requestBytes)}`}); going on alone until it is repaired`);
   }
 
   /**
@@ -207,8 +274,9 @@ export class PrimaryReplica {
     this.box = inbox(link);
     this.helloSeen = false;
     this.linkDown = false;
+    this.repairList = null;
     link.send({ type: "hello", role: "primary", version: WIRE_VERSION, configHash: this.o.configHash, epoch: this.epoch, startIcount: this.machine.engine.icount, replica: this.o.name });
-    this.transfer = { pre: new PreCopy(this.machine), startMs: nowMs };
+    this.transfer = { pre: new PreCopy(this.machine), startMs: nowMs, sentMs: nowMs, repair: null };
   }
 
   /**
@@ -226,16 +294,29 @@ export class PrimaryReplica {
       this.link.send(f);
       this.transfer = null;
       const fg = t.pre.figures;
-      this.o.say(`primary: a new backup has the state at instruction ${f.type === "state" ? f.icount : "?"} after ${fg.rounds} pre-copy round(s), ${fg.pages} pages (${fg.zeroPages} all zero), ${(fg.bytes / 1048576).toFixed(1)} MiB, pause ${fg.pauseMs.toFixed(1)} ms (${fg.finalPages} pages in it), ${Math.round(nowMs - t.startMs)} ms in all: paired again`);
+      fg.requestBytes = t.repair?.requestBytes ?? 0;
+      const at = f.type === "state" ? f.icount : "?";
+      const how = `${fg.rounds} pre-copy round(s), ${fg.pages} pages (${fg.zeroPages} all zero), ${size(fg.bytes)}, pause ${fg.pauseMs.toFixed(1)} ms (${fg.finalPages} pages in it), ${Math.round(nowMs - t.startMs)} ms in all`;
+      if (t.repair) this.o.say(`primary: the backup is repaired at instruction ${at} after ${how}; ${fg.unchangedPages} pages were already right; a full transfer's round 0 alone is ${size(fg.fullBytes)}: paired again`);
+      else this.o.say(`primary: a new backup has the state at instruction ${at} after ${how}: paired again`);
       this.o.transferred?.(fg);
       return;
     }
-    for (const f of t.pre.frames(4)) this.link.send(f);
+    const frames = t.pre.frames(4);
+    for (const f of frames) this.link.send(f);
+    // The rounds of a repair may send nothing for a while (pages that match); the backup must not take that for silence.
+    if (frames.length > 0) t.sentMs = nowMs;
+    else if (nowMs - t.sentMs >= this.o.timeouts.intervalMs) {
+      this.link.send({ type: "heartbeat", ms: Math.max(0, Math.floor(nowMs)) });
+      t.sentMs = nowMs;
+    }
     if (!t.pre.roundSent) return;
     if (!t.pre.nextRound()) return;
     const pauseStart = performance.now();
     for (const f of t.pre.finish(this.counter.seq)) this.link.send(f);
     this.role.pairWith(this.machine.engine.icount, nowMs);
+    // Both replicas hold this state: the next check counts the pages dirtied from here.
+    this.check?.reset();
     t.pre.figures.pauseMs = performance.now() - pauseStart;
   }
 
@@ -279,6 +360,16 @@ export class PrimaryReplica {
         }
         this.helloSeen = true;
       }
+      if (f.type === "repair") {
+        try {
+          this.repairAsked(f, nowMs);
+        } catch (e) {
+          this.repairList = null;
+          this.link.send({ type: "bye", code: ByeCode.PROTOCOL_ERROR, reason: (e as Error).message });
+          this.link.close((e as Error).message);
+          this.o.say(`primary: a bad repair request (${(e as Error).message}): the link to the backup is closed`);
+        }
+      }
       this.apply(this.role.received(f, nowMs));
     }
   }
@@ -319,6 +410,7 @@ export class PrimaryReplica {
       if (r.reason === "limit") this.learnRate(Number(r.instructions), performance.now() - t0);
       for (const x of this.out.splice(0)) this.apply(this.role.output(x));
       this.apply(this.role.ranTo(this.machine.engine.icount, nowMs));
+      this.checkAfterRun();
       ran = r.reason === "limit";
       if (r.reason === "idle") {
         const t = this.role.tick(nowMs);
@@ -394,7 +486,7 @@ export class BackupReplica {
   lostArbiter = false;
   private out: Output[] = [];
   private counter: OutputCounter | null = null;
-  private readonly queue = new EntryQueue();
+  private queue = new EntryQueue();
   private replayGate: ReplayGate | null = null;
   private gate: SwitchGate | null = null;
   private readonly box: ReturnType<typeof inbox>;
@@ -406,6 +498,27 @@ export class BackupReplica {
   private stateFrame: Extract<Frame, { type: "state" }> | null = null;
   /** After go-live: the primary this replica now is (it can take a new backup). */
   private successor: PrimaryReplica | null = null;
+  /** This machine's digests (divergence.ts), made with the machine. */
+  private check: DivergenceCheck | null = null;
+  /**
+   * The primary's CHECKs not yet compared, each with the entries that came
+   * after it: those reach the replay only once the digest at its count is
+   * taken, so the backup's machine there has taken exactly the log the
+   * primary's had (the primary may log more at the same count later).
+   */
+  private pendingChecks: { frame: CheckFrame; held: LogEntry[] }[] = [];
+  /** Every divergence found (the last one makes this backup untrusted until repaired). */
+  readonly divergences: Divergence[] = [];
+  /** Digests compared with the primary's and found equal. */
+  checksPassed = 0;
+  /**
+   * Set from a divergence until a repair's state is installed: "asked", the
+   * REPAIR is sent and the stream before the repair's first PAGES is void;
+   * "receiving", the repair's pages and the log after its pause arrive.
+   */
+  private repairing: "asked" | "receiving" | null = null;
+  /** The REPAIR list still going out, a piece a step. */
+  private repairOut: RepairRequest | null = null;
 
   constructor(private readonly o: ReplicaOptions, nowMs: number) {
     this.role = new BackupRole({ timeouts: o.timeouts, nowMs, joined: !o.standby });
@@ -424,7 +537,8 @@ export class BackupReplica {
       const st = this.successor.status();
       return { ...st, role: "backup", state: st.state === "alone" ? "live" : st.state };
     }
-    return { role: "backup", state: this.role.state, icount: this.machine?.engine.icount ?? 0n, held: this.role.keptCount, epoch: this.epoch };
+    const state = this.repairing && this.role.state === "following" ? "untrusted" : this.role.state;
+    return { role: "backup", state, icount: this.machine?.engine.icount ?? 0n, held: this.role.keptCount, epoch: this.epoch };
   }
 
   /** A new backup for this replica, live now (PrimaryReplica.attachBackup). */
@@ -445,9 +559,72 @@ export class BackupReplica {
     this.receiver!.load(m);
     this.counter = new OutputCounter(() => m.engine.icount, f.outputSeq);
     this.machine = m;
+    this.check = new DivergenceCheck(m);
     this.receiver = null;
+    this.ended = null;
+    const repaired = this.repairing !== null;
+    this.repairing = null;
     this.apply(this.role.joinAt(f.icount, f.outputSeq, nowMs));
-    this.o.say(`backup: joined the primary at instruction ${f.icount} (state transferred)`);
+    this.o.say(repaired ? `backup: repaired: the primary's state installed at instruction ${f.icount}; trusted again` : `backup: joined the primary at instruction ${f.icount} (state transferred)`);
+  }
+
+  /**
+   * Digests at the counts of the pending CHECKs this machine has reached,
+   * compared with the primary's; the entries held behind each go to the
+   * replay once it agrees. A disagreement makes this backup untrusted.
+   */
+  private settleChecks(): number {
+    const m = this.machine;
+    let settled = 0;
+    const due = this.pendingChecks[0]?.frame.icount;
+    if (m && this.ended && !this.repairing && due !== undefined && m.engine.icount < due) {
+      // The guest stopped here while the primary's ran on to a check: not the same execution.
+      this.diverge({ icount: m.engine.icount, first: { kind: "replay", message: `the guest stopped (${this.ended.reason}) at instruction ${m.engine.icount}, before the primary's check at ${due}` }, registers: 0, devices: [], pages: 0 });
+      return 0;
+    }
+    while (m && this.check && !this.repairing && this.pendingChecks.length > 0 && m.engine.icount >= this.pendingChecks[0]!.frame.icount) {
+      const { frame, held } = this.pendingChecks.shift()!;
+      if (m.engine.icount > frame.icount) this.o.say(`backup: a check at instruction ${frame.icount} came after this replica passed it (at ${m.engine.icount}): not compared`);
+      else {
+        this.o.atCheck?.(m, frame.icount);
+        const d = compareDigests(frame, this.check.digest({ first: frame.scrub.first, count: frame.scrub.hashes.length }));
+        if (d) {
+          this.diverge(d);
+          return settled;
+        }
+        this.checksPassed++;
+      }
+      this.queue.push(held);
+      settled++;
+    }
+    return settled;
+  }
+
+  /**
+   * This backup's state is not the primary's: it says so, stops its guest,
+   * will not go live, and asks the primary for repair with the hashes of
+   * its pages (the primary sends the pages that differ: divergence.ts).
+   */
+  private diverge(d: Divergence): void {
+    this.divergences.push(d);
+    this.o.diverged?.(d);
+    this.repairing = "asked";
+    this.pendingChecks = [];
+    this.role.untrust();
+    const ram = this.machine!.engine.ram;
+    // The machine runs no more: its RAM stays as the page list describes it.
+    const req = new RepairRequest(d.icount, ram);
+    this.repairOut = req;
+    this.receiver = new StateReceiver(this.o.engine.ramSize, req.full ? undefined : ram);
+    this.o.say(`backup: ${describeDivergence(d)}. This backup is untrusted (it will not go live) and asks the primary for repair: ${req.full ? "a full transfer" : `the hashes of its ${ram.length / 4096} pages`}`);
+    this.sendRepair();
+  }
+
+  /** The next piece of the REPAIR list. */
+  private sendRepair(): void {
+    const f = this.repairOut?.frame();
+    if (f) this.o.link.send(f);
+    if (!f || this.repairOut!.done) this.repairOut = null;
   }
 
   /**
@@ -470,14 +647,21 @@ export class BackupReplica {
     });
     this.counter = new OutputCounter(() => m.engine.icount);
     this.machine = m;
+    this.check = new DivergenceCheck(m);
     return m;
   }
 
   private apply(r: { send: Frame[]; entries: { icount: bigint; kind: number; payload: Uint8Array }[]; stop: string | null }): void {
     for (const f of r.send) this.o.link.send(f);
-    if (r.entries.length > 0) this.queue.push(r.entries);
+    // Entries sent before a repair began are void (the repair's state covers them); after a pending check they wait for it.
+    if (r.entries.length > 0 && this.repairing !== "asked") {
+      const last = this.pendingChecks[this.pendingChecks.length - 1];
+      if (last) last.held.push(...r.entries);
+      else this.queue.push(r.entries);
+    }
     if (r.stop) {
-      this.o.say(`backup stops: ${r.stop}`);
+      const checks = this.checksPassed + this.divergences.length;
+      this.o.say(`backup stops: ${r.stop}${checks > 0 ? `; ${this.checksPassed} of ${checks} divergence checks agreed` : ""}`);
       this.finished = true;
     }
   }
@@ -494,7 +678,14 @@ export class BackupReplica {
           this.epoch = f.epoch;
         }
       }
-      if ((f.type === "pages" || f.type === "state") && this.receiver) {
+      if (f.type === "check" && this.repairing !== "asked") this.pendingChecks.push({ frame: f, held: [] });
+      if (f.type === "pages" && this.repairing === "asked") {
+        // The repair begins: what came before is void, the log that follows is from its pause on.
+        this.repairing = "receiving";
+        this.queue = new EntryQueue();
+        this.pendingChecks = [];
+      }
+      if ((f.type === "pages" || f.type === "state") && this.receiver && this.repairing !== "asked") {
         try {
           if (f.type === "pages") this.receiver.pages(f);
           else {
@@ -535,31 +726,56 @@ export class BackupReplica {
       }
     }
     let ran = false;
+    if (this.repairOut) {
+      this.sendRepair();
+      ran = true;
+    }
     const m = this.ensureMachine(false);
-    const cap = this.o.limit !== undefined && this.o.limit < this.role.limit ? this.o.limit : this.role.limit;
+    this.settleChecks();
+    let cap = this.o.limit !== undefined && this.o.limit < this.role.limit ? this.o.limit : this.role.limit;
+    // A pending check's count is a stop: the digest is taken exactly there.
+    const due = this.pendingChecks[0]?.frame.icount;
+    if (due !== undefined && due < cap) cap = due;
     // One slice a step: between steps the driver reads the primary's frames
     // (their acknowledgements go out as they arrive) and heartbeats go out,
-    // however far behind the backup is.
-    if (m && !this.ended && m.engine.icount < cap) {
+    // however far behind the backup is. An untrusted backup does not run.
+    if (m && !this.ended && !this.repairing && m.engine.icount < cap) {
+      let r: RunOutcome;
       const late = stepDeadline();
-      const r = m.runSync(Math.min(this.o.slice, Number(cap - m.engine.icount)), () => {
-        // Mid-slice, where the link can be read then: a progress record is acknowledged as it arrives, not at the slice's end.
-        if (this.o.link.poll && pollDue(this.polled)) {
-          this.o.link.poll();
-          this.takeFrames(performance.now());
-        }
-        return this.finished || late();
-      });
+      try {
+        r = m.runSync(Math.min(this.o.slice, Number(cap - m.engine.icount)), () => {
+          // Mid-slice, where the link can be read then: a progress record is acknowledged as it arrives, not at the slice's end.
+          if (this.o.link.poll && pollDue(this.polled)) {
+            this.o.link.poll();
+            this.takeFrames(performance.now());
+          }
+          return this.finished || late();
+        });
+      } catch (e) {
+        // The replay itself found the guest departing from the log: a divergence too, repaired the same way.
+        if (!(e instanceof DivergenceError)) throw e;
+        this.diverge({ icount: e.icount, first: { kind: "replay", message: e.detail }, registers: 0, devices: [], pages: 0 });
+        return { next: "wait", waitMs: 1 };
+      }
       if (r.reason !== "limit" && r.reason !== "idle") this.ended = r;
       ran = r.reason === "limit" && m.engine.icount < cap;
       for (const x of this.out.splice(0)) this.role.output(x);
       this.apply(this.role.ranTo(m.engine.icount, nowMs));
+      // A check settled at the cap lets the guest run on at once.
+      if (this.settleChecks() > 0) ran = true;
     }
     const t = this.role.tick(nowMs);
     this.apply(t);
     if (t.claim && this.o.standby && !this.machine) {
       // A standby without the state cannot go live: claiming would only take an epoch from a live primary.
       this.o.say("backup stops: the primary went silent before this backup had its state (it cannot go live)");
+      this.finished = true;
+      return { next: "done", waitMs: 0 };
+    }
+    if (t.claim && this.repairing) {
+      // Its state is not the primary's: going live would show the world another history.
+      const d = this.divergences[this.divergences.length - 1]!;
+      this.o.say(`backup stops: the primary went silent while this backup was untrusted (diverged at instruction ${d.icount}, not yet repaired): it cannot go live`);
       this.finished = true;
       return { next: "done", waitMs: 0 };
     }
@@ -601,6 +817,8 @@ export class BackupReplica {
     }
     if (this.out.length > 0) this.o.release(this.out.splice(0));
     // From here this replica is a primary without a backup (it may take one: attachBackup).
+    this.check?.unregister();
+    this.check = null;
     this.successor = new PrimaryReplica({ ...this.o, link: this.o.link }, performance.now(), { machine: m, out: this.out, counter: this.counter!, gate: this.gate!, epoch: want });
     if (this.ended) this.successor.ended = this.ended;
     this.live = true;

@@ -10,12 +10,17 @@
 // runs, and STATE goes out when it is done (the backup acknowledges nothing
 // until it has installed the state, so no output is released before then).
 // The wire frames are PAGES and STATE (docs/ft-protocol.md).
+//
+// The same transfer repairs a backup that diverged (divergence.ts): given
+// the hashes of the backup's pages (`base`), round 0 sends only the pages
+// whose hash differs, and the receiver starts from the backup's own RAM.
 
 import type { DirtyUser } from "../engine/dirty.js";
 import type { Machine, MachineState } from "../machine/machine.js";
 import { allZero, sameBytes } from "../common/bytes.js";
 import { createStreamHash } from "../common/hash.js";
 import { STATE_HASH_TAG, stateHashHead } from "../replay/state-hash.js";
+import { isZeroPage, pageHash } from "./divergence.js";
 import { MAX_FRAME_PAGES, PAGE_BYTES, type Frame } from "./wire.js";
 
 /** Pages whose sending ends the pre-copy: a round that dirtied no more than this many goes out in the pause. */
@@ -26,6 +31,8 @@ export const MAX_ROUNDS = 12;
 const MAX_FRAMES_SCANNED = 16;
 /** Bytes of the RAM copy hashed, or made ready, per step. */
 const CHUNK = 4 << 20;
+/** Pages compared with the receiver's hashes per call of frames() (a repair's round 0). */
+const SCAN_PAGES = 2048;
 
 export interface TransferFigures {
   /** Pre-copy rounds before the pause (round 0 is all of RAM). */
@@ -38,6 +45,12 @@ export interface TransferFigures {
   /** Pages sent in the pause, and the pause itself (ms, the caller's clock). */
   finalPages: number;
   pauseMs: number;
+  /** A repair: pages round 0 found equal to the receiver's and did not send. */
+  unchangedPages: number;
+  /** Body bytes round 0 would have cost sending every page (a full transfer's, for comparison). */
+  fullBytes: number;
+  /** A repair: body bytes of the backup's page list (REPAIR), the other way. */
+  requestBytes: number;
 }
 
 export class TransferError extends Error {}
@@ -48,9 +61,11 @@ type Hasher = Awaited<ReturnType<typeof createStreamHash>>;
 /** The sending side, on the primary's machine. */
 export class PreCopy {
   private queue: number[];
+  /** Round 0 of a repair: how far the scan against the receiver's hashes has gone. */
+  private scanned = 0;
   private round = 0;
   private readonly user: DirtyUser;
-  readonly figures: TransferFigures = { rounds: 0, pages: 0, zeroPages: 0, bytes: 0, finalPages: 0, pauseMs: 0 };
+  readonly figures: TransferFigures = { rounds: 0, pages: 0, zeroPages: 0, bytes: 0, finalPages: 0, pauseMs: 0, unchangedPages: 0, fullBytes: 0, requestBytes: 0 };
   /** The RAM copy the pause fills; its pages are touched a chunk a step beforehand (a fresh buffer's page faults are slow). */
   private readonly copy: Uint8Array;
   private touched = 0;
@@ -58,10 +73,18 @@ export class PreCopy {
   /** After the pause: the STATE frame waiting for its hash, and how far the hash has read the copy. */
   private pending: { icount: bigint; outputSeq: number; json: Uint8Array; hashed: number } | null = null;
 
-  constructor(private readonly m: Machine, private readonly o: { finalPages?: number; maxRounds?: number } = {}) {
+  /**
+   * `base`: the receiver's page hashes (null: an all-zero page), for a
+   * repair: round 0 sends only the pages that differ from them. Pages the
+   * guest writes meanwhile go in the next round as in any transfer.
+   */
+  constructor(private readonly m: Machine, private readonly o: { finalPages?: number; maxRounds?: number; base?: (Uint8Array | null)[] } = {}) {
     this.user = m.dirty.register("pre-copy");
-    this.user.take(); // marks from before the transfer: round 0 sends every page anyway
-    this.queue = Array.from({ length: m.engine.ramSize / PAGE_BYTES }, (_, i) => i);
+    this.user.take(); // marks from before the transfer: round 0 looks at every page anyway
+    const pages = m.engine.ramSize / PAGE_BYTES;
+    if (o.base && o.base.length !== pages) throw new TransferError(`the receiver's page list has ${o.base.length} pages; RAM has ${pages}`);
+    this.queue = o.base ? [] : Array.from({ length: pages }, (_, i) => i);
+    if (!o.base) this.scanned = pages;
     this.copy = new Uint8Array(m.engine.ramSize);
     void createStreamHash().then((h) => { this.hasher = h; });
   }
@@ -76,7 +99,10 @@ export class PreCopy {
       return { index, data };
     });
     this.figures.pages += pages.length;
-    this.figures.bytes += pages.reduce((n, p) => n + 4 + (p.data ? PAGE_BYTES : 0), 0);
+    const bytes = pages.reduce((n, p) => n + 4 + (p.data ? PAGE_BYTES : 0), 0);
+    this.figures.bytes += bytes;
+    // A whole transfer's round 0 is every page: what it costs is what it sends.
+    if (this.round === 0 && !this.o.base) this.figures.fullBytes += bytes;
     return { type: "pages", round: this.round, pages };
   }
 
@@ -92,6 +118,7 @@ export class PreCopy {
       this.copy.fill(0, this.touched, end);
       this.touched = end;
     }
+    this.scan();
     const out: Frame[] = [];
     for (let withData = 0; withData < maxFrames && out.length < MAX_FRAMES_SCANNED && this.queue.length > 0; ) {
       const f = this.pagesFrame(this.queue.splice(0, MAX_FRAME_PAGES));
@@ -101,8 +128,25 @@ export class PreCopy {
     return out;
   }
 
+  /** A repair's round 0: the next pages compared with the receiver's; those that differ are queued. */
+  private scan(): void {
+    const base = this.o.base;
+    const ram = this.m.engine.ram;
+    const pages = this.m.engine.ramSize / PAGE_BYTES;
+    if (!base || this.round > 0) return;
+    const end = Math.min(pages, this.scanned + SCAN_PAGES);
+    for (let i = this.scanned; i < end; i++) {
+      const zero = isZeroPage(ram, i);
+      this.figures.fullBytes += 4 + (zero ? 0 : PAGE_BYTES);
+      const b = base[i];
+      if (b === undefined || (b === null ? zero : !zero && sameBytes(b, pageHash(ram, i)))) this.figures.unchangedPages++;
+      else this.queue.push(i);
+    }
+    this.scanned = end;
+  }
+
   get roundSent(): boolean {
-    return this.queue.length === 0;
+    return this.queue.length === 0 && this.scanned >= this.m.engine.ramSize / PAGE_BYTES;
   }
 
   /**
@@ -173,8 +217,10 @@ export class StateReceiver {
   /** STATE being checked: its frame, its parsed state, how far the hash has read RAM. */
   private checking: { f: Extract<Frame, { type: "state" }>; state: object; hashed: number; done: boolean } | null = null;
 
-  constructor(ramSize: number) {
-    this.ram = new Uint8Array(ramSize);
+  /** `seed`: the RAM to start from (a repaired backup's own; the PAGES overwrite what differs), else zeros. */
+  constructor(ramSize: number, seed?: Uint8Array) {
+    if (seed && seed.length !== ramSize) throw new TransferError(`a seed RAM of ${seed.length} bytes for a RAM of ${ramSize}`);
+    this.ram = seed ? seed.slice() : new Uint8Array(ramSize);
     this.pageCount = ramSize / PAGE_BYTES;
     this.ready = createStreamHash().then((h) => { this.hasher = h; });
   }

@@ -40,9 +40,19 @@ export const MAX_BYE_TEXT = 1024;
 export const PAGE_BYTES = 4096;
 /** Pages in one PAGES frame: its body stays under MAX_FRAME_BODY. */
 export const MAX_FRAME_PAGES = 240;
+/** Bytes of a page's or a part's hash in CHECK and REPAIR (BLAKE3 cut to 128 bits: host/ft/divergence.ts). */
+export const SHORT_HASH_BYTES = 16;
+/** Named registers in a CHECK, parts (device state), and a register's name length. */
+export const MAX_CHECK_REGS = 256;
+export const MAX_CHECK_PARTS = 64;
+export const MAX_CHECK_NAME = 24;
+/** Page entries in one CHECK or REPAIR frame: the body stays under MAX_FRAME_BODY. */
+export const MAX_CHECK_PAGES = 50_000;
+/** Pages a CHECK's scrub may cover. */
+export const MAX_SCRUB_PAGES = 4096;
 
 /** Frame type codes: the wire's bytes, never renumber one. 0 is reserved. */
-export const FrameType = { HELLO: 1, LOG: 2, PROGRESS: 3, ACK: 4, RELEASE: 5, HEARTBEAT: 6, BYE: 7, RAN: 8, PAGES: 9, STATE: 10 } as const;
+export const FrameType = { HELLO: 1, LOG: 2, PROGRESS: 3, ACK: 4, RELEASE: 5, HEARTBEAT: 6, BYE: 7, RAN: 8, PAGES: 9, STATE: 10, CHECK: 11, REPAIR: 12 } as const;
 type TypeName = Frame["type"];
 const TYPE_CODE: Record<TypeName, number> = {
   hello: FrameType.HELLO,
@@ -55,6 +65,8 @@ const TYPE_CODE: Record<TypeName, number> = {
   ran: FrameType.RAN,
   pages: FrameType.PAGES,
   state: FrameType.STATE,
+  check: FrameType.CHECK,
+  repair: FrameType.REPAIR,
 };
 const TYPE_NAME = new Map<number, TypeName>(Object.entries(TYPE_CODE).map(([n, c]) => [c, n as TypeName]));
 
@@ -89,6 +101,22 @@ export type Frame =
    * hash over it and the RAM the PAGES built — after which the log follows.
    */
   | { type: "state"; icount: bigint; outputSeq: number; stateHash: Uint8Array; json: Uint8Array }
+  /**
+   * A divergence check (host/ft/divergence.ts): the primary's digest at
+   * instruction `icount` — its registers by name, a hash of each part of
+   * the device state, and a hash per entry of the pages dirtied since the
+   * last check (entry n covers pages [n*span, (n+1)*span); span is 1 unless
+   * the pages would not fit one frame); and the scrub: a hash of each page
+   * from `first` on, dirty or not, so that RAM the dirty tracker did not
+   * see change is compared too, a stretch per check.
+   */
+  | { type: "check"; icount: bigint; regs: { name: string; value: bigint }[]; parts: { name: string; hash: Uint8Array }[]; span: number; pages: { index: number; hash: Uint8Array }[]; scrub: { first: number; hashes: Uint8Array[] } }
+  /**
+   * A backup that found a divergence at `icount` asks for repair: `full`, a
+   * whole transfer; else its RAM's page hashes (null: an all-zero page), a
+   * frame holding pages [first, first + hashes.length) of `total`.
+   */
+  | { type: "repair"; icount: bigint; full: boolean; total: number; first: number; hashes: (Uint8Array | null)[] }
   /** The sender's monotonic time in ms (informational). */
   | { type: "heartbeat"; ms: number }
   /** An orderly stop: a ByeCode and a text. */
@@ -167,6 +195,11 @@ function icountVarint(v: bigint, what: string): Uint8Array {
   return encodeVarint(v);
 }
 
+function shortHash(h: Uint8Array, what: string): Uint8Array {
+  if (!(h instanceof Uint8Array) || h.length !== SHORT_HASH_BYTES) throw new RangeError(`${what}: a hash must be ${SHORT_HASH_BYTES} bytes`);
+  return h;
+}
+
 function text(s: string, max: number, what: string, min = 0): Uint8Array[] {
   const b = utf8.encode(s);
   if (b.length < min || b.length > max) throw new RangeError(`${what} must be ${min}..${max} bytes of UTF-8, got ${b.length}`);
@@ -220,6 +253,36 @@ export function encodeBody(frame: Frame): Uint8Array {
     case "state":
       if (frame.stateHash.length !== HASH_BYTES) throw new RangeError(`state hash must be ${HASH_BYTES} bytes`);
       return concat([icountVarint(frame.icount, "STATE icount"), safeVarint(frame.outputSeq, "STATE output number"), frame.stateHash, frame.json]);
+    case "check": {
+      if (frame.regs.length > MAX_CHECK_REGS) throw new RangeError(`CHECK of ${frame.regs.length} registers: at most ${MAX_CHECK_REGS}`);
+      if (frame.parts.length > MAX_CHECK_PARTS) throw new RangeError(`CHECK of ${frame.parts.length} parts: at most ${MAX_CHECK_PARTS}`);
+      if (frame.pages.length > MAX_CHECK_PAGES) throw new RangeError(`CHECK of ${frame.pages.length} pages: at most ${MAX_CHECK_PAGES}`);
+      const parts = [icountVarint(frame.icount, "CHECK icount"), safeVarint(frame.regs.length, "CHECK register count")];
+      for (const r of frame.regs) parts.push(...text(r.name, MAX_CHECK_NAME, "register name", 1), icountVarint(r.value, `register ${r.name}`));
+      parts.push(safeVarint(frame.parts.length, "CHECK part count"));
+      for (const p of frame.parts) parts.push(...text(p.name, MAX_CHECK_NAME, "part name", 1), shortHash(p.hash, `part ${p.name}`));
+      parts.push(safeVarint(frame.span, "CHECK page span", 1), safeVarint(frame.pages.length, "CHECK page count"));
+      let next = 0;
+      for (const p of frame.pages) {
+        // Indices strictly increase: each is sent as its gap from the one after the last.
+        if (!Number.isSafeInteger(p.index) || p.index < next) throw new RangeError(`CHECK page indices must increase, got ${p.index} after ${next - 1}`);
+        parts.push(safeVarint(p.index - next, "page index gap"), shortHash(p.hash, `page ${p.index}`));
+        next = p.index + 1;
+      }
+      if (frame.scrub.hashes.length > MAX_SCRUB_PAGES) throw new RangeError(`CHECK scrub of ${frame.scrub.hashes.length} pages: at most ${MAX_SCRUB_PAGES}`);
+      parts.push(safeVarint(frame.scrub.first, "CHECK scrub first page"), safeVarint(frame.scrub.hashes.length, "CHECK scrub count"));
+      for (const h of frame.scrub.hashes) parts.push(shortHash(h, "scrub page"));
+      return concat(parts);
+    }
+    case "repair": {
+      const head = [icountVarint(frame.icount, "REPAIR icount"), Uint8Array.of(frame.full ? 1 : 0)];
+      if (frame.full) return concat(head);
+      if (frame.hashes.length > MAX_CHECK_PAGES) throw new RangeError(`REPAIR of ${frame.hashes.length} pages: at most ${MAX_CHECK_PAGES}`);
+      if (!Number.isSafeInteger(frame.total) || frame.total < 1 || frame.first + frame.hashes.length > frame.total) throw new RangeError(`REPAIR pages ${frame.first}+${frame.hashes.length} outside a RAM of ${frame.total} pages`);
+      const parts = [...head, safeVarint(frame.total, "REPAIR page total", 1), safeVarint(frame.first, "REPAIR first page"), safeVarint(frame.hashes.length, "REPAIR page count")];
+      for (const h of frame.hashes) parts.push(h === null ? Uint8Array.of(0) : concat([Uint8Array.of(1), shortHash(h, "page hash")]));
+      return concat(parts);
+    }
     case "heartbeat":
       return safeVarint(frame.ms, "heartbeat time");
     case "bye":
@@ -492,6 +555,65 @@ export function decodeBody(buf: Uint8Array, b: FrameBounds, base: number): Frame
       const stateHash = c.bytes(HASH_BYTES, "state hash").slice();
       const json = c.bytes(b.bodyEnd - c.pos, "state").slice();
       frame = { type: "state", icount, outputSeq, stateHash, json };
+      break;
+    }
+    case "check": {
+      const icount = c.varint("icount");
+      const regsAt = c.pos;
+      const nRegs = c.safe("register count");
+      if (nRegs > MAX_CHECK_REGS) c.fail(regsAt, `${nRegs} registers: at most ${MAX_CHECK_REGS}`);
+      const regs: { name: string; value: bigint }[] = [];
+      for (let i = 0; i < nRegs; i++) regs.push({ name: c.text(MAX_CHECK_NAME, "register name", 1), value: c.varint("register value") });
+      const partsAt = c.pos;
+      const nParts = c.safe("part count");
+      if (nParts > MAX_CHECK_PARTS) c.fail(partsAt, `${nParts} parts: at most ${MAX_CHECK_PARTS}`);
+      const parts: { name: string; hash: Uint8Array }[] = [];
+      for (let i = 0; i < nParts; i++) parts.push({ name: c.text(MAX_CHECK_NAME, "part name", 1), hash: c.bytes(SHORT_HASH_BYTES, "part hash") });
+      const span = c.safe("page span", 1);
+      const pagesAt = c.pos;
+      const nPages = c.safe("page count");
+      if (nPages > MAX_CHECK_PAGES) c.fail(pagesAt, `${nPages} pages: at most ${MAX_CHECK_PAGES}`);
+      const pages: { index: number; hash: Uint8Array }[] = [];
+      let next = 0;
+      for (let i = 0; i < nPages; i++) {
+        const gapAt = c.pos;
+        const index = next + c.safe("page index gap");
+        if (!Number.isSafeInteger(index)) c.fail(gapAt, "page index above 2^53-1");
+        pages.push({ index, hash: c.bytes(SHORT_HASH_BYTES, "page hash") });
+        next = index + 1;
+      }
+      const first = c.safe("scrub first page");
+      const scrubAt = c.pos;
+      const nScrub = c.safe("scrub count");
+      if (nScrub > MAX_SCRUB_PAGES) c.fail(scrubAt, `scrub of ${nScrub} pages: at most ${MAX_SCRUB_PAGES}`);
+      const hashes: Uint8Array[] = [];
+      for (let i = 0; i < nScrub; i++) hashes.push(c.bytes(SHORT_HASH_BYTES, "scrub hash"));
+      frame = { type: "check", icount, regs, parts, span, pages, scrub: { first, hashes } };
+      break;
+    }
+    case "repair": {
+      const icount = c.varint("icount");
+      const modeAt = c.pos;
+      const mode = c.u8("mode");
+      if (mode > 1) c.fail(modeAt, `mode ${mode} (0 page hashes, 1 full)`);
+      if (mode === 1) {
+        frame = { type: "repair", icount, full: true, total: 0, first: 0, hashes: [] };
+        break;
+      }
+      const total = c.safe("page total", 1);
+      const first = c.safe("first page");
+      const countAt = c.pos;
+      const n = c.safe("page count");
+      if (n > MAX_CHECK_PAGES) c.fail(countAt, `${n} pages: at most ${MAX_CHECK_PAGES}`);
+      if (first + n > total) c.fail(countAt, `pages ${first}+${n} outside a RAM of ${total} pages`);
+      const hashes: (Uint8Array | null)[] = [];
+      for (let i = 0; i < n; i++) {
+        const kindAt = c.pos;
+        const kind = c.u8("page kind");
+        if (kind > 1) c.fail(kindAt, `page kind ${kind} (0 zero, 1 hashed)`);
+        hashes.push(kind === 0 ? null : c.bytes(SHORT_HASH_BYTES, "page hash"));
+      }
+      frame = { type: "repair", icount, full: false, total, first, hashes };
       break;
     }
     case "heartbeat":

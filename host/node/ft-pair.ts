@@ -39,6 +39,8 @@ export interface PairOptions {
   failAt?: Partial<Record<Side, bigint>>;
   /** The channel is cut both ways when the primary's guest reaches this count; both replicas go on (an injected partition). */
   partitionAt?: bigint;
+  /** One bit of the first backup's RAM is flipped when its guest reaches this count (a divergence injected). */
+  corruptAt?: bigint;
   /** The logging channel: a MessagePort between the workers (default) or loopback TCP. */
   transport?: "worker" | "tcp";
   /**
@@ -47,7 +49,9 @@ export interface PairOptions {
    * redundancy restored. Worker transport only.
    */
   respawn?: boolean;
-  /** A state transfer to a new backup ended: its figures. */
+  /** Instructions between divergence checks (host/ft/divergence.ts); 0 or absent: none. */
+  checkEvery?: number;
+  /** A state transfer to a new backup, or a repair, ended: its figures. */
   onTransferred?: (f: TransferFigures) => void;
   onSerial?: (byte: number) => void;
   onFrame?: (frame: Uint8Array) => void;
@@ -136,7 +140,8 @@ export function startPair(o: PairOptions): RunningPair {
       disk: o.disk ? { path: o.disk.path, sectors: o.disk.store.sectors, identity: o.disk.store.identity() } : null, configHash: o.configHash, vm: o.vm, name,
       timeouts: o.timeouts, slice: 100_000, maxLag: String(50_000_000n), key: null, failAt: failAt === undefined ? null : String(failAt),
       partitionAt: !standby && slot === "primary" && o.partitionAt !== undefined ? String(o.partitionAt) : null,
-      statusMs: o.statusMs, standby,
+      corruptAt: !standby && slot === "backup" && o.corruptAt !== undefined ? String(o.corruptAt) : null,
+      statusMs: o.statusMs, standby, checkEvery: o.checkEvery ?? 0,
     };
     const w = new Worker(BOOT, { workerData: data, transferList: data.channel.kind === "port" ? [data.channel.port] : [] });
     running++;

@@ -59,10 +59,14 @@ export interface FtWorkerData {
   failAt: string | null;
   /** Cut the channel (both ways; both replicas go on) on reaching this instruction count. */
   partitionAt: string | null;
+  /** Flip one bit of RAM (the last page's first byte, through the engine) on reaching this instruction count. */
+  corruptAt?: string | null;
   /** How often a status is posted, ms (default 100). */
   statusMs?: number;
   /** A backup that joins the live replica by state transfer (host/ft/state-transfer.ts) rather than booting. */
   standby?: boolean;
+  /** Instructions between divergence checks (host/ft/divergence.ts); 0: none. */
+  checkEvery?: number;
 }
 
 /** With each status: when it was taken (performance.timeOrigin + now, ms: comparable across threads) and the link's counters. */
@@ -208,6 +212,7 @@ const options = {
   link, arbiter: arbiter as Arbiter, standby: d.standby ?? false,
   transferred: (figures: TransferFigures) => post({ type: "transferred", figures }), timeouts: d.timeouts, slice: d.slice, maxLag: BigInt(d.maxLag),
   limit: d.failAt === null ? undefined : BigInt(d.failAt),
+  checkEvery: d.checkEvery ?? 0,
   release: (outputs: Output[]) => { post({ type: "release", outputs }); },
   say: (line: string) => post({ type: "say", line }),
 };
@@ -217,6 +222,7 @@ replica = r;
 
 const partitionAt = d.partitionAt === null ? null : BigInt(d.partitionAt);
 const failAt = d.failAt === null ? null : BigInt(d.failAt);
+let corruptAt = d.corruptAt == null ? null : BigInt(d.corruptAt);
 let lastStatus = 0;
 const statusMs = d.statusMs ?? 100;
 const extra = (): FtStatusExtra => ({ atMs: performance.timeOrigin + performance.now(), link: { ...link!.stats } });
@@ -229,6 +235,12 @@ const outcome = await driveReplica(r, {
       post({ type: "status", status: r.status(), extra: extra() });
     }
     if (partitionAt !== null && r.machine !== null && r.machine.engine.icount >= partitionAt) partition();
+    if (corruptAt !== null && r.machine !== null && r.machine.engine.icount >= corruptAt) {
+      const e = r.machine.engine, at = e.ramSize - 4096;
+      e.writeMem(at, Uint8Array.of(e.readMem(at, 1)[0]! ^ 1));
+      post({ type: "say", line: `${d.name}: one bit of RAM flipped (page ${at / 4096}) at instruction ${e.icount} (--fail corrupt)` });
+      corruptAt = null;
+    }
     return failAt !== null && r.machine !== null && r.machine.engine.icount >= failAt;
   },
 });

@@ -65,7 +65,7 @@ function randomEntries(r: () => number, base: bigint, n: number): LogEntry[] {
   return out;
 }
 
-const TYPES: Frame["type"][] = ["hello", "log", "progress", "ack", "release", "heartbeat", "bye", "ran", "pages", "state"];
+const TYPES: Frame["type"][] = ["hello", "log", "progress", "ack", "release", "heartbeat", "bye", "ran", "pages", "state", "check", "repair"];
 const REPLICAS = ["primary", "b", "réplica-ü", "x".repeat(64), "備份"];
 
 function randomFrame(r: () => number, type: Frame["type"]): Frame {
@@ -90,6 +90,23 @@ function randomFrame(r: () => number, type: Frame["type"]): Frame {
       return { type, icount: big(r, 40), outputSeq: int(r, 100000), stateHash: Uint8Array.from({ length: 32 }, () => int(r, 256)), json: new TextEncoder().encode(`{"cpu":${int(r, 1000)}}`) };
     case "bye":
       return { type, code: int(r, 256), reason: ["", "guest exited", "epoch 3 is stale: ünïcode ✓", "z".repeat(1024)][int(r, 4)]! };
+    case "check": {
+      let index = -1;
+      const pages = Array.from({ length: int(r, 6) }, () => ({ index: (index += 1 + int(r, 3) * int(r, 5000)), hash: bytes(r, 16) }));
+      return {
+        type, icount: big(r, 40), span: int(r, 3) === 0 ? 1 + int(r, 64) : 1,
+        regs: ["eax", "eip", "cs.base", "icount"].slice(0, int(r, 5)).map((name) => ({ name, value: name === "icount" ? big(r, 64) : big(r, 32) })),
+        parts: ["machine", "pit", "uart"].slice(0, int(r, 4)).map((name) => ({ name, hash: bytes(r, 16) })),
+        pages,
+        scrub: { first: int(r, 3) === 0 ? 0 : int(r, 1 << 20), hashes: Array.from({ length: int(r, 4) }, () => bytes(r, 16)) },
+      };
+    }
+    case "repair": {
+      if (int(r, 4) === 0) return { type, icount: big(r, 40), full: true, total: 0, first: 0, hashes: [] };
+      const n = int(r, 6);
+      const first = int(r, 100);
+      return { type, icount: big(r, 40), full: false, total: first + n + int(r, 3), first, hashes: Array.from({ length: n }, () => (int(r, 2) ? null : bytes(r, 16))) };
+    }
   }
 }
 
@@ -378,7 +395,7 @@ describe("header refusals", () => {
   it("bad magic, an unknown version, an unknown type: refused at that byte", () => {
     expect(wireError(() => new FrameReader(plain).push(Uint8Array.of(0x4c, 0x53, 0x4c)))).toMatchObject({ offset: 2, reason: expect.stringMatching(/bad magic/) });
     expect(wireError(() => new FrameReader(plain).push(header(2, 1, 1, 0)))).toMatchObject({ offset: 4, reason: expect.stringMatching(/unsupported protocol version 2 \(this reader knows 1\)/) });
-    for (const t of [0, 11, 255]) expect(wireError(() => new FrameReader(plain).push(header(1, t, 1, 0)))).toMatchObject({ offset: 5, reason: `unknown frame type ${t}` });
+    for (const t of [0, 99, 255]) expect(wireError(() => new FrameReader(plain).push(header(1, t, 1, 0)))).toMatchObject({ offset: 5, reason: `unknown frame type ${t}` });
   });
 
   it("an overlong or non-minimal varint in the header is refused", () => {
@@ -406,6 +423,21 @@ describe("bodies", () => {
       [FrameType.PAGES, [0, 1, 7, 1, 0xaa, 0xbb], /PAGES: .*page data/],
       [FrameType.PAGES, [0, 2, 7, 0], /PAGES: body ends inside page index/],
       [FrameType.STATE, [5, 3, 1, 2], /STATE: body ends inside state hash/],
+      [FrameType.CHECK, [5, ...encodeVarint(257n)], /CHECK: 257 registers: at most 256/],
+      [FrameType.CHECK, [5, 1, 0], /CHECK: register name length 0 outside 1\.\.24/],
+      [FrameType.CHECK, [5, 0, ...encodeVarint(65n)], /CHECK: 65 parts: at most 64/],
+      [FrameType.CHECK, [5, 0, 1, 1, 0x61, 9], /CHECK: body ends inside part hash/],
+      [FrameType.CHECK, [5, 0, 0, 0], /CHECK: page span 0 outside 1\.\./],
+      [FrameType.CHECK, [5, 0, 0, 1, ...encodeVarint(50_001n)], /CHECK: 50001 pages: at most 50000/],
+      [FrameType.CHECK, [5, 0, 0, 1, 1, 3], /CHECK: body ends inside page hash/],
+      [FrameType.CHECK, [5, 0, 0, 1, 0, 0, ...encodeVarint(4097n)], /CHECK: scrub of 4097 pages: at most 4096/],
+      [FrameType.CHECK, [5, 0, 0, 1, 0, 0, 1, 9], /CHECK: body ends inside scrub hash/],
+      [FrameType.REPAIR, [5, 2], /REPAIR: mode 2/],
+      [FrameType.REPAIR, [5, 1, 0], /REPAIR: 1 bytes after the last field/],
+      [FrameType.REPAIR, [5, 0, 0], /REPAIR: page total 0 outside 1\.\./],
+      [FrameType.REPAIR, [5, 0, 4, 3, 2], /REPAIR: pages 3\+2 outside a RAM of 4 pages/],
+      [FrameType.REPAIR, [5, 0, 4, 0, 1, 2], /REPAIR: page kind 2/],
+      [FrameType.REPAIR, [5, 0, 4, 0, 1, 1, 7], /REPAIR: body ends inside page hash/],
     ];
     for (const [type, body, want] of cases) {
       const f = sealFrame(type, 1, Uint8Array.from(body), plain);
@@ -537,7 +569,7 @@ describe("fuzz: a peer can make the reader throw only WireError", () => {
 
   it("random bodies under valid tags, of every type (the body decoders)", () => {
     fc.assert(
-      fc.property(fc.integer({ min: 1, max: 7 }), fc.uint8Array({ maxLength: 200 }), fc.boolean(), (type, body, lead) => {
+      fc.property(fc.integer({ min: 1, max: 12 }), fc.uint8Array({ maxLength: 200 }), fc.boolean(), (type, body, lead) => {
         // A plausible start makes the decoders go deeper than the first field.
         const b = lead && type === FrameType.LOG ? Uint8Array.from([0, 1, 3, ...body]) : lead && type === FrameType.HELLO ? Uint8Array.from([1, 1, ...new Array(32).fill(7), ...body]) : body;
         onlyWireErrors(() => decodeFrame(sealFrame(type, 1, b, plain), plain));
