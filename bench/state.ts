@@ -14,6 +14,10 @@
 //              the bytes, and the time from the kill to redundancy. Two
 //              guests: bench.elf (CPU-bound, writes memory as it runs) and
 //              kv.elf (a service, idle between requests)
+//   repair     a backup diverged in 4 pages repaired by the pages whose
+//              hashes differ, against a full transfer (bench/divergence.ts),
+//              on bench.elf's RAM as it is and with 24 MiB of it filled;
+//              and the divergence check's cost at its default interval
 //
 //   npx tsx bench/state.ts [--runs N] [--no-save]
 
@@ -30,6 +34,7 @@ import { encodeVmConfig, vmConfig, vmConfigHash } from "../host/replay/vm-config
 import { hashState } from "../host/replay/state-hash.js";
 import { captureSnapshot, decodeSnapshot, restoreSnapshot } from "../host/snapshot/snapshot.js";
 import { BenchError, median } from "./common.js";
+import { checkCost, repairFigures, repairLines } from "./divergence.js";
 
 const guestFile = (name: string) => fileURLToPath(new URL(`../guests/bin/${name}`, import.meta.url));
 const MEM = 64 << 20;
@@ -136,6 +141,9 @@ export async function stateBench(o: StateBenchOptions): Promise<{ lines: string[
       process.stderr.write(`bench: new backup ${g} ${i + 1}/${o.runs}: pause ${f1(r.pauseMs)} ms, redundant ${f1(r.redundantAfterMs)} ms after the kill\n`);
     }
   }
+  process.stderr.write("bench: repair of a diverged backup, and the divergence check's cost\n");
+  const repairs = [await repairFigures({ ramSize: MEM }), await repairFigures({ ramSize: MEM, fill: 24 << 20 })];
+  const cost = await checkCost({ ramSize: MEM });
   const s0 = snaps[0]!;
   const snapshot = {
     saveMedianMs: med(snaps.map((s) => s.saveMs)), restoreMedianMs: med(snaps.map((s) => s.restoreMs)),
@@ -164,9 +172,14 @@ export async function stateBench(o: StateBenchOptions): Promise<{ lines: string[
       const x = nb[g];
       return `${g.padEnd(10)}  ${f1(x.pauseMedianMs).padStart(7)} (${f1(x.pauseMaxMs).padStart(6)})  ${String(x.roundsMedian).padStart(6)}  ${f1(x.mibMedian).padStart(8)}  ${String(x.finalPagesMedian).padStart(10)}  ${f1(x.liveMedianMs).padStart(14)} ms  ${f1(x.redundantMedianMs).padStart(12)} ms   ${verdict(x.pauseMedianMs <= T.pauseMs)}`;
     }),
+    "",
+    ...repairs.flatMap((r) => [...repairLines(r), ""]),
+    `divergence check every ${cost.interval} instructions (bench.elf, ${MEM >> 20} MiB): digest ${cost.digestMs.toFixed(2)} ms against ${cost.runMs.toFixed(1)} ms of running, ${(cost.overhead * 100).toFixed(2)}% (median of ${cost.checks})`,
   ];
   const result = {
     workload: "state", targets: T, runs: o.runs, mem: MEM, snapshot, newBackup: nb,
+    repair: repairs.map((r) => ({ corruptedPages: r.corruptedPages, filledBytes: r.filledBytes, repairPages: r.repair.pages, repairBytes: r.repair.bytes, requestBytes: r.repair.requestBytes, fullPages: r.full.pages, fullBytes: r.full.bytes, exact: r.exact })),
+    checkCost: cost,
     met: { pauseBench: nb["bench.elf"].pauseMedianMs <= T.pauseMs, pauseKv: nb["kv.elf"].pauseMedianMs <= T.pauseMs },
   };
   return { lines, result };
