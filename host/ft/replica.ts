@@ -19,6 +19,7 @@ import type { PeerLink } from "./link.js";
 import { OutputCounter, type Output, type OutputChannel } from "./output-gate.js";
 import { PrimaryRole } from "./primary.js";
 import type { DiskEmit } from "./shared-disk.js";
+import { CheckpointMaker, type CheckpointFigures } from "./checkpoint.js";
 import { PreCopy, StateReceiver, TransferError, type TransferFigures } from "./state-transfer.js";
 import { SwitchGate } from "./switch-gate.js";
 import { ByeCode, WIRE_VERSION, type Frame } from "./wire.js";
@@ -70,6 +71,18 @@ export interface ReplicaOptions {
   standby?: boolean;
   /** Told when a state transfer to a new backup ended: its figures. */
   transferred?: (f: TransferFigures) => void;
+  /**
+   * Checkpoint mode (docs/ft-checkpoint.md): the primary sends a checkpoint
+   * every `epochMs` instead of a log, and the backup (CheckpointBackup,
+   * checkpoint-replica.ts) runs no guest until it goes live. `hash`: each
+   * checkpoint carries its state hash, checked on resuming from it.
+   */
+  checkpoint?: { epochMs: number; hash?: boolean };
+  /**
+   * Slices bounded by instructions only, not by the host's clock (the
+   * simulation, host/ft/sim.ts: its time is not the host's).
+   */
+  simulated?: boolean;
 }
 
 /**
@@ -79,7 +92,7 @@ export interface ReplicaOptions {
  * for anything near a failure timeout.
  */
 export const STEP_MS = 10;
-const stepDeadline = () => {
+export const stepDeadline = () => {
   const end = performance.now() + STEP_MS;
   return () => performance.now() > end;
 };
@@ -97,22 +110,44 @@ export interface StepResult {
 export interface ReplicaStatus {
   role: "primary" | "backup";
   state: string;
+  /** The guest's count; a checkpoint-mode backup's: the last complete checkpoint's. */
   icount: bigint;
   held: number;
   epoch: number;
+  /** Checkpoint mode: checkpoints sent (primary) or applied (backup) and their cost. */
+  checkpoints?: CheckpointFigures;
 }
 
-const tap = (out: (c: OutputChannel, v: number | Uint8Array) => void) => ({
+/**
+ * A replica as drivers see it (host/node/ft-driver.ts, ft-worker.ts): the
+ * replay-mode classes here and checkpoint mode's backup
+ * (checkpoint-replica.ts) alike.
+ */
+export interface Replica {
+  step(nowMs: number): Promise<StepResult>;
+  status(): ReplicaStatus;
+  /** Whether outside input may go to this replica's guest now. */
+  readonly isLive: boolean;
+  readonly finished: boolean;
+  readonly epoch: number;
+  readonly lostArbiter: boolean;
+  /** The machine whose guest runs (null: none yet). */
+  readonly machine: Machine | null;
+  /** A new backup on `link`, for a replica live without one. */
+  attachBackup(link: PeerLink, nowMs: number): void;
+}
+
+export const tap = (out: (c: OutputChannel, v: number | Uint8Array) => void) => ({
   onSerial: (v: number) => out("serial", v),
   onDebugcon: (v: number) => out("debugcon", v),
   onTransmit: (f: Uint8Array) => out("frame", f),
   onExit: (s: number) => out("exit", s),
 });
 
-const sameBytes = (a: Uint8Array, b: Uint8Array) => a.length === b.length && a.every((x, i) => x === b[i]);
+export const sameBytes = (a: Uint8Array, b: Uint8Array) => a.length === b.length && a.every((x, i) => x === b[i]);
 
 /** Frames from the link, kept until the next step takes them. */
-function inbox(link: PeerLink): { take(): Frame[]; closedWith: () => string | null } {
+export function inbox(link: PeerLink): { take(): Frame[]; closedWith: () => string | null } {
   let frames: Frame[] = [];
   let closed: string | null = null;
   link.onFrame((f) => frames.push(f));
@@ -123,7 +158,7 @@ function inbox(link: PeerLink): { take(): Frame[]; closedWith: () => string | nu
   };
 }
 
-export class PrimaryReplica {
+export class PrimaryReplica implements Replica {
   readonly role: PrimaryRole;
   readonly machine: Machine;
   /** Instructions the next slice may run: the slice, less what the limit leaves. */
@@ -148,6 +183,9 @@ export class PrimaryReplica {
   private rate = 0;
   /** A state transfer to a new backup under way. */
   private transfer: { pre: PreCopy; startMs: number } | null = null;
+  /** Checkpoint mode, paired: the checkpoints of this machine, and when the last was taken. */
+  private maker: CheckpointMaker | null = null;
+  private lastCheckpointMs = 0;
 
   /**
    * A primary that boots the guest, or (`adopt`) one that goes on with a
@@ -156,7 +194,7 @@ export class PrimaryReplica {
    */
   constructor(private readonly o: ReplicaOptions, nowMs: number, adopt?: { machine: Machine; out: Output[]; counter: OutputCounter; gate: SwitchGate; epoch: number }) {
     // Until the guest's speed is known, the backup may lag by a few slices.
-    this.role = new PrimaryRole({ timeouts: o.timeouts, maxLag: o.maxLag, runAhead: BigInt(4 * o.slice), nowMs });
+    this.role = new PrimaryRole({ timeouts: o.timeouts, maxLag: o.maxLag, runAhead: BigInt(4 * o.slice), nowMs, mode: o.checkpoint ? "checkpoint" : "replay" });
     const record = (icount: bigint, kind: number, payload: Uint8Array) => this.role.logged({ icount, kind, payload });
     this.link = o.link;
     this.box = inbox(o.link);
@@ -177,6 +215,10 @@ export class PrimaryReplica {
       disk: o.disk?.((c, v, lba) => this.out.push(this.counter.next(c, v, lba))),
     });
     this.counter = new OutputCounter(() => this.machine.engine.icount);
+    if (o.checkpoint) {
+      this.maker = new CheckpointMaker(this.machine, { hash: o.checkpoint.hash });
+      this.lastCheckpointMs = nowMs;
+    }
     o.link.send({ type: "hello", role: "primary", version: WIRE_VERSION, configHash: o.configHash, epoch: this.epoch, startIcount: 0n, replica: o.name });
   }
 
@@ -186,6 +228,7 @@ export class PrimaryReplica {
    * the guest runs (state-transfer.ts), then the pair is in lockstep again.
    */
   attachBackup(link: PeerLink, nowMs: number): void {
+    if (this.o.checkpoint) throw new Error("primary: a new backup in checkpoint mode is not built yet (docs/ft-checkpoint.md)");
     if (this.role.state !== "alone" || this.transfer) throw new Error(`primary: cannot take a new backup in state ${this.role.state}${this.transfer ? " (a transfer is under way)" : ""}`);
     this.link.close("replaced by a new backup's link");
     this.link = link;
@@ -230,7 +273,36 @@ export class PrimaryReplica {
   }
 
   status(): ReplicaStatus {
-    return { role: "primary", state: this.role.state, icount: this.machine.engine.icount, held: this.role.held, epoch: this.epoch };
+    const st: ReplicaStatus = { role: "primary", state: this.role.state, icount: this.machine.engine.icount, held: this.role.held, epoch: this.epoch };
+    if (this.figures) st.checkpoints = { ...this.figures };
+    return st;
+  }
+
+  /** Checkpoint mode: what the checkpoints sent so far cost (kept after the backup is gone). */
+  private figures: CheckpointFigures | null = null;
+
+  /**
+   * Checkpoint mode, paired: the frames of the checkpoint going out, a few
+   * a step; a new checkpoint when the epoch is over (or the guest ended with
+   * outputs no checkpoint covers yet).
+   */
+  private checkpointStep(nowMs: number): void {
+    const mk = this.maker;
+    if (!mk || this.role.state !== "paired" || !this.helloSeen) return;
+    const due = nowMs - this.lastCheckpointMs >= this.o.checkpoint!.epochMs || (this.ended !== null && mk.uncovered > 0);
+    if (due && mk.ready && this.role.mayRun) {
+      mk.take(this.counter.seq);
+      this.lastCheckpointMs = nowMs;
+      this.figures = mk.figures;
+    }
+    const { frames, committed } = mk.frames(4);
+    for (const f of frames) this.link.send(f);
+    if (committed) this.role.checkpointSent(committed.icount, committed.outputSeq, nowMs);
+  }
+
+  /** Whether checkpoint frames wait to go out (the driver should step again soon). */
+  private get checkpointSending(): boolean {
+    return this.maker !== null && this.role.state === "paired" && this.maker.sending;
   }
 
   private apply(r: { send: Frame[]; release: Output[]; stop: string | null }): void {
@@ -290,20 +362,26 @@ export class PrimaryReplica {
     let ran = false;
     if (!this.ended && this.role.mayRun && this.role.state !== "stopped" && this.sliceLeft() > 0) {
       const t0 = performance.now();
-      const r = this.machine.runSync(this.sliceLeft(), stepDeadline());
+      const r = this.machine.runSync(this.sliceLeft(), this.o.simulated ? undefined : stepDeadline());
       if (r.reason !== "limit" && r.reason !== "idle") this.ended = r;
       if (r.reason === "limit") this.learnRate(Number(r.instructions), performance.now() - t0);
-      for (const x of this.out.splice(0)) this.apply(this.role.output(x));
+      const collect = this.maker !== null && this.role.state === "paired";
+      for (const x of this.out.splice(0)) {
+        if (collect) this.maker!.output(x);
+        this.apply(this.role.output(x));
+      }
       this.apply(this.role.ranTo(this.machine.engine.icount, nowMs));
       ran = r.reason === "limit";
       if (r.reason === "idle") {
+        this.checkpointStep(nowMs);
         const t = this.role.tick(nowMs);
         await this.claimIfAsked(t);
-        // A transfer under way sends its next frames at once; otherwise sleep until the guest's next event.
-        if (this.transfer) return { next: "run", waitMs: 0 };
+        // A transfer or a checkpoint under way sends its next frames at once; otherwise sleep until the guest's next event.
+        if (this.transfer || this.checkpointSending) return { next: "run", waitMs: 0 };
         return { next: "wait", waitMs: Math.min(this.machine.idleWaitMs(), this.o.timeouts.intervalMs) };
       }
     }
+    this.checkpointStep(nowMs);
     if (this.ended && !this.finished && this.role.held === 0) {
       if (this.transfer) {
         this.link.send({ type: "bye", code: ByeCode.GUEST_EXITED, reason: `guest ${this.ended.reason} before the new backup had the state` });
@@ -316,7 +394,7 @@ export class PrimaryReplica {
     const t = this.role.tick(nowMs);
     await this.claimIfAsked(t);
     if (this.finished) return { next: "done", waitMs: 0 };
-    return ran || this.transfer ? { next: "run", waitMs: 0 } : { next: "wait", waitMs: 1 };
+    return ran || this.transfer || this.checkpointSending ? { next: "run", waitMs: 0 } : { next: "wait", waitMs: 1 };
   }
 
   /** A slice of `n` instructions took `ms`: the lag target in instructions follows the guest's speed. */
@@ -340,7 +418,7 @@ export class PrimaryReplica {
   }
 }
 
-export class BackupReplica {
+export class BackupReplica implements Replica {
   readonly role: BackupRole;
   machine: Machine | null = null;
   ended: RunOutcome | null = null;
