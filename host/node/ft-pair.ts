@@ -47,6 +47,8 @@ export interface PairOptions {
    * redundancy restored. Worker transport only.
    */
   respawn?: boolean;
+  /** Checkpoint mode (docs/ft-checkpoint.md): a checkpoint every `epochMs` instead of a log. Default: replay mode. */
+  checkpoint?: { epochMs: number };
   /** A state transfer to a new backup ended: its figures. */
   onTransferred?: (f: TransferFigures) => void;
   onSerial?: (byte: number) => void;
@@ -130,7 +132,7 @@ export function startPair(o: PairOptions): RunningPair {
       disk: o.disk ? { path: o.disk.path, sectors: o.disk.store.sectors, identity: o.disk.store.identity() } : null, configHash: o.configHash, vm: o.vm, name,
       timeouts: o.timeouts, slice: 100_000, maxLag: String(50_000_000n), key: null, failAt: failAt === undefined ? null : String(failAt),
       partitionAt: !standby && side === "primary" && o.partitionAt !== undefined ? String(o.partitionAt) : null,
-      statusMs: o.statusMs, standby,
+      statusMs: o.statusMs, standby, checkpoint: o.checkpoint ?? null,
     };
     const w = new Worker(BOOT, { workerData: data, transferList: data.channel.kind === "port" ? [data.channel.port] : [] });
     workers[side] = w;

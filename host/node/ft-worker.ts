@@ -17,7 +17,8 @@ import type { Timeouts } from "../ft/failure-detector.js";
 import type { LinkStats } from "../ft/link.js";
 import type { Output } from "../ft/output-gate.js";
 import { portLink } from "../ft/port-link.js";
-import { BackupReplica, PrimaryReplica, type ReplicaStatus } from "../ft/replica.js";
+import { CheckpointBackup } from "../ft/checkpoint-replica.js";
+import { BackupReplica, PrimaryReplica, type Replica, type ReplicaStatus } from "../ft/replica.js";
 import type { TransferFigures } from "../ft/state-transfer.js";
 import { SharedDiskStore, type DiskEmit, type ImageReader } from "../ft/shared-disk.js";
 import { frameTagger } from "../ft/wire.js";
@@ -59,6 +60,8 @@ export interface FtWorkerData {
   statusMs?: number;
   /** A backup that joins the live replica by state transfer (host/ft/state-transfer.ts) rather than booting. */
   standby?: boolean;
+  /** Checkpoint mode (docs/ft-checkpoint.md): a checkpoint every `epochMs`; none: replay mode. */
+  checkpoint?: { epochMs: number } | null;
 }
 
 /** With each status: when it was taken (performance.timeOrigin + now, ms: comparable across threads) and the link's counters. */
@@ -109,7 +112,7 @@ const arbiter: Pick<Arbiter, "claim"> = {
 const waker = new Waker();
 /** The channel's frame tags (keyed when there is a key): one for every MessagePort link this replica opens. */
 const tagger = initHash().then(() => frameTagger(d.key));
-let replica: PrimaryReplica | BackupReplica | null = null;
+let replica: Replica | null = null;
 let link: PeerLink | null = null;
 let listener: Listener | null = null;
 let connectTo: ((port: number) => void) | null = null;
@@ -195,11 +198,12 @@ const options = {
   link, arbiter: arbiter as Arbiter, standby: d.standby ?? false,
   transferred: (figures: TransferFigures) => post({ type: "transferred", figures }), timeouts: d.timeouts, slice: d.slice, maxLag: BigInt(d.maxLag),
   limit: d.failAt === null ? undefined : BigInt(d.failAt),
+  checkpoint: d.checkpoint ?? undefined,
   release: (outputs: Output[]) => { post({ type: "release", outputs }); },
   say: (line: string) => post({ type: "say", line }),
 };
 const now = performance.now();
-const r = d.role === "primary" ? new PrimaryReplica(options, now) : new BackupReplica(options, now);
+const r: Replica = d.role === "primary" ? new PrimaryReplica(options, now) : d.checkpoint ? new CheckpointBackup(options, now) : new BackupReplica(options, now);
 replica = r;
 
 const partitionAt = d.partitionAt === null ? null : BigInt(d.partitionAt);
@@ -215,13 +219,15 @@ const outcome = await driveReplica(r, {
       lastStatus = t;
       post({ type: "status", status: r.status(), extra: extra() });
     }
-    if (partitionAt !== null && r.machine !== null && r.machine.engine.icount >= partitionAt) partition();
-    return failAt !== null && r.machine !== null && r.machine.engine.icount >= failAt;
+    // The guest's count; a checkpoint-mode backup, which runs none until it goes live, the last checkpoint's.
+    const icount = r.machine?.engine.icount ?? (d.checkpoint ? r.status().icount : null);
+    if (partitionAt !== null && icount !== null && icount >= partitionAt) partition();
+    return failAt !== null && icount !== null && icount >= failAt;
   },
 });
 if (outcome === "stopped") {
   // A fail-stop: report where, then end the thread without a word to the peer.
-  post({ type: "failed", icount: String(r.machine?.engine.icount ?? 0n) });
+  post({ type: "failed", icount: String(r.machine?.engine.icount ?? r.status().icount) });
   process.exit(0);
 }
 diskImage?.close();
