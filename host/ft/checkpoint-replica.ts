@@ -15,7 +15,7 @@ import { stateHash } from "../replay/state-hash.js";
 import { BackupRole } from "./backup.js";
 import { CheckpointReceiver } from "./checkpoint.js";
 import { OutputCounter, type Output } from "./output-gate.js";
-import { inbox, PrimaryReplica, sameBytes, tap, type Replica, type ReplicaOptions, type ReplicaStatus, type StepResult } from "./replica.js";
+import { driverNow, inbox, PrimaryReplica, sameBytes, tap, type Replica, type ReplicaOptions, type ReplicaStatus, type StepResult } from "./replica.js";
 import type { PeerLink } from "./link.js";
 import { TransferError } from "./state-transfer.js";
 import { SwitchGate } from "./switch-gate.js";
@@ -67,6 +67,11 @@ export class CheckpointBackup implements Replica {
       return { ...st, role: "backup", state: st.state === "alone" ? "live" : st.state };
     }
     return { role: "backup", state: this.role.state, icount: this.receiver.last.icount, held: this.role.keptCount, epoch: this.epoch, checkpoints: { ...this.receiver.figures } };
+  }
+
+  /** Releases the machine's engine (the replica is unusable after). */
+  dispose(): void {
+    this.m.dispose();
   }
 
   attachBackup(link: PeerLink, nowMs: number): void {
@@ -149,7 +154,7 @@ export class CheckpointBackup implements Replica {
     this.counter = new OutputCounter(() => this.m.engine.icount, last.outputSeq);
     this.resumedFrom = { ...last, stateHash: this.o.checkpoint?.hash ? stateHash(this.m) : null };
     this.o.release(res.goLive);
-    this.successor = new PrimaryReplica({ ...this.o }, performance.now(), { machine: this.m, out: this.out, counter: this.counter, gate: this.gate, epoch: want });
+    this.successor = new PrimaryReplica({ ...this.o }, driverNow(this.o), { machine: this.m, out: this.out, counter: this.counter, gate: this.gate, epoch: want });
     const staged = this.receiver.staged;
     this.o.say(`backup is live at instruction ${this.m.engine.icount} (epoch ${want}), resumed from checkpoint ${last.n}${staged ? ` (checkpoint ${staged.n}, incomplete, dropped)` : ""}; ${res.goLive.length} kept outputs sent again; no backup now`);
   }

@@ -83,6 +83,8 @@ export interface ReplicaOptions {
    * simulation, host/ft/sim.ts: its time is not the host's).
    */
   simulated?: boolean;
+  /** The driver's monotonic clock, ms (default performance.now; the simulation's own time there). */
+  now?: () => number;
 }
 
 /**
@@ -96,6 +98,9 @@ export const stepDeadline = () => {
   const end = performance.now() + STEP_MS;
   return () => performance.now() > end;
 };
+
+/** Now on the driver's clock (ReplicaOptions.now). */
+export const driverNow = (o: Pick<ReplicaOptions, "now">): number => (o.now ? o.now() : performance.now());
 
 /** The backup's execution lag the primary allows by default (docs/ft.md, "Flow control"). */
 export const DEFAULT_LAG_TARGET_MS = 5;
@@ -309,7 +314,7 @@ export class PrimaryReplica implements Replica {
     for (const f of r.send) this.link.send(f);
     if (r.release.length > 0) {
       const last = r.release[r.release.length - 1]!.seq;
-      const tell = () => { for (const f of this.role.delivered(last, performance.now())) this.link.send(f); };
+      const tell = () => { for (const f of this.role.delivered(last, driverNow(this.o))) this.link.send(f); };
       // Only a promise means "wait for the write": a driver's release may
       // return anything else (a worker port's postMessage returns true).
       const done: unknown = this.o.release(r.release);
@@ -594,7 +599,7 @@ export class BackupReplica implements Replica {
     }
     if (this.out.length > 0) this.o.release(this.out.splice(0));
     // From here this replica is a primary without a backup (it may take one: attachBackup).
-    this.successor = new PrimaryReplica({ ...this.o, link: this.o.link }, performance.now(), { machine: m, out: this.out, counter: this.counter!, gate: this.gate!, epoch: want });
+    this.successor = new PrimaryReplica({ ...this.o, link: this.o.link }, driverNow(this.o), { machine: m, out: this.out, counter: this.counter!, gate: this.gate!, epoch: want });
     if (this.ended) this.successor.ended = this.ended;
     this.live = true;
     this.o.say(`backup is live at instruction ${m.engine.icount} (epoch ${want}); ${res.goLive.length} kept outputs sent again; no backup now`);
