@@ -42,6 +42,8 @@ export class CheckpointBackup implements Replica {
     if (o.standby) throw new Error("checkpoint mode: a backup that joins a running primary is not built yet (docs/ft-checkpoint.md)");
     this.role = new BackupRole({ timeouts: o.timeouts, nowMs });
     this.box = inbox(o.link);
+    // HELLO first: the primary's guest waits for it, and a silent peer is a failed one (booting 32 MiB takes a while).
+    o.link.send({ type: "hello", role: "backup", version: WIRE_VERSION, configHash: o.configHash, epoch: this.epoch, startIcount: 0n, replica: o.name });
     this.gate = new SwitchGate(new LiveGate({ clock: o.clock, world: o.world }));
     this.m = Machine.create(o.image, {
       engine: o.engine, clock: o.clock, cmdline: o.cmdline, nic: o.nic, gate: this.gate,
@@ -49,7 +51,6 @@ export class CheckpointBackup implements Replica {
       disk: o.disk?.((c, v, lba) => this.out.push(this.counter!.next(c, v, lba))),
     });
     this.receiver = new CheckpointReceiver(this.m.saveState());
-    o.link.send({ type: "hello", role: "backup", version: WIRE_VERSION, configHash: o.configHash, epoch: this.epoch, startIcount: 0n, replica: o.name });
   }
 
   /** The guest's machine once it runs (after going live); null while following. */

@@ -169,9 +169,13 @@ export class CheckpointReceiver {
   private stage: { n: number; pages: { index: number; data: Uint8Array | null }[]; outputs: Output[] } | null = null;
   readonly figures = newFigures();
 
-  /** `boot`: the machine's state as booted (a copy), checkpoint 0. */
+  /**
+   * `boot`: the machine's state as booted, checkpoint 0. Its RAM (a copy the
+   * receiver now owns) becomes the checkpoints' RAM: checkpoint 0 is only
+   * restored while no other has been applied to it.
+   */
   constructor(private readonly boot: MachineState) {
-    this.ram = boot.ram.slice();
+    this.ram = boot.ram;
     this.pageCount = this.ram.length / PAGE_BYTES;
     this.held = { n: 0, icount: BigInt(boot.cpu.icount), outputSeq: 0, state: null, stateHash: null };
   }
