@@ -58,7 +58,7 @@ describe("lockstep ft", () => {
       expect(won, r.stderr).toHaveLength(1);
       expect(lost.length, r.stderr).toBeLessThanOrEqual(1);
     }
-    if (extra.includes("checkpoint") && who === undefined) expect(r.stderr).toMatch(/the primary sent \d+ checkpoints, [\d.]+ MiB \([\d.]+ KiB each\), pause [\d.]+ ms mean/);
+    if (extra.includes("checkpoint") && who === undefined) expect(r.stderr).toMatch(/the primary sent \d+ checkpoints, [\d.]+ MiB \([\d.]+ KiB each\), pause [\d.]+ ms mean.*; the backup applied \d+ checkpoints/);
     if (who === "primary" && extra.includes("checkpoint")) expect(r.stderr).toMatch(/resumed from checkpoint \d+/);
     if (who === undefined) {
       expect(r.stderr).not.toMatch(/epoch 2/);
@@ -78,7 +78,7 @@ describe("lockstep ft", () => {
   it("refuses a malformed --fail, --epoch or --mode, a heartbeat not below the timeout, and what checkpoint mode lacks (status 2)", async () => {
     for (const bad of [
       ["--fail", "primary"], ["--fail", "both@3"], ["--heartbeat-ms", "500", "--timeout-ms", "400"],
-      ["--epoch", "25ms"], ["--mode", "checkpoint", "--epoch", "0ms"], ["--mode", "checkpoint", "--epoch", "fast"], ["--mode", "checkpoint", "--respawn"], ["--mode", "both"],
+      ["--epoch", "25ms"], ["--mode", "checkpoint", "--epoch", "0ms"], ["--mode", "checkpoint", "--epoch", "fast"], ["--mode", "checkpoint", "--disk", "nonexistent.img"], ["--mode", "both"],
     ]) {
       const r = await runLockstep(REPO, "ft", GUEST, ...bad);
       expect(r.status, bad.join(" ")).toBe(2);

@@ -54,7 +54,8 @@ export function checkpointWords(f: CheckpointFigures): string {
   const mib = (f.bytes / 1048576).toFixed(1);
   const per = f.checkpoints > 0 ? (f.bytes / f.checkpoints / 1024).toFixed(1) : "0";
   const avg = f.checkpoints > 0 ? (f.pauseMs / f.checkpoints).toFixed(2) : "0";
-  return `${f.checkpoints} checkpoints, ${mib} MiB (${per} KiB each), pause ${avg} ms mean, ${f.maxPauseMs.toFixed(2)} ms max`;
+  const pause = f.pauseMs > 0 ? `, pause ${avg} ms mean, ${f.maxPauseMs.toFixed(2)} ms max` : "";
+  return `${f.checkpoints} checkpoints, ${mib} MiB (${per} KiB each)${pause}`;
 }
 
 /**
@@ -115,7 +116,8 @@ the other stops and says so. The console reads the same either way.
 dirtied and its CPU and device state, and sends them to the backup, which
 runs no guest; outputs are held until the checkpoint that covers them is
 acknowledged, and on failure the backup resumes from the last complete
-checkpoint. --fail works the same; not yet with --respawn or --disk.
+checkpoint. --fail works the same; with --respawn the new backup starts
+from a checkpoint of all of RAM; not yet with --disk.
 
 --respawn restores redundancy after a failover: a new backup starts in a
 new worker and the survivor sends it its state while the guest runs (live
@@ -169,7 +171,6 @@ See docs/ft.md.`,
     const checkpointMode = flags.mode === "checkpoint";
     if (flags.epoch !== undefined && !checkpointMode) throw new UsageError("--epoch is for --mode checkpoint");
     const epochMs = flags.epoch === undefined ? DEFAULT_EPOCH_MS : parseEpoch(flags.epoch);
-    if (checkpointMode && flags.respawn) throw new UsageError("--respawn is not built for --mode checkpoint yet (docs/ft-checkpoint.md)");
     if (checkpointMode && flags.disk !== undefined) throw new UsageError("--disk is not built for --mode checkpoint yet (docs/ft-checkpoint.md)");
     const file = positionals[0]!;
     const image = readGuest(file);
@@ -229,9 +230,15 @@ See docs/ft.md.`,
         return `${s} ${r.ended[s] ?? "?"}${st ? ` at instruction ${st.icount} (${st.state}, epoch ${st.epoch})` : ""}`;
       };
       const diskNote = disk ? `; ${r.diskWrites} disk sectors written, ${r.diskFlushes} flushes` : "";
-      const ckpt = r.status.primary?.checkpoints;
-      const ckptNote = ckpt ? `; the primary sent ${checkpointWords(ckpt)}` : "";
-      say(`${r.seconds.toFixed(3)} s; ${line("primary")}; ${line("backup")}; ${r.outputs} outputs shown, ${r.repeats} repeats dropped${diskNote}${ckptNote}`);
+      // Each slot's checkpoints: sent by a primary (or a backup gone live, to its new backup), applied by a following backup.
+      const ckptNote = (["primary", "backup"] as Side[]).map((s) => {
+        const st = r.status[s];
+        if (!st?.checkpoints || st.checkpoints.checkpoints === 0) return "";
+        return `; the ${s} ${st.checkpoints.did} ${checkpointWords(st.checkpoints)}`;
+      }).join("");
+      const hold = r.status.primary?.holdMs;
+      const holdNote = hold ? `; the primary held its outputs ${hold.meanMs.toFixed(1)} ms mean, ${hold.maxMs.toFixed(1)} ms max` : "";
+      say(`${r.seconds.toFixed(3)} s; ${line("primary")}; ${line("backup")}; ${r.outputs} outputs shown, ${r.repeats} repeats dropped${diskNote}${ckptNote}${holdNote}`);
       if (r.exitStatus !== null) return Math.min(r.exitStatus, 255);
       return r.ended.primary === "done" || r.ended.backup === "done" ? EXIT_OK : EXIT_FAILURE;
     } finally {

@@ -7,7 +7,8 @@
 // live, it puts its machine in the last complete checkpoint, sends again the
 // outputs that checkpoint covers and the primary had not confirmed released
 // (clients drop numbers they have seen), and goes on as a primary without a
-// backup.
+// backup. A standby (ReplicaOptions.standby) joins a primary that runs
+// alone: its first checkpoint holds all of RAM.
 
 import { Machine } from "../machine/machine.js";
 import { LiveGate } from "../replay/live-gate.js";
@@ -39,7 +40,6 @@ export class CheckpointBackup implements Replica {
   resumedFrom: { n: number; icount: bigint; outputSeq: number; stateHash: Uint8Array | null } | null = null;
 
   constructor(private readonly o: ReplicaOptions, nowMs: number) {
-    if (o.standby) throw new Error("checkpoint mode: a backup that joins a running primary is not built yet (docs/ft-checkpoint.md)");
     this.role = new BackupRole({ timeouts: o.timeouts, nowMs });
     this.box = inbox(o.link);
     // HELLO first: the primary's guest waits for it, and a silent peer is a failed one (booting 32 MiB takes a while).
@@ -50,7 +50,7 @@ export class CheckpointBackup implements Replica {
       ...tap((c, v) => this.out.push(this.counter!.next(c, v))),
       disk: o.disk?.((c, v, lba) => this.out.push(this.counter!.next(c, v, lba))),
     });
-    this.receiver = new CheckpointReceiver(this.m.saveState());
+    this.receiver = new CheckpointReceiver(this.m.saveState(), { standby: o.standby });
   }
 
   /** The guest's machine once it runs (after going live); null while following. */
@@ -128,6 +128,12 @@ export class CheckpointBackup implements Replica {
     if (this.finished) return { next: "done", waitMs: 0 };
     const t = this.role.tick(nowMs);
     this.apply(t);
+    if (t.claim && this.o.standby && this.receiver.last.n === 0) {
+      // A standby without its first checkpoint has no state to go live with: claiming would only take an epoch from a live primary.
+      this.o.say("backup stops: the primary went silent before this backup had its first checkpoint (it cannot go live)");
+      this.finished = true;
+      return { next: "done", waitMs: 0 };
+    }
     if (t.claim) await this.claim();
     if (this.finished) return { next: "done", waitMs: 0 };
     return { next: "wait", waitMs: 1 };

@@ -12,7 +12,7 @@ import type { DirtyUser } from "../engine/dirty.js";
 import type { Machine, MachineState } from "../machine/machine.js";
 import { hashState, stateJson } from "../replay/state-hash.js";
 import type { Output } from "./output-gate.js";
-import { TransferError } from "./state-transfer.js";
+import { isZero, TransferError } from "./state-transfer.js";
 import { MAX_FRAME_PAGES, outputBatches, PAGE_BYTES, type Frame } from "./wire.js";
 
 /** Default time between checkpoints (Remus's order of magnitude; docs/ft-checkpoint.md). */
@@ -20,7 +20,8 @@ export const DEFAULT_EPOCH_MS = 25;
 
 /** What checkpointing cost so far, for status lines and the comparison with replay mode. */
 export interface CheckpointFigures {
-  /** Checkpoints sent (the primary) or applied (the backup). */
+  /** Whose figures: the primary's (checkpoints sent) or the backup's (applied). */
+  did: "sent" | "applied";
   checkpoints: number;
   /** Pages sent (or applied), and how many of them were all zero (no data on the wire). */
   pages: number;
@@ -35,17 +36,18 @@ export interface CheckpointFigures {
   lastPages: number;
 }
 
-const newFigures = (): CheckpointFigures => ({ checkpoints: 0, pages: 0, zeroPages: 0, bytes: 0, lastPauseMs: 0, maxPauseMs: 0, pauseMs: 0, lastPages: 0 });
+const newFigures = (did: CheckpointFigures["did"]): CheckpointFigures => ({ did, checkpoints: 0, pages: 0, zeroPages: 0, bytes: 0, lastPauseMs: 0, maxPauseMs: 0, pauseMs: 0, lastPages: 0 });
 
-const isZero = (b: Uint8Array) => {
-  for (let i = 0; i < b.length; i++) if (b[i] !== 0) return false;
-  return true;
-};
 
 const NO_HASH = new Uint8Array(32);
 
-/** One output's frame bytes, roughly: for the figures only. */
-const outputBytes = (o: Output) => 12 + (o.value instanceof Uint8Array ? o.value.length + 2 : 1);
+/** A checkpoint's frame body bytes, near enough for the figures: its pages, outputs and state. */
+function checkpointBytes(pages: { data: Uint8Array | null }[], outputs: Output[], json: Uint8Array): number {
+  let n = json.length + 64;
+  for (const p of pages) n += 4 + (p.data ? PAGE_BYTES : 0);
+  for (const o of outputs) n += 12 + (o.value instanceof Uint8Array ? o.value.length + 2 : 1);
+  return n;
+}
 
 /** The primary's side: takes checkpoints of its machine and hands out their frames. */
 export class CheckpointMaker {
@@ -57,7 +59,7 @@ export class CheckpointMaker {
   private queue: Frame[] = [];
   /** The checkpoint whose frames are going out: its count and last output, for the role once its CHECKPOINT is sent. */
   private going: { icount: bigint; outputSeq: number } | null = null;
-  readonly figures = newFigures();
+  readonly figures = newFigures("sent");
 
   /**
    * Starts from the machine as it is (checkpoint 0, which the backup has
@@ -65,11 +67,15 @@ export class CheckpointMaker {
    * checks when it resumes from it (a hash over all of RAM per checkpoint:
    * for tests and the simulation, not for speed).
    */
-  constructor(private readonly m: Machine, private readonly o: { hash?: boolean } = {}) {
+  constructor(private readonly m: Machine, private readonly o: { hash?: boolean; full?: boolean } = {}) {
     this.user = m.dirty.register("checkpoint");
     this.user.take(); // the loader's writes: the backup booted the same image
     this.lastIcount = m.engine.icount;
+    this.full = o.full ?? false;
   }
+
+  /** The next checkpoint holds every page (`full`: for a new backup that joins a running primary, with nothing to start from). */
+  private full: boolean;
 
   /** The guest made an output: it goes with the next checkpoint. */
   output(o: Output): void {
@@ -99,10 +105,16 @@ export class CheckpointMaker {
   take(outputSeq: number): { n: number; icount: bigint } {
     const t0 = performance.now();
     const n = ++this.n;
-    const dirty = this.user.take();
+    let dirty = this.user.take();
+    if (this.full) {
+      dirty = Array.from({ length: this.m.engine.ramSize / PAGE_BYTES }, (_, i) => i);
+      this.full = false;
+    }
+    // Looked at in place, copied only when not all zero.
+    const ram = this.m.engine.ram;
     const pages = dirty.map((index) => {
-      const data = this.m.engine.readMem(index * PAGE_BYTES, PAGE_BYTES);
-      return { index, data: isZero(data) ? null : data };
+      const view = ram.subarray(index * PAGE_BYTES, (index + 1) * PAGE_BYTES);
+      return { index, data: isZero(view) ? null : view.slice() };
     });
     const s = this.m.saveState({ ram: "view" });
     const json = new TextEncoder().encode(stateJson(s));
@@ -120,7 +132,7 @@ export class CheckpointMaker {
     f.checkpoints++;
     f.pages += pages.length;
     f.zeroPages += zero;
-    f.bytes += pages.length * 4 + (pages.length - zero) * PAGE_BYTES + outputs.reduce((k, o) => k + outputBytes(o), 0) + json.length + 64;
+    f.bytes += checkpointBytes(pages, outputs, json);
     f.lastPages = pages.length;
     f.lastPauseMs = performance.now() - t0;
     f.pauseMs += f.lastPauseMs;
@@ -167,14 +179,20 @@ export class CheckpointReceiver {
   private readonly pageCount: number;
   private held: Held;
   private stage: { n: number; pages: { index: number; data: Uint8Array | null }[]; outputs: Output[] } | null = null;
-  readonly figures = newFigures();
+  readonly figures = newFigures("applied");
+  /** A standby's first checkpoint must be full and sets where its outputs start (see the constructor). */
+  private joining: boolean;
 
   /**
    * `boot`: the machine's state as booted, checkpoint 0. Its RAM (a copy the
    * receiver now owns) becomes the checkpoints' RAM: checkpoint 0 is only
-   * restored while no other has been applied to it.
+   * restored while no other has been applied to it. `standby`: a backup that
+   * joins a running primary, whose boot state is not the primary's: its
+   * first checkpoint must hold every page, and its outputs number on from
+   * the ones that checkpoint names.
    */
-  constructor(private readonly boot: MachineState) {
+  constructor(private readonly boot: MachineState, o: { standby?: boolean } = {}) {
+    this.joining = o.standby ?? false;
     this.ram = boot.ram;
     this.pageCount = this.ram.length / PAGE_BYTES;
     this.held = { n: 0, icount: BigInt(boot.cpu.icount), outputSeq: 0, state: null, stateHash: null };
@@ -217,8 +235,13 @@ export class CheckpointReceiver {
     const h = this.held;
     if (f.icount <= h.icount) throw new TransferError(`CHECKPOINT ${f.n} at instruction ${f.icount}, not past checkpoint ${h.n}'s ${h.icount}`);
     if (s.pages.length !== f.pages) throw new TransferError(`CHECKPOINT ${f.n} names ${f.pages} pages, ${s.pages.length} came`);
-    if (f.outputSeq - h.outputSeq !== s.outputs.length || s.outputs.some((o, i) => o.seq !== h.outputSeq + 1 + i)) {
-      throw new TransferError(`CHECKPOINT ${f.n} covers outputs ${h.outputSeq + 1}..${f.outputSeq}, but ${s.outputs.length} came (${s.outputs.map((o) => o.seq).join(",")})`);
+    let base = h.outputSeq;
+    if (this.joining) {
+      if (f.pages !== this.pageCount) throw new TransferError(`CHECKPOINT ${f.n}: a new backup's first checkpoint must hold all ${this.pageCount} pages, it holds ${f.pages}`);
+      base = Math.max(0, f.outputSeq - s.outputs.length);
+    }
+    if (f.outputSeq - base !== s.outputs.length || s.outputs.some((o, i) => o.seq !== base + 1 + i)) {
+      throw new TransferError(`CHECKPOINT ${f.n} covers outputs ${base + 1}..${f.outputSeq}, but ${s.outputs.length} came (${s.outputs.map((o) => o.seq).join(",")})`);
     }
     let state: unknown;
     try {
@@ -233,11 +256,13 @@ export class CheckpointReceiver {
     }
     this.held = { n: f.n, icount: f.icount, outputSeq: f.outputSeq, state: state as Omit<MachineState, "ram">, stateHash: f.stateHash.some((x) => x !== 0) ? f.stateHash : null };
     this.stage = null;
+    this.joining = false;
     const g = this.figures;
     g.checkpoints++;
     g.pages += s.pages.length;
     g.zeroPages += s.pages.filter((p) => p.data === null).length;
     g.lastPages = s.pages.length;
+    g.bytes += checkpointBytes(s.pages, s.outputs, f.json);
     return s.outputs;
   }
 

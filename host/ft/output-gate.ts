@@ -108,3 +108,42 @@ export class OutputGate {
     return out;
   }
 }
+
+/** How long outputs waited between being made and being released: the Output Rule's cost, ms. */
+export interface HoldFigures {
+  outputs: number;
+  meanMs: number;
+  maxMs: number;
+}
+
+/**
+ * Measures the Output Rule's delay on one replica: each output's time made
+ * (the driver's clock) until its release. Outputs leave in number order, so
+ * a queue suffices.
+ */
+export class HoldTimes {
+  private made: { seq: number; ms: number }[] = [];
+  private head = 0;
+  private total = 0;
+  readonly figures: HoldFigures = { outputs: 0, meanMs: 0, maxMs: 0 };
+
+  madeAt(seq: number, ms: number): void {
+    this.made.push({ seq, ms });
+  }
+
+  /** Every output up to number `seq` was released at `ms`. */
+  releasedAt(seq: number, ms: number): void {
+    const f = this.figures;
+    while (this.head < this.made.length && this.made[this.head]!.seq <= seq) {
+      const d = ms - this.made[this.head++]!.ms;
+      f.outputs++;
+      this.total += d;
+      if (d > f.maxMs) f.maxMs = d;
+    }
+    f.meanMs = f.outputs > 0 ? this.total / f.outputs : 0;
+    if (this.head > 1024 && this.head * 2 > this.made.length) {
+      this.made = this.made.slice(this.head);
+      this.head = 0;
+    }
+  }
+}

@@ -16,7 +16,7 @@ import type { Arbiter } from "./arbiter.js";
 import { BackupRole } from "./backup.js";
 import type { Timeouts } from "./failure-detector.js";
 import type { PeerLink } from "./link.js";
-import { OutputCounter, type Output, type OutputChannel } from "./output-gate.js";
+import { HoldTimes, OutputCounter, type HoldFigures, type Output, type OutputChannel } from "./output-gate.js";
 import { PrimaryRole } from "./primary.js";
 import type { DiskEmit } from "./shared-disk.js";
 import { CheckpointMaker, type CheckpointFigures } from "./checkpoint.js";
@@ -121,6 +121,8 @@ export interface ReplicaStatus {
   epoch: number;
   /** Checkpoint mode: checkpoints sent (primary) or applied (backup) and their cost. */
   checkpoints?: CheckpointFigures;
+  /** A primary's outputs: how long the Output Rule held them (made to released, ms). */
+  holdMs?: HoldFigures;
 }
 
 /**
@@ -190,6 +192,8 @@ export class PrimaryReplica implements Replica {
   private transfer: { pre: PreCopy; startMs: number } | null = null;
   /** Checkpoint mode, paired: the checkpoints of this machine, and when the last was taken. */
   private maker: CheckpointMaker | null = null;
+  /** Checkpoint mode: a new backup's link is up and its HELLO awaited. */
+  private joining = false;
   private lastCheckpointMs = 0;
 
   /**
@@ -233,7 +237,7 @@ export class PrimaryReplica implements Replica {
    * the guest runs (state-transfer.ts), then the pair is in lockstep again.
    */
   attachBackup(link: PeerLink, nowMs: number): void {
-    if (this.o.checkpoint) throw new Error("primary: a new backup in checkpoint mode is not built yet (docs/ft-checkpoint.md)");
+    if (this.o.checkpoint) return this.attachCheckpointBackup(link);
     if (this.role.state !== "alone" || this.transfer) throw new Error(`primary: cannot take a new backup in state ${this.role.state}${this.transfer ? " (a transfer is under way)" : ""}`);
     this.link.close("replaced by a new backup's link");
     this.link = link;
@@ -242,6 +246,33 @@ export class PrimaryReplica implements Replica {
     this.linkDown = false;
     link.send({ type: "hello", role: "primary", version: WIRE_VERSION, configHash: this.o.configHash, epoch: this.epoch, startIcount: this.machine.engine.icount, replica: this.o.name });
     this.transfer = { pre: new PreCopy(this.machine), startMs: nowMs };
+  }
+
+  /**
+   * Checkpoint mode: a new backup on `link`. Once its HELLO comes the pair
+   * is paired again and the first checkpoint, taken at once, holds all of
+   * RAM; until then this primary runs on alone.
+   */
+  private attachCheckpointBackup(link: PeerLink): void {
+    if (this.role.state !== "alone" || this.joining) throw new Error(`primary: cannot take a new backup in state ${this.role.state}${this.joining ? " (one is joining)" : ""}`);
+    this.link.close("replaced by a new backup's link");
+    this.link = link;
+    this.box = inbox(link);
+    this.helloSeen = false;
+    this.linkDown = false;
+    this.joining = true;
+    this.maker?.close();
+    this.maker = null;
+    link.send({ type: "hello", role: "primary", version: WIRE_VERSION, configHash: this.o.configHash, epoch: this.epoch, startIcount: this.machine.engine.icount, replica: this.o.name });
+  }
+
+  /** Checkpoint mode: the new backup's HELLO came: paired from here, a full checkpoint first. */
+  private joined(nowMs: number): void {
+    this.joining = false;
+    this.role.pairWith(this.machine.engine.icount, nowMs);
+    this.maker = new CheckpointMaker(this.machine, { hash: this.o.checkpoint!.hash, full: true });
+    this.lastCheckpointMs = -Infinity;
+    this.o.say(`primary: a new backup joined at instruction ${this.machine.engine.icount}: paired again, a checkpoint of all of RAM first`);
   }
 
   /**
@@ -280,11 +311,14 @@ export class PrimaryReplica implements Replica {
   status(): ReplicaStatus {
     const st: ReplicaStatus = { role: "primary", state: this.role.state, icount: this.machine.engine.icount, held: this.role.held, epoch: this.epoch };
     if (this.figures) st.checkpoints = { ...this.figures };
+    if (this.holds.figures.outputs > 0) st.holdMs = { ...this.holds.figures };
     return st;
   }
 
   /** Checkpoint mode: what the checkpoints sent so far cost (kept after the backup is gone). */
   private figures: CheckpointFigures | null = null;
+  /** How long the Output Rule held this primary's outputs. */
+  private readonly holds = new HoldTimes();
 
   /**
    * Checkpoint mode, paired: the frames of the checkpoint going out, a few
@@ -314,6 +348,7 @@ export class PrimaryReplica implements Replica {
     for (const f of r.send) this.link.send(f);
     if (r.release.length > 0) {
       const last = r.release[r.release.length - 1]!.seq;
+      this.holds.releasedAt(last, driverNow(this.o));
       const tell = () => { for (const f of this.role.delivered(last, driverNow(this.o))) this.link.send(f); };
       // Only a promise means "wait for the write": a driver's release may
       // return anything else (a worker port's postMessage returns true).
@@ -338,8 +373,10 @@ export class PrimaryReplica implements Replica {
             this.transfer = null;
             this.o.say("primary: the new backup is not a backup of this VM: no transfer");
           }
+          this.joining = false;
         }
         this.helloSeen = true;
+        if (this.joining && !this.link.closed && this.role.state === "alone") this.joined(nowMs);
       }
       this.apply(this.role.received(f, nowMs));
     }
@@ -371,7 +408,9 @@ export class PrimaryReplica implements Replica {
       if (r.reason !== "limit" && r.reason !== "idle") this.ended = r;
       if (r.reason === "limit") this.learnRate(Number(r.instructions), performance.now() - t0);
       const collect = this.maker !== null && this.role.state === "paired";
+      const madeMs = driverNow(this.o);
       for (const x of this.out.splice(0)) {
+        this.holds.madeAt(x.seq, madeMs);
         if (collect) this.maker!.output(x);
         this.apply(this.role.output(x));
       }

@@ -40,10 +40,16 @@ export interface TransferFigures {
 
 export class TransferError extends Error {}
 
-const isZero = (b: Uint8Array) => {
+/** Whether every byte of `b` is zero (a page sent as a one-byte marker); word by word when `b` is aligned. */
+export function isZero(b: Uint8Array): boolean {
+  if (b.byteOffset % 4 === 0 && b.length % 4 === 0) {
+    const w = new Int32Array(b.buffer, b.byteOffset, b.length >> 2);
+    for (let i = 0; i < w.length; i++) if (w[i] !== 0) return false;
+    return true;
+  }
   for (let i = 0; i < b.length; i++) if (b[i] !== 0) return false;
   return true;
-};
+}
 
 type Hasher = Awaited<ReturnType<typeof createStreamHash>>;
 

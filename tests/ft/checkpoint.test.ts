@@ -101,6 +101,10 @@ describe("checkpoint mode: the pair in one thread over the in-process link (tick
     const f = r.p.status().checkpoints!;
     expect(f.checkpoints, r.lines.join("\n")).toBeGreaterThan(3);
     expect(r.b.status().checkpoints!.checkpoints).toBe(f.checkpoints);
+    // Every output was held until a checkpoint covering it was acknowledged: the hold times are measured.
+    const hold = r.p.status().holdMs!;
+    expect(hold.outputs).toBe(r.serial.length + 1); // the COM1 bytes and the exit status
+    expect(hold.maxMs).toBeGreaterThan(0);
     expect(r.lines.join("\n")).not.toMatch(/epoch 2/);
   });
 
@@ -130,6 +134,54 @@ describe("checkpoint mode: the pair in one thread over the in-process link (tick
   });
 });
 
+describe("checkpoint mode: a new backup for the replica that went live", () => {
+  it("the primary fails; the backup goes live, takes a standby from a checkpoint of all of RAM, and when it fails too the standby goes live (epoch 3)", async () => {
+    await initHash();
+    const tagger = await frameTagger(null);
+    const arbiter = new MemoryArbiter();
+    await arbiter.claim({ vm: "t", epoch: 1, replica: "primary", atMs: 0, reason: "first start" });
+    const world = outsideWorld();
+    const lines: string[] = [];
+    const common = {
+      image: guestImage("ticks"), clock: "virtual" as const, cmdline: CMDLINE, configHash: new Uint8Array(32).fill(7), vm: "t",
+      arbiter, timeouts: { intervalMs: 20, timeoutMs: 300 }, slice: 5_000, maxLag: 2_000_000n, release: world.release,
+      checkpoint: { epochMs: 3, hash: true },
+    };
+    const [pl, bl] = memoryLinkPair(tagger);
+    const now = performance.now();
+    const p = new PrimaryReplica({ ...common, engine: await loadEngine("wasm", { ramSize: RAM }), name: "primary", link: pl, say: (l) => lines.push(`primary| ${l}`) }, now);
+    const b = new CheckpointBackup({ ...common, engine: await loadEngine("ts", { ramSize: RAM }), name: "backup", link: bl, say: (l) => lines.push(`backup| ${l}`) }, now);
+    let standby: CheckpointBackup | null = null;
+    let standbyRun: Promise<unknown> = Promise.resolve();
+    const attach = async () => {
+      while (b.status().state !== "live") {
+        if (b.finished) return;
+        await new Promise((r) => setTimeout(r, 5));
+      }
+      const [sl, nl] = memoryLinkPair(tagger);
+      standby = new CheckpointBackup({ ...common, engine: await loadEngine("wasm", { ramSize: RAM }), name: "standby", link: nl, standby: true, say: (l) => lines.push(`standby| ${l}`) }, performance.now());
+      b.attachBackup(sl, performance.now());
+      standbyRun = driveReplica(standby);
+    };
+    // The survivor fails once the standby holds a checkpoint past 70,000.
+    const secondFailure = () => standby !== null && (standby as CheckpointBackup).status().icount > 70_000n;
+    await Promise.all([
+      driveReplica(p, { stop: () => p.machine.engine.icount >= 40_000n }),
+      driveReplica(b, { stop: secondFailure }),
+      attach(),
+    ]);
+    await standbyRun;
+    const log = lines.join("\n");
+    expect(world.serial(), log).toBe(await solo());
+    expect(world.contradictions).toBe(0);
+    expect(log).toMatch(/backup\| backup is live at instruction \d+ \(epoch 2\)/);
+    expect(log).toMatch(/backup\| primary: a new backup joined at instruction \d+: paired again, a checkpoint of all of RAM first/);
+    expect(log).toMatch(/standby\| backup is live at instruction \d+ \(epoch 3\), resumed from checkpoint [1-9]\d*/);
+    const s = standby as CheckpointBackup | null;
+    expect(s!.receiver.figures.pages, log).toBeGreaterThanOrEqual(RAM / 4096);
+  });
+});
+
 describe("CheckpointReceiver", () => {
   const boot = () => ({ cpu: { icount: "0" }, ram: new Uint8Array(4 * 4096) }) as never;
   const page = (fill: number) => new Uint8Array(4096).fill(fill);
@@ -156,5 +208,14 @@ describe("CheckpointReceiver", () => {
     expect(() => fresh.commit(commit(1, 10n, 0, 2))).toThrow(/covers outputs 1..2/);
     const f3 = new CheckpointReceiver(boot());
     expect(() => f3.commit(commit(1, 0n, 0))).toThrow(/not past checkpoint 0/);
+    // A standby's first checkpoint holds every page, and its outputs number on from where that checkpoint says.
+    const sb = new CheckpointReceiver(boot(), { standby: true });
+    sb.pages({ type: "pages", round: 1, pages: [{ index: 0, data: null }] });
+    expect(() => sb.commit(commit(1, 50n, 1, 7))).toThrow(/must hold all 4 pages/);
+    const sb2 = new CheckpointReceiver(boot(), { standby: true });
+    sb2.pages({ type: "pages", round: 1, pages: [0, 1, 2, 3].map((index) => ({ index, data: page(index) })) });
+    sb2.outputs({ type: "outputs", n: 1, outputs: [{ seq: 7, icount: 45n, channel: "serial", value: 66 }] });
+    expect(sb2.commit(commit(1, 50n, 4, 7)).map((o) => o.seq)).toEqual([7]);
+    expect(sb2.last).toEqual({ n: 1, icount: 50n, outputSeq: 7 });
   });
 });
