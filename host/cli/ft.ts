@@ -204,6 +204,8 @@ See docs/ft.md.`,
       };
       const say = (s: string) => { clearStatus(); stderr.write(`lockstep ft: ${s}\n`); };
       const statusLine = new StatusLine();
+      /** Bytes each slot's replica sent on its channel, by its last status (the two modes compared: docs/ft-checkpoint.md). */
+      const linkBytes: Record<Side, number> = { primary: 0, backup: 0 };
       const pair = startPair({
         image, engines: { primary: flags.engine, backup: flags["backup-engine"] }, ramSize: mem, clock: flags.clock, cmdline, nic: false,
         disk: disk && flags.disk !== undefined ? { path: flags.disk, store: disk } : undefined, configHash, vm, arbiter, timeouts: { intervalMs: flags["heartbeat-ms"], timeoutMs: flags["timeout-ms"] },
@@ -213,7 +215,10 @@ See docs/ft.md.`,
         respawn: flags.respawn,
         checkpoint: checkpointMode ? { epochMs } : undefined,
         onSerial: (b) => { clearStatus(); stdout.write(Uint8Array.of(b)); }, say,
-        onStatus: (side, st, extra) => statusLine.update(side, st, extra),
+        onStatus: (side, st, extra) => {
+          statusLine.update(side, st, extra);
+          if (extra) linkBytes[side] = extra.link.bytesOut;
+        },
       });
       const ticker = showStatus ? setInterval(() => {
         clearStatus();
@@ -238,7 +243,7 @@ See docs/ft.md.`,
       }).join("");
       const hold = r.status.primary?.holdMs;
       const holdNote = hold ? `; the primary held its outputs ${hold.meanMs.toFixed(1)} ms mean, ${hold.maxMs.toFixed(1)} ms max` : "";
-      say(`${r.seconds.toFixed(3)} s; ${line("primary")}; ${line("backup")}; ${r.outputs} outputs shown, ${r.repeats} repeats dropped${diskNote}${ckptNote}${holdNote}`);
+      say(`${r.seconds.toFixed(3)} s; ${line("primary")}; ${line("backup")}; ${r.outputs} outputs shown, ${r.repeats} repeats dropped${diskNote}${ckptNote}${holdNote}; channel ${(linkBytes.primary / 1048576).toFixed(2)} MiB from the primary (${(linkBytes.primary / 1024 / r.seconds).toFixed(1)} KiB/s), ${(linkBytes.backup / 1024).toFixed(1)} KiB from the backup`);
       if (r.exitStatus !== null) return Math.min(r.exitStatus, 255);
       return r.ended.primary === "done" || r.ended.backup === "done" ? EXIT_OK : EXIT_FAILURE;
     } finally {
