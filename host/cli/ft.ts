@@ -243,7 +243,7 @@ See docs/ft.md.`,
       }).join("");
       const hold = r.status.primary?.holdMs;
       const holdNote = hold ? `; the primary held its outputs ${hold.meanMs.toFixed(1)} ms mean, ${hold.maxMs.toFixed(1)} ms max` : "";
-      say(`${r.seconds.toFixed(3)} s; ${line("primary")}; ${line("backup")}; ${r.outputs} outputs shown, ${r.repeats} repeats dropped${diskNote}${ckptNote}${holdNote}; channel ${(linkBytes.primary / 1048576).toFixed(2)} MiB from the primary (${(linkBytes.primary / 1024 / r.seconds).toFixed(1)} KiB/s), ${(linkBytes.backup / 1024).toFixed(1)} KiB from the backup`);
+      say(`${r.seconds.toFixed(3)} s; ${line("primary")}; ${line("backup")}; ${r.outputs} outputs shown, ${r.repeats} repeats dropped${ckptNote}${holdNote}; channel ${(linkBytes.primary / 1048576).toFixed(2)} MiB from the primary (${(linkBytes.primary / 1024 / r.seconds).toFixed(1)} KiB/s), ${(linkBytes.backup / 1024).toFixed(1)} KiB from the backup${diskNote}`);
       if (r.exitStatus !== null) return Math.min(r.exitStatus, 255);
       return r.ended.primary === "done" || r.ended.backup === "done" ? EXIT_OK : EXIT_FAILURE;
     } finally {

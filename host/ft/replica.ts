@@ -195,6 +195,10 @@ export class PrimaryReplica implements Replica {
   /** Checkpoint mode: a new backup's link is up and its HELLO awaited. */
   private joining = false;
   private lastCheckpointMs = 0;
+  /** Checkpoint mode: what the checkpoints sent so far cost (kept after the backup is gone). */
+  private figures: CheckpointFigures | null = null;
+  /** How long the Output Rule held this primary's outputs. */
+  private readonly holds = new HoldTimes();
 
   /**
    * A primary that boots the guest, or (`adopt`) one that goes on with a
@@ -314,11 +318,6 @@ export class PrimaryReplica implements Replica {
     if (this.holds.figures.outputs > 0) st.holdMs = { ...this.holds.figures };
     return st;
   }
-
-  /** Checkpoint mode: what the checkpoints sent so far cost (kept after the backup is gone). */
-  private figures: CheckpointFigures | null = null;
-  /** How long the Output Rule held this primary's outputs. */
-  private readonly holds = new HoldTimes();
 
   /**
    * Checkpoint mode, paired: the frames of the checkpoint going out, a few
