@@ -116,8 +116,8 @@ the other stops and says so. The console reads the same either way.
 dirtied and its CPU and device state, and sends them to the backup, which
 runs no guest; outputs are held until the checkpoint that covers them is
 acknowledged, and on failure the backup resumes from the last complete
-checkpoint. --fail works the same; with --respawn the new backup starts
-from a checkpoint of all of RAM; not yet with --disk.
+checkpoint. --fail, --disk and --transport work the same; with --respawn
+the new backup starts from a checkpoint of all of RAM.
 
 --respawn restores redundancy after a failover: a new backup starts in a
 new worker and the survivor sends it its state while the guest runs (live
@@ -171,7 +171,6 @@ See docs/ft.md.`,
     const checkpointMode = flags.mode === "checkpoint";
     if (flags.epoch !== undefined && !checkpointMode) throw new UsageError("--epoch is for --mode checkpoint");
     const epochMs = flags.epoch === undefined ? DEFAULT_EPOCH_MS : parseEpoch(flags.epoch);
-    if (checkpointMode && flags.disk !== undefined) throw new UsageError("--disk is not built for --mode checkpoint yet (docs/ft-checkpoint.md)");
     const file = positionals[0]!;
     const image = readGuest(file);
     const cmdline = `${file} ${flags.cmdline}`;

@@ -18,6 +18,7 @@ import { CheckpointReceiver } from "./checkpoint.js";
 import { OutputCounter, type Output } from "./output-gate.js";
 import { driverNow, inbox, PrimaryReplica, sameBytes, tap, type Replica, type ReplicaOptions, type ReplicaStatus, type StepResult } from "./replica.js";
 import type { PeerLink } from "./link.js";
+import { SharedDiskStore } from "./shared-disk.js";
 import { TransferError } from "./state-transfer.js";
 import { SwitchGate } from "./switch-gate.js";
 import { ByeCode, WIRE_VERSION, type Frame } from "./wire.js";
@@ -32,6 +33,8 @@ export class CheckpointBackup implements Replica {
   /** Booted at once (checkpoint 0 is its boot state); it runs only after going live. */
   private readonly m: Machine;
   private readonly gate: SwitchGate;
+  /** The shared disk's view: each applied checkpoint's writes go in its overlay. */
+  private readonly disk: SharedDiskStore | undefined;
   private counter: OutputCounter | null = null;
   private readonly out: Output[] = [];
   private readonly box: ReturnType<typeof inbox>;
@@ -45,10 +48,13 @@ export class CheckpointBackup implements Replica {
     // HELLO first: the primary's guest waits for it, and a silent peer is a failed one (booting 32 MiB takes a while).
     o.link.send({ type: "hello", role: "backup", version: WIRE_VERSION, configHash: o.configHash, epoch: this.epoch, startIcount: 0n, replica: o.name });
     this.gate = new SwitchGate(new LiveGate({ clock: o.clock, world: o.world }));
+    const disk = o.disk?.((c, v, lba) => this.out.push(this.counter!.next(c, v, lba)));
+    if (disk !== undefined && !(disk instanceof SharedDiskStore)) throw new TypeError("checkpoint mode: the disk must be the shared disk's store (shared-disk.ts), which takes the primary's writes");
+    this.disk = disk;
     this.m = Machine.create(o.image, {
       engine: o.engine, clock: o.clock, cmdline: o.cmdline, nic: o.nic, gate: this.gate,
       ...tap((c, v) => this.out.push(this.counter!.next(c, v))),
-      disk: o.disk?.((c, v, lba) => this.out.push(this.counter!.next(c, v, lba))),
+      disk: this.disk,
     });
     this.receiver = new CheckpointReceiver(this.m.saveState(), { standby: o.standby });
   }
@@ -92,7 +98,10 @@ export class CheckpointBackup implements Replica {
   private take(f: Extract<Frame, { type: "pages" | "outputs" | "checkpoint" }>, nowMs: number): void {
     if (f.type === "pages") return this.receiver.pages(f);
     if (f.type === "outputs") return this.receiver.outputs(f);
-    for (const x of this.receiver.commit(f)) this.role.output(x);
+    for (const x of this.receiver.commit(f)) {
+      this.disk?.adopt(x);
+      this.role.output(x);
+    }
     this.apply(this.role.holds(f.icount, nowMs));
   }
 
