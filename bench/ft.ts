@@ -107,13 +107,13 @@ class ObservedPair {
   readonly frameListeners = new Set<(f: Uint8Array) => void>();
   readonly startedAtMs = now();
 
-  constructor(image: Uint8Array, o: { mem: number; clock: "host" | "virtual"; cmdline: string; nic: boolean; timeouts: Timeouts; vm: string }) {
+  constructor(image: Uint8Array, o: { mem: number; clock: "host" | "virtual"; cmdline: string; nic: boolean; timeouts: Timeouts; vm: string; checkpoint?: { epochMs: number } }) {
     const configHash = vmConfigHash(vmConfig(image, { ramSize: o.mem, clock: o.clock, cmdline: o.cmdline, nic: o.nic }));
     const arbiter = new MemoryArbiter();
     void arbiter.claim({ vm: o.vm, epoch: 1, replica: "primary", atMs: Date.now(), reason: "first start" });
     this.pair = startPair({
       image, engines: { primary: "wasm", backup: "wasm" }, ramSize: o.mem, clock: o.clock, cmdline: o.cmdline, nic: o.nic,
-      configHash, vm: o.vm, arbiter, timeouts: o.timeouts, statusMs: STATUS_MS,
+      configHash, vm: o.vm, arbiter, timeouts: o.timeouts, statusMs: STATUS_MS, checkpoint: o.checkpoint,
       onSerial: (b) => { this.console += String.fromCharCode(b); },
       onFrame: (f) => { for (const l of this.frameListeners) l(f); },
       onExit: (s) => { this.exitAtMs = now(); this.exitStatus = s; },
@@ -217,8 +217,8 @@ async function soloCpu(image: Uint8Array, mem: number, max?: number) {
   return { seconds, output: out, exitStatus: r.exitStatus, instructions: Number(r.instructions) };
 }
 
-async function pairCpu(image: Uint8Array, mem: number, round: number) {
-  const p = new ObservedPair(image, { mem, clock: "virtual", cmdline: "", nic: false, timeouts: DEFAULT_TIMEOUTS, vm: `bench-ft-cpu-${round}-${process.pid}` });
+async function pairCpu(image: Uint8Array, mem: number, round: number, checkpoint?: { epochMs: number }) {
+  const p = new ObservedPair(image, { mem, clock: "virtual", cmdline: "", nic: false, timeouts: DEFAULT_TIMEOUTS, vm: `bench-ft-cpu-${round}-${checkpoint ? "ckpt" : "replay"}-${process.pid}`, checkpoint });
   const r = await p.pair.done;
   if (p.exitAtMs === null || p.exitStatus !== 0) throw new BenchError(`bench.elf as a pair (round ${round + 1}) did not exit with status 0 (${p.exitStatus}); lines:\n${p.lines.map((l) => l.line).join("\n")}`);
   const start = p.guestStartMs();
@@ -348,8 +348,8 @@ async function soloKv(image: Uint8Array, o: FtBenchOptions, rate = o.kvRate): Pr
   return load.res;
 }
 
-async function pairKv(image: Uint8Array, o: FtBenchOptions, round: number, rate = o.kvRate) {
-  const p = new ObservedPair(image, { mem: o.mem, clock: "host", cmdline: KV_CMDLINE, nic: true, timeouts: DEFAULT_TIMEOUTS, vm: `bench-ft-kv-${round}-${process.pid}` });
+async function pairKv(image: Uint8Array, o: FtBenchOptions, round: number, rate = o.kvRate, checkpoint?: { epochMs: number }) {
+  const p = new ObservedPair(image, { mem: o.mem, clock: "host", cmdline: KV_CMDLINE, nic: true, timeouts: DEFAULT_TIMEOUTS, vm: `bench-ft-kv-${round}-${checkpoint ? "ckpt" : "replay"}-${process.pid}`, checkpoint });
   try {
     await p.waitConsole(/kv: ready[^\n]*\n/, 30_000);
     const load = kvLoad((f) => p.pair.sendFrame(f), rate, o.kvSeconds);
@@ -626,6 +626,76 @@ async function tcpLatencyPart(o: FtBenchOptions) {
 
 const f2 = (x: number) => (Number.isFinite(x) ? x.toFixed(2) : "-");
 const verdict = (ok: boolean) => (ok ? "met" : "MISSED");
+
+// ---------------------------------------------------------------- replay mode vs checkpoint mode
+
+/**
+ * Issue 10 §6: the two ways of replicating side by side, in one run, on the
+ * same guests: bench.elf (throughput ÷ solo, channel bytes per second) and
+ * kv.elf at a light load (latency added over solo, channel bytes per
+ * second), solo, replay mode and checkpoint mode interleaved per round.
+ */
+export async function modesBench(o: FtBenchOptions & { epochMs: number }) {
+  const bench = new Uint8Array(readFileSync(guestFile("bench.elf")));
+  const kv = new Uint8Array(readFileSync(guestFile("kv.elf")));
+  const ckpt = { epochMs: o.epochMs };
+  if (o.warmup) await soloCpu(bench, o.mem, WARMUP_INSTRUCTIONS);
+  type Mode = "replay" | "checkpoint";
+  const cpu: Record<Mode, { ratio: number[]; mbit: number[]; claims: number }> = { replay: { ratio: [], mbit: [], claims: 0 }, checkpoint: { ratio: [], mbit: [], claims: 0 } };
+  const lat: Record<Mode | "solo", number[]> & { added: Record<Mode, number[]>; mbit: Record<Mode, number[]> } = { solo: [], replay: [], checkpoint: [], added: { replay: [], checkpoint: [] }, mbit: { replay: [], checkpoint: [] } };
+  let reference: string | null = null;
+  for (let round = 0; round < o.runs; round++) {
+    const order: ("solo" | Mode)[] = round % 2 === 0 ? ["solo", "replay", "checkpoint"] : ["checkpoint", "replay", "solo"];
+    const seconds: Partial<Record<"solo" | Mode, number>> = {};
+    for (const which of order) {
+      if (which === "solo") {
+        const r = await soloCpu(bench, o.mem);
+        if (r.exitStatus !== 0) throw new BenchError(`bench.elf solo run ${round + 1} exited with ${r.exitStatus}`);
+        reference ??= r.output;
+        seconds.solo = r.seconds;
+      } else {
+        const r = await pairCpu(bench, o.mem, round, which === "checkpoint" ? ckpt : undefined);
+        if (reference !== null && r.output !== reference) throw new BenchError(`bench.elf in ${which} mode, round ${round + 1}: the console differs from the solo run's`);
+        seconds[which] = r.seconds;
+        cpu[which].mbit.push(r.mbit);
+        cpu[which].claims += r.claims;
+      }
+    }
+    for (const m of ["replay", "checkpoint"] as Mode[]) cpu[m].ratio.push(seconds.solo! / seconds[m]!);
+    const l: Partial<Record<"solo" | Mode, number>> = {};
+    for (const which of order) {
+      if (which === "solo") {
+        const r = await soloKv(kv, o, LATENCY_RATE);
+        lat.solo.push(...r.latencies);
+        l.solo = med(r.latencies);
+      } else {
+        const r = await pairKv(kv, o, round, LATENCY_RATE, which === "checkpoint" ? ckpt : undefined);
+        lat[which].push(...r.res.latencies);
+        lat.mbit[which].push(r.mbit);
+        l[which] = med(r.res.latencies);
+      }
+    }
+    for (const m of ["replay", "checkpoint"] as Mode[]) lat.added[m].push(l[m]! - l.solo!);
+    process.stderr.write(`  modes round ${round + 1}/${o.runs}: bench.elf pair/solo replay ${f2(cpu.replay.ratio[round]!)}, checkpoint ${f2(cpu.checkpoint.ratio[round]!)}; kv latency median solo ${f2(l.solo!)} ms, replay ${f2(l.replay!)} ms, checkpoint ${f2(l.checkpoint!)} ms\n`);
+  }
+  const sum = (m: Mode) => ({
+    cpuRatioMedian: med(cpu[m].ratio), cpuMbitMedian: med(cpu[m].mbit), claims: cpu[m].claims,
+    kvMedianMs: med(lat[m]), kvP99Ms: pct(lat[m], 0.99), kvAddedMedianMs: med(lat.added[m]), kvMbitMedian: med(lat.mbit[m]),
+  });
+  const result = { epochMs: o.epochMs, runs: o.runs, latencyRate: LATENCY_RATE, soloKvMedianMs: med(lat.solo), soloKvP99Ms: pct(lat.solo, 0.99), replay: sum("replay"), checkpoint: sum("checkpoint") };
+  const row = (name: string, x: ReturnType<typeof sum>) =>
+    `${name.padEnd(22)} ${f2(x.cpuRatioMedian).padStart(10)} ${mbitStr(x.cpuMbitMedian).padStart(12)} ${f2(x.kvMedianMs).padStart(11)} ${f2(x.kvP99Ms).padStart(8)} ${f2(x.kvAddedMedianMs).padStart(9)} ${mbitStr(x.kvMbitMedian).padStart(12)}`;
+  const lines = [
+    "",
+    `replay mode vs checkpoint mode (epoch ${o.epochMs} ms), ${o.runs} round(s) interleaved with solo runs; medians`,
+    `mode                   bench.elf   bench Mbit/s   kv ms (100/s)   p99  added ms   kv Mbit/s`,
+    `solo                         1.00            -  ${f2(result.soloKvMedianMs).padStart(10)} ${f2(result.soloKvP99Ms).padStart(8)}         -            -`,
+    row("replay (log)", result.replay),
+    row(`checkpoint (${o.epochMs} ms)`, result.checkpoint),
+    `(bench.elf: solo seconds / pair seconds; Mbit/s: the primary's channel bytes; kv: request-to-reply latency at ${LATENCY_RATE} requests/s; claims of the arbiter in these runs: replay ${result.replay.claims}, checkpoint ${result.checkpoint.claims})`,
+  ];
+  return { lines, result };
+}
 
 export async function ftBench(o: FtBenchOptions): Promise<{ lines: string[]; result: Record<string, unknown> }> {
   await initHash();

@@ -10,6 +10,9 @@
 // ft (bench/ft.ts): the fault-tolerant pair against the same guests solo:
 // throughput, log channel bandwidth, backup lag, added latency, failover.
 //
+// modes (bench/ft.ts modesBench): replay mode and checkpoint mode side by
+// side on bench.elf and kv.elf, interleaved with solo runs.
+//
 // state (bench/state.ts): snapshot save and restore of a 64 MiB guest, and
 // a new backup joining a running primary after a failover (the guest's
 // pause, the time to redundancy).
@@ -20,7 +23,7 @@
 // steady client load. Every log it records is replayed and must match.
 //
 //   npm run bench -- [--runs N] [--engine wasm|ts|both] [--guest FILE] [--mem SIZE] [--no-save]
-//                    [--part cpu|replay|ft|state|all] [--record-engine wasm|ts|both] [--kv-rate N] [--kv-seconds N]
+//                    [--part cpu|replay|ft|modes|state|all] [--record-engine wasm|ts|both] [--kv-rate N] [--kv-seconds N]
 //   (or BENCH_RUNS, BENCH_ENGINE in the environment)
 
 import { execFileSync } from "node:child_process";
@@ -35,9 +38,10 @@ import { ENGINE_KINDS, type EngineKind } from "../host/engine/engine.js";
 import { Machine, type RunOutcome } from "../host/machine/machine.js";
 import { bootLive } from "../host/node/boot.js";
 import { BenchError, BenchUsageError, median, round1, round3 } from "./common.js";
-import { ftBench } from "./ft.js";
+import { ftBench, modesBench } from "./ft.js";
 import { replayBench } from "./replay.js";
 import { stateBench } from "./state.js";
+import { DEFAULT_EPOCH_MS } from "../host/ft/checkpoint.js";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const DEFAULT_GUEST = fileURLToPath(new URL("../guests/bin/bench.elf", import.meta.url));
@@ -55,6 +59,7 @@ interface Options {
   replay: boolean;
   ft: boolean;
   state: boolean;
+  modes: boolean;
   recordEngines: EngineKind[];
   kvRate: number;
   kvSeconds: number;
@@ -92,7 +97,7 @@ function options(): Options {
   if (values.help) {
     process.stdout.write(
       "usage: npm run bench -- [--runs N] [--engine wasm|ts|both] [--guest FILE] [--mem MiB] [--no-save] [--no-warmup]\n" +
-        "                        [--part cpu|replay|ft|state|all] [--record-engine wasm|ts|both] [--kv-rate N] [--kv-seconds N]\n" +
+        "                        [--part cpu|replay|ft|modes|state|all] [--record-engine wasm|ts|both] [--kv-rate N] [--kv-seconds N]\n" +
         "  --runs N            timed runs per engine, and plain/recorded pairs per engine and clock, at least 1 (default 5; env BENCH_RUNS)\n" +
         "  --engine E          cpu part: wasm, ts or both (default both; env BENCH_ENGINE)\n" +
         "  --guest FILE        the CPU-bound guest image (default guests/bin/bench.elf)\n" +
@@ -100,7 +105,8 @@ function options(): Options {
         "  --no-save           do not write bench/results/\n" +
         "  --no-warmup         skip the untimed 20M-instruction warm-up runs\n" +
         "  --part P            cpu (MIPS), replay (record/replay figures), ft (the fault-tolerant pair, bench/ft.ts),\n" +
-        "                      state (snapshots and a new backup, bench/state.ts) or all (default all)\n" +
+        "                      modes (replay vs checkpoint mode), state (snapshots and a new backup, bench/state.ts)\n" +
+        "                      or all (default all)\n" +
         "  --record-engine E   replay part: engines for the recording-cost runs, wasm, ts or both (default wasm)\n" +
         "  --kv-rate N         replay and ft parts: kv requests per second of real time (default 500)\n" +
         "  --kv-seconds N      replay and ft parts: seconds of kv load (default 4)\n",
@@ -112,7 +118,7 @@ function options(): Options {
   if (!Number.isInteger(runs) || runs < 1) throw new BenchUsageError(`--runs must be a positive integer, got ${runsText}`);
   const engines = engineList("--engine", values.engine ?? process.env.BENCH_ENGINE ?? "both");
   const part = values.part ?? "all";
-  if (!["cpu", "replay", "ft", "state", "all"].includes(part)) throw new BenchUsageError(`--part must be cpu, replay, ft, state or all, got ${part}`);
+  if (!["cpu", "replay", "ft", "modes", "state", "all"].includes(part)) throw new BenchUsageError(`--part must be cpu, replay, ft, modes, state or all, got ${part}`);
   const memText = values.mem ?? "32";
   const mem = Number(memText);
   if (!Number.isInteger(mem) || mem < 1 || mem > 1024) throw new BenchUsageError(`--mem must be a whole number of MiB from 1 to 1024, got ${memText}`);
@@ -127,6 +133,7 @@ function options(): Options {
     replay: part === "replay" || part === "all",
     ft: part === "ft" || part === "all",
     state: part === "state" || part === "all",
+    modes: part === "modes" || part === "all",
     recordEngines: engineList("--record-engine", values["record-engine"] ?? "wasm"),
     kvRate: positive("--kv-rate", values["kv-rate"] ?? "500", 100_000),
     kvSeconds: positive("--kv-seconds", values["kv-seconds"] ?? "4", 3600),
@@ -344,6 +351,11 @@ async function main(): Promise<void> {
     const { lines, result } = await ftBench({ runs: opts.runs, mem: opts.mem, kvRate: opts.kvRate, kvSeconds: opts.kvSeconds, hogSeconds: 10, warmup: opts.warmup });
     process.stdout.write(lines.join("\n") + "\n");
     save(result, "ft", "ft-latest.json");
+  }
+  if (opts.modes) {
+    const { lines, result } = await modesBench({ runs: opts.runs, mem: opts.mem, kvRate: opts.kvRate, kvSeconds: opts.kvSeconds, hogSeconds: 0, warmup: opts.warmup, epochMs: DEFAULT_EPOCH_MS });
+    process.stdout.write(lines.join("\n") + "\n");
+    save({ workload: "modes", ...result }, "modes", "modes-latest.json");
   }
   if (opts.state) {
     const { lines, result } = await stateBench({ runs: opts.runs });

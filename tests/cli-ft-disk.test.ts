@@ -4,7 +4,8 @@
 // stdout equals a solo `lockstep run --disk` on the other copy, and the two
 // copies end byte for byte equal — with no fault, with the primary stopped
 // dead before, during and after the guest's writes, and with the backup
-// stopped during them. The virtual clock makes the solo run a fixed reference.
+// stopped during them; in checkpoint mode too (docs/ft-checkpoint.md: the
+// backup's overlay takes each checkpoint's writes). The virtual clock makes the solo run a fixed reference.
 
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -61,6 +62,9 @@ describe("lockstep ft --disk", () => {
     ["the primary stopped dead at instruction 2500000, after the writes, before the flush", ["--fail", "primary@2500000"]],
     ["the primary stopped dead at instruction 9000000, reading back", ["--fail", "primary@9000000"]],
     ["the backup stopped dead at instruction 1000000, in the middle of the writes", ["--fail", "backup@1000000"]],
+    ["checkpoint mode, no fault", ["--mode", "checkpoint"]],
+    ["checkpoint mode, the primary stopped dead at instruction 1000000, in the middle of the writes", ["--fail", "primary@1000000", "--mode", "checkpoint", "--epoch", "5"]],
+    ["checkpoint mode, the primary stopped dead at instruction 2500000, before the flush", ["--fail", "primary@2500000", "--mode", "checkpoint", "--epoch", "5"]],
   ])("%s: stdout is the solo run's and the image ends as the solo run's copy, byte for byte", async (_, extra) => {
     const want = await soloRun();
     const a = copy();

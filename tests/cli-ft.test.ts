@@ -35,6 +35,9 @@ describe("lockstep ft", () => {
     ["over loopback TCP, no fault", ["--transport", "tcp"]],
     ["over loopback TCP, the primary stopped dead at instruction 30000", ["--transport", "tcp", "--fail", "primary@30000"]],
     ["over loopback TCP, the channel cut at instruction 30000", ["--transport", "tcp", "--fail", "partition@30000"]],
+    ["checkpoint mode, no fault", ["--mode", "checkpoint", "--epoch", "5ms"]],
+    ["checkpoint mode, the primary stopped dead at instruction 30000", ["--mode", "checkpoint", "--epoch", "5", "--fail", "primary@30000"]],
+    ["checkpoint mode over loopback TCP, the primary stopped dead at instruction 45000", ["--mode", "checkpoint", "--transport", "tcp", "--fail", "primary@45000"]],
   ])("%s: stdout is byte for byte the solo run's, exit status the guest's", async (_, extra) => {
     const want = await soloRun();
     const r = await runLockstep(REPO, "ft", GUEST, ...ARGS, ...FAST, ...extra);
@@ -56,6 +59,8 @@ describe("lockstep ft", () => {
       expect(won, r.stderr).toHaveLength(1);
       expect(lost.length, r.stderr).toBeLessThanOrEqual(1);
     }
+    if (extra.includes("checkpoint") && who === undefined) expect(r.stderr).toMatch(/the primary sent \d+ checkpoints, [\d.]+ MiB \([\d.]+ KiB each\), pause [\d.]+ ms mean.*; the backup applied \d+ checkpoints/);
+    if (who === "primary" && extra.includes("checkpoint")) expect(r.stderr).toMatch(/resumed from checkpoint \d+/);
     if (who === undefined) {
       expect(r.stderr).not.toMatch(/epoch 2/);
       expect(r.stderr).toMatch(/primary done at instruction \d+ \(\w+, epoch 1\); backup done at instruction \d+/);
@@ -89,8 +94,11 @@ describe("lockstep ft", () => {
     expect(r.stderr).not.toMatch(/epoch 2|worker failed|Error/);
   });
 
-  it("refuses a malformed --fail and a heartbeat not below the timeout (status 2)", async () => {
-    for (const bad of [["--fail", "primary"], ["--fail", "both@3"], ["--heartbeat-ms", "500", "--timeout-ms", "400"]]) {
+  it("refuses a malformed --fail, --epoch or --mode, a heartbeat not below the timeout, and what checkpoint mode lacks (status 2)", async () => {
+    for (const bad of [
+      ["--fail", "primary"], ["--fail", "both@3"], ["--heartbeat-ms", "500", "--timeout-ms", "400"],
+      ["--epoch", "25ms"], ["--mode", "checkpoint", "--epoch", "0ms"], ["--mode", "checkpoint", "--epoch", "fast"], ["--mode", "both"],
+    ]) {
       const r = await runLockstep(REPO, "ft", GUEST, ...bad);
       expect(r.status, bad.join(" ")).toBe(2);
       expect(r.stderr).toMatch(/^lockstep: /);

@@ -15,6 +15,7 @@ import type { Arbiter } from "../ft/arbiter.js";
 import { DEFAULT_CHECK_EVERY } from "../ft/divergence.js";
 import { DEFAULT_TIMEOUTS } from "../ft/failure-detector.js";
 import type { ReplicaStatus } from "../ft/replica.js";
+import { DEFAULT_EPOCH_MS, type CheckpointFigures } from "../ft/checkpoint.js";
 import { startPair, type Side } from "../node/ft-pair.js";
 import type { FtStatusExtra } from "../node/ft-worker.js";
 import { FileArbiter } from "../node/file-arbiter.js";
@@ -46,6 +47,23 @@ export function parseFail(text: string): FailSpec {
   return { who: m[1] as FailSpec["who"], at };
 }
 
+/** Parses `--epoch`: milliseconds, as `25` or `25ms`. */
+export function parseEpoch(text: string): number {
+  const m = /^(\d+)(ms)?$/.exec(text);
+  const n = m ? Number(m[1]) : NaN;
+  if (!m || n < 1 || n > 60_000) throw new UsageError(`--epoch must be a time between 1ms and 60000ms (like 25ms), got ${text}`);
+  return n;
+}
+
+/** A checkpoint-mode primary's figures in a few words: how many, how big, the pauses. */
+export function checkpointWords(f: CheckpointFigures): string {
+  const mib = (f.bytes / 1048576).toFixed(1);
+  const per = f.checkpoints > 0 ? (f.bytes / f.checkpoints / 1024).toFixed(1) : "0";
+  const avg = f.checkpoints > 0 ? (f.pauseMs / f.checkpoints).toFixed(2) : "0";
+  const pause = f.pauseMs > 0 ? `, pause ${avg} ms mean, ${f.maxPauseMs.toFixed(2)} ms max` : "";
+  return `${f.checkpoints} checkpoints, ${mib} MiB (${per} KiB each)${pause}`;
+}
+
 /**
  * The pair at a glance: both instruction counts, the backup's lag, the
  * channel's rate and the outputs the primary holds, from the workers'
@@ -73,13 +91,14 @@ export class StatusLine {
     if (p && b && b.state === "following") parts.push(`lag ${m(p.icount > b.icount ? p.icount - b.icount : 0n)} instr`);
     const first = this.bytes[0], last = this.bytes[this.bytes.length - 1];
     if (first && last && last.atMs > first.atMs) parts.push(`log ${(((last.out - first.out) * 8) / ((last.atMs - first.atMs) / 1000) / 1e6).toFixed(2)} Mbit/s`);
+    if (p?.checkpoints) parts.push(`ckpt ${p.checkpoints.checkpoints} (${(p.checkpoints.bytes / 1048576).toFixed(1)} MiB, pause ${p.checkpoints.lastPauseMs.toFixed(1)} ms)`);
     if (p) parts.push(`held ${p.held}`);
     return "lockstep ft: " + parts.join(" | ");
   }
 }
 
 export default defineCommand({
-  usage: "GUEST [--transport worker|tcp] [--disk FILE] [--fail primary@WHEN|backup@WHEN|partition@WHEN|corrupt@ICOUNT] [--arbiter file:PATH] [--engine wasm|ts] [--backup-engine wasm|ts] [--check-every N] [--mem SIZE] [--clock host|virtual] [--cmdline TEXT]",
+  usage: "GUEST [--mode replay|checkpoint] [--epoch MS] [--transport worker|tcp] [--disk FILE] [--fail primary@WHEN|backup@WHEN|partition@WHEN|corrupt@ICOUNT] [--arbiter file:PATH] [--engine wasm|ts] [--backup-engine wasm|ts] [--check-every N] [--mem SIZE] [--clock host|virtual] [--cmdline TEXT]",
   description: `
 Runs GUEST as a fault-tolerant pair on this machine: a primary that runs it
 live and a backup that follows it in virtual lockstep by replaying the
@@ -100,6 +119,14 @@ the other stops and says so. --fail corrupt@ICOUNT flips one bit of the
 backup's RAM (its last page) when its guest reaches ICOUNT: the next
 divergence check finds it and the backup is repaired (--check-every). The
 console reads the same either way.
+
+--mode checkpoint replicates by state instead (docs/ft-checkpoint.md): every
+--epoch (default ${DEFAULT_EPOCH_MS}ms) the primary pauses, copies the pages its guest
+dirtied and its CPU and device state, and sends them to the backup, which
+runs no guest; outputs are held until the checkpoint that covers them is
+acknowledged, and on failure the backup resumes from the last complete
+checkpoint. --fail, --disk and --transport work the same; with --respawn
+the new backup starts from a checkpoint of all of RAM.
 
 --respawn restores redundancy after a failover: a new backup starts in a
 new worker and the survivor sends it its state while the guest runs (live
@@ -133,6 +160,8 @@ See docs/ft.md.`,
   flags: {
     fail: { type: "string", arg: "primary@WHEN|backup@WHEN|partition@WHEN|corrupt@ICOUNT", help: "stop one replica dead, cut the channel, or flip a bit of the backup's RAM, at an instruction count or a time" },
     transport: { type: "enum", values: ["worker", "tcp"], default: "worker", help: "the channel between the replicas: a MessagePort, or loopback TCP" },
+    mode: { type: "enum", values: ["replay", "checkpoint"], default: "replay", help: "replicate by the primary's log of inputs (replay), or by epoch checkpoints of its state" },
+    epoch: { type: "string", arg: "MS", help: `checkpoint mode: time between checkpoints (default ${DEFAULT_EPOCH_MS}ms)` },
     respawn: { type: "boolean", default: false, help: "after a failover, start a new backup and send it the survivor's state while the guest runs (worker transport)" },
     arbiter: { type: "string", arg: "file:PATH", help: "the arbiter (default: a temporary directory)" },
     engine: { type: "enum", values: ["wasm", "ts"], default: "wasm", help: "the primary's CPU engine" },
@@ -158,6 +187,9 @@ See docs/ft.md.`,
     if (mem < MIN_RAM || mem > MAX_RAM || mem % 4096 !== 0) throw new UsageError(`--mem must be a multiple of 4K between 1M and 1G, got ${mem}`);
     if (flags["heartbeat-ms"] >= flags["timeout-ms"]) throw new UsageError(`--heartbeat-ms (${flags["heartbeat-ms"]}) must be below --timeout-ms (${flags["timeout-ms"]})`);
     const fail = flags.fail === undefined ? null : parseFail(flags.fail);
+    const checkpointMode = flags.mode === "checkpoint";
+    if (flags.epoch !== undefined && !checkpointMode) throw new UsageError("--epoch is for --mode checkpoint");
+    const epochMs = flags.epoch === undefined ? DEFAULT_EPOCH_MS : parseEpoch(flags.epoch);
     const file = positionals[0]!;
     const image = readGuest(file);
     const cmdline = `${file} ${flags.cmdline}`;
@@ -190,6 +222,8 @@ See docs/ft.md.`,
       };
       const say = (s: string) => { clearStatus(); stderr.write(`lockstep ft: ${s}\n`); };
       const statusLine = new StatusLine();
+      /** Bytes each slot's replica sent on its channel, by its last status (the two modes compared: docs/ft-checkpoint.md). */
+      const linkBytes: Record<Side, number> = { primary: 0, backup: 0 };
       const pair = startPair({
         image, engines: { primary: flags.engine, backup: flags["backup-engine"] }, ramSize: mem, clock: flags.clock, cmdline, nic: false,
         disk: disk && flags.disk !== undefined ? { path: flags.disk, store: disk } : undefined, configHash, vm, arbiter, timeouts: { intervalMs: flags["heartbeat-ms"], timeoutMs: flags["timeout-ms"] },
@@ -199,8 +233,12 @@ See docs/ft.md.`,
         transport: flags.transport,
         respawn: flags.respawn,
         checkEvery: flags["check-every"],
+        checkpoint: checkpointMode ? { epochMs } : undefined,
         onSerial: (b) => { clearStatus(); stdout.write(Uint8Array.of(b)); }, say,
-        onStatus: (side, st, extra) => statusLine.update(side, st, extra),
+        onStatus: (side, st, extra) => {
+          statusLine.update(side, st, extra);
+          if (extra) linkBytes[side] = extra.link.bytesOut;
+        },
       });
       const ticker = showStatus ? setInterval(() => {
         clearStatus();
@@ -217,7 +255,15 @@ See docs/ft.md.`,
         return `${s} ${r.ended[s] ?? "?"}${st ? ` at instruction ${st.icount} (${st.state}, epoch ${st.epoch})` : ""}`;
       };
       const diskNote = disk ? `; ${r.diskWrites} disk sectors written, ${r.diskFlushes} flushes` : "";
-      say(`${r.seconds.toFixed(3)} s; ${line("primary")}; ${line("backup")}; ${r.outputs} outputs shown, ${r.repeats} repeats dropped${diskNote}`);
+      // Each slot's checkpoints: sent by a primary (or a backup gone live, to its new backup), applied by a following backup.
+      const ckptNote = (["primary", "backup"] as Side[]).map((s) => {
+        const st = r.status[s];
+        if (!st?.checkpoints || st.checkpoints.checkpoints === 0) return "";
+        return `; the ${s} ${st.checkpoints.did} ${checkpointWords(st.checkpoints)}`;
+      }).join("");
+      const hold = r.status.primary?.holdMs;
+      const holdNote = hold ? `; the primary held its outputs ${hold.meanMs.toFixed(1)} ms mean, ${hold.maxMs.toFixed(1)} ms max` : "";
+      say(`${r.seconds.toFixed(3)} s; ${line("primary")}; ${line("backup")}; ${r.outputs} outputs shown, ${r.repeats} repeats dropped${ckptNote}${holdNote}; channel ${(linkBytes.primary / 1048576).toFixed(2)} MiB from the primary (${(linkBytes.primary / 1024 / r.seconds).toFixed(1)} KiB/s), ${(linkBytes.backup / 1024).toFixed(1)} KiB from the backup${diskNote}`);
       if (r.exitStatus !== null) return Math.min(r.exitStatus, 255);
       return r.ended.primary === "done" || r.ended.backup === "done" ? EXIT_OK : EXIT_FAILURE;
     } finally {

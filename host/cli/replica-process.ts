@@ -15,7 +15,7 @@
 import { initHash, toHex } from "../common/hash.js";
 import { MAX_RAM, MIN_RAM } from "../engine/load.js";
 import type { Arbiter } from "../ft/arbiter.js";
-import { DEFAULT_TIMEOUTS } from "../ft/failure-detector.js";
+import { DEFAULT_TIMEOUTS, FIRST_CONTACT_MS } from "../ft/failure-detector.js";
 import type { PeerLink } from "../ft/link.js";
 import type { Output } from "../ft/output-gate.js";
 import { DEFAULT_CHECK_EVERY } from "../ft/divergence.js";
@@ -148,7 +148,7 @@ export async function runReplicaProcess(role: "primary" | "backup", flags: Repli
   link.onFrame(() => waker.wake());
   const options = {
     image, engine, clock: flags.clock, cmdline, nic: nic !== null, configHash, vm, name: role, link, arbiter,
-    timeouts: { intervalMs: flags["heartbeat-ms"], timeoutMs: flags["timeout-ms"] }, slice: 100_000, maxLag: 50_000_000n,
+    timeouts: { intervalMs: flags["heartbeat-ms"], timeoutMs: flags["timeout-ms"], firstContactMs: FIRST_CONTACT_MS }, slice: 100_000, maxLag: 50_000_000n,
     limit: flags["max-instructions"] === undefined ? undefined : BigInt(flags["max-instructions"]),
     checkEvery: flags["check-every"],
     release: print, say,

@@ -130,6 +130,18 @@ export class BackupRole {
   }
 
   /**
+   * Checkpoint mode: this replica now holds the primary's complete
+   * checkpoint at `icount` (checkpoint.ts applied it): it acknowledges it,
+   * which releases the outputs it covers.
+   */
+  holds(icount: bigint, nowMs: number): BackupReady {
+    if (this.state !== "following") return this.ready([], []);
+    if (icount > this.progress) this.progress = icount;
+    this.fd.sent(nowMs);
+    return this.ready([{ type: "ack", icount }], []);
+  }
+
+  /**
    * The replaying guest has run to `icount`: the primary is told (RAN), so
    * its flow control can keep it within a lag target of this replica.
    */

@@ -17,10 +17,18 @@ export interface Timeouts {
   intervalMs: number;
   /** Silence from the peer after which it counts as failed. */
   timeoutMs: number;
+  /**
+   * Silence allowed before the peer is first heard from, when longer than
+   * timeoutMs: a peer that is still starting (a worker thread or a process
+   * loading its modules and engine on a busy host) is not yet failed.
+   */
+  firstContactMs?: number;
 }
 
 /** Defaults that suit one host or a LAN (docs/ft.md). */
 export const DEFAULT_TIMEOUTS: Timeouts = { intervalMs: 25, timeoutMs: 200 };
+/** What drivers that start replicas in their own threads or processes allow for the first contact (Timeouts.firstContactMs). */
+export const FIRST_CONTACT_MS = 10_000;
 
 export class FailureDetector {
   private lastHeard: number;
@@ -28,6 +36,8 @@ export class FailureDetector {
   private lastCheck: number;
   /** Time since lastHeard during which this side could not have read anything. */
   private deaf = 0;
+  /** Whether the peer has been heard from at all. */
+  private contact = false;
 
   constructor(readonly t: Timeouts, nowMs: number) {
     if (!(t.intervalMs > 0 && t.timeoutMs > t.intervalMs)) {
@@ -42,6 +52,7 @@ export class FailureDetector {
   heard(nowMs: number): void {
     if (nowMs > this.lastHeard) this.lastHeard = nowMs;
     this.deaf = 0;
+    this.contact = true;
   }
 
   /** Something was sent to the peer. */
@@ -59,7 +70,8 @@ export class FailureDetector {
     const gap = nowMs - this.lastCheck;
     if (gap > this.t.intervalMs) this.deaf += gap - this.t.intervalMs;
     if (nowMs > this.lastCheck) this.lastCheck = nowMs;
-    return this.silenceMs(nowMs) >= this.t.timeoutMs;
+    const limit = this.contact ? this.t.timeoutMs : Math.max(this.t.timeoutMs, this.t.firstContactMs ?? 0);
+    return this.silenceMs(nowMs) >= limit;
   }
 
   /**

@@ -53,6 +53,8 @@ export class OutputGate {
   private head = 0;
   /** The highest instruction count the backup has acknowledged. */
   private acked = -1n;
+  /** Checkpoint mode: the highest output number a checkpoint the backup holds covers. */
+  private ackedSeq = 0;
   /** The last output released. */
   released = 0;
 
@@ -65,6 +67,16 @@ export class OutputGate {
   /** The backup holds the log up to `icount`: every output made at or before it may go. */
   ack(icount: bigint): Output[] {
     if (icount > this.acked) this.acked = icount;
+    return this.drain();
+  }
+
+  /**
+   * Checkpoint mode: the backup holds a checkpoint that covers every output
+   * up to number `seq` (outputs are covered by number, not by count: a
+   * device can make one at the checkpoint's count after it was taken).
+   */
+  ackSeq(seq: number): Output[] {
+    if (seq > this.ackedSeq) this.ackedSeq = seq;
     return this.drain();
   }
 
@@ -86,12 +98,52 @@ export class OutputGate {
 
   private drain(): Output[] {
     const out: Output[] = [];
-    while (this.head < this.held.length && this.held[this.head]!.icount <= this.acked) out.push(this.held[this.head++]!);
+    const covered = (o: Output) => o.icount <= this.acked || o.seq <= this.ackedSeq;
+    while (this.head < this.held.length && covered(this.held[this.head]!)) out.push(this.held[this.head++]!);
     if (this.head > 1024 && this.head * 2 > this.held.length) {
       this.held = this.held.slice(this.head);
       this.head = 0;
     }
     if (out.length > 0) this.released = out[out.length - 1]!.seq;
     return out;
+  }
+}
+
+/** How long outputs waited between being made and being released: the Output Rule's cost, ms. */
+export interface HoldFigures {
+  outputs: number;
+  meanMs: number;
+  maxMs: number;
+}
+
+/**
+ * Measures the Output Rule's delay on one replica: each output's time made
+ * (the driver's clock) until its release. Outputs leave in number order, so
+ * a queue suffices.
+ */
+export class HoldTimes {
+  private made: { seq: number; ms: number }[] = [];
+  private head = 0;
+  private total = 0;
+  readonly figures: HoldFigures = { outputs: 0, meanMs: 0, maxMs: 0 };
+
+  madeAt(seq: number, ms: number): void {
+    this.made.push({ seq, ms });
+  }
+
+  /** Every output up to number `seq` was released at `ms`. */
+  releasedAt(seq: number, ms: number): void {
+    const f = this.figures;
+    while (this.head < this.made.length && this.made[this.head]!.seq <= seq) {
+      const d = ms - this.made[this.head++]!.ms;
+      f.outputs++;
+      this.total += d;
+      if (d > f.maxMs) f.maxMs = d;
+    }
+    f.meanMs = f.outputs > 0 ? this.total / f.outputs : 0;
+    if (this.head > 1024 && this.head * 2 > this.made.length) {
+      this.made = this.made.slice(this.head);
+      this.head = 0;
+    }
   }
 }

@@ -33,6 +33,14 @@ export interface PrimaryOptions {
    */
   runAhead?: bigint;
   nowMs: number;
+  /**
+   * "checkpoint": the backup holds epoch checkpoints, not a log
+   * (docs/ft-checkpoint.md): no LOG or PROGRESS is sent; an acknowledgement
+   * names a checkpoint's count and releases the outputs it covers; the guest
+   * runs while at most `maxInFlight` checkpoints wait for one. Default "replay".
+   */
+  mode?: "replay" | "checkpoint";
+  maxInFlight?: number;
 }
 
 export type PrimaryState =
@@ -65,10 +73,14 @@ export class PrimaryRole {
   private runAhead: bigint;
   private lastReleaseSent = 0;
   private stopReason: string | null = null;
+  /** Checkpoint mode: checkpoints sent and not yet acknowledged, oldest first. */
+  private inFlight: { icount: bigint; outputSeq: number }[] = [];
+  private readonly checkpointMode: boolean;
 
   constructor(private readonly o: PrimaryOptions) {
     this.fd = new FailureDetector(o.timeouts, o.nowMs);
     this.runAhead = o.runAhead ?? o.maxLag;
+    this.checkpointMode = o.mode === "checkpoint";
   }
 
   /** A new execution-lag bound, in instructions (see PrimaryOptions.runAhead). */
@@ -78,7 +90,7 @@ export class PrimaryRole {
 
   /** The gate logged an entry (it goes out with the next progress record). */
   logged(e: LogEntry): void {
-    this.pending.push(e);
+    if (!this.checkpointMode) this.pending.push(e);
   }
 
   /** The guest made an output. */
@@ -90,7 +102,7 @@ export class PrimaryRole {
   /** A slice ran: the guest has retired `icount` instructions. */
   ranTo(icount: bigint, nowMs: number): PrimaryReady {
     const send: Frame[] = [];
-    if (this.state === "paired") {
+    if (this.state === "paired" && !this.checkpointMode) {
       if (this.pending.length > 0) {
         send.push({ type: "log", base: this.base, entries: this.pending });
         this.base = this.pending[this.pending.length - 1]!.icount;
@@ -101,6 +113,18 @@ export class PrimaryRole {
     }
     this.pending = [];
     return this.ready(send, []);
+  }
+
+  /**
+   * Checkpoint mode: checkpoint at `icount`, covering the outputs up to
+   * number `outputSeq`, has gone to the backup (its frames are the caller's,
+   * checkpoint.ts). Its outputs leave when the backup acknowledges it.
+   */
+  checkpointSent(icount: bigint, outputSeq: number, nowMs: number): void {
+    if (this.state !== "paired") return;
+    this.inFlight.push({ icount, outputSeq });
+    this.sentProgress = icount;
+    this.fd.sent(nowMs);
   }
 
   /**
@@ -119,6 +143,13 @@ export class PrimaryRole {
   received(m: Frame, nowMs: number): PrimaryReady {
     if (this.state === "stopped") return this.ready([], []);
     this.fd.heard(nowMs);
+    if (m.type === "ack" && this.state === "paired" && this.checkpointMode) {
+      // The backup holds the checkpoint at this count, and with it every earlier one.
+      let seq = 0;
+      while (this.inFlight.length > 0 && this.inFlight[0]!.icount <= m.icount) seq = this.inFlight.shift()!.outputSeq;
+      if (m.icount > this.acked) this.acked = m.icount;
+      return this.ready([], seq > 0 ? this.gate.ackSeq(seq) : []);
+    }
     if (m.type === "ack" && this.state === "paired") {
       if (m.icount > this.acked) this.acked = m.icount;
       return this.ready([], this.gate.ack(m.icount));
@@ -164,6 +195,7 @@ export class PrimaryRole {
     this.gate = new OutputGate();
     this.gate.ack(icount);
     this.lastReleaseSent = 0;
+    this.inFlight = [];
     this.fd = new FailureDetector(this.o.timeouts, nowMs);
   }
 
@@ -197,6 +229,7 @@ export class PrimaryRole {
   get mayRun(): boolean {
     if (this.state === "alone") return true;
     if (this.state !== "paired") return false;
+    if (this.checkpointMode) return this.inFlight.length < (this.o.maxInFlight ?? 4);
     return this.sentProgress - this.acked <= this.o.maxLag && this.sentProgress - this.backupRan <= this.runAhead;
   }
 

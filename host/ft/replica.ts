@@ -20,9 +20,10 @@ import { BackupRole } from "./backup.js";
 import { compareDigests, describeDivergence, DivergenceCheck, RepairList, RepairRequest, type CheckFrame, type Divergence } from "./divergence.js";
 import type { Timeouts } from "./failure-detector.js";
 import type { PeerLink } from "./link.js";
-import { OutputCounter, type Output, type OutputChannel } from "./output-gate.js";
+import { HoldTimes, OutputCounter, type HoldFigures, type Output, type OutputChannel } from "./output-gate.js";
 import { PrimaryRole } from "./primary.js";
 import type { DiskEmit } from "./shared-disk.js";
+import { CheckpointMaker, type CheckpointFigures } from "./checkpoint.js";
 import { PreCopy, StateReceiver, TransferError, type TransferFigures } from "./state-transfer.js";
 import { SwitchGate } from "./switch-gate.js";
 import { ByeCode, WIRE_VERSION, type Frame } from "./wire.js";
@@ -90,6 +91,20 @@ export interface ReplicaOptions {
    * the next check can be corrupted there).
    */
   atCheck?: (m: Machine, icount: bigint) => void;
+  /**
+   * Checkpoint mode (docs/ft-checkpoint.md): the primary sends a checkpoint
+   * every `epochMs` instead of a log, and the backup (CheckpointBackup,
+   * checkpoint-replica.ts) runs no guest until it goes live. `hash`: each
+   * checkpoint carries its state hash, checked on resuming from it.
+   */
+  checkpoint?: { epochMs: number; hash?: boolean };
+  /**
+   * Slices bounded by instructions only, not by the host's clock (the
+   * simulation, host/ft/sim.ts: its time is not the host's).
+   */
+  simulated?: boolean;
+  /** The driver's monotonic clock, ms (default performance.now; the simulation's own time there). */
+  now?: () => number;
 }
 
 /**
@@ -99,7 +114,7 @@ export interface ReplicaOptions {
  * for anything near a failure timeout.
  */
 export const STEP_MS = 10;
-const stepDeadline = () => {
+export const stepDeadline = () => {
   const end = performance.now() + STEP_MS;
   return () => performance.now() > end;
 };
@@ -116,6 +131,8 @@ const pollDue = (last: { ms: number }): boolean => {
   last.ms = t;
   return true;
 };
+/** Now on the driver's clock (ReplicaOptions.now). */
+export const driverNow = (o: Pick<ReplicaOptions, "now">): number => (o.now ? o.now() : performance.now());
 
 /** The backup's execution lag the primary allows by default (docs/ft.md, "Flow control"). */
 export const DEFAULT_LAG_TARGET_MS = 5;
@@ -130,12 +147,36 @@ export interface StepResult {
 export interface ReplicaStatus {
   role: "primary" | "backup";
   state: string;
+  /** The guest's count; a checkpoint-mode backup's: the last complete checkpoint's. */
   icount: bigint;
   held: number;
   epoch: number;
+  /** Checkpoint mode: checkpoints sent (primary) or applied (backup) and their cost. */
+  checkpoints?: CheckpointFigures;
+  /** A primary's outputs: how long the Output Rule held them (made to released, ms). */
+  holdMs?: HoldFigures;
 }
 
-const tap = (out: (c: OutputChannel, v: number | Uint8Array) => void) => ({
+/**
+ * A replica as drivers see it (host/node/ft-driver.ts, ft-worker.ts): the
+ * replay-mode classes here and checkpoint mode's backup
+ * (checkpoint-replica.ts) alike.
+ */
+export interface Replica {
+  step(nowMs: number): Promise<StepResult>;
+  status(): ReplicaStatus;
+  /** Whether outside input may go to this replica's guest now. */
+  readonly isLive: boolean;
+  readonly finished: boolean;
+  readonly epoch: number;
+  readonly lostArbiter: boolean;
+  /** The machine whose guest runs (null: none yet). */
+  readonly machine: Machine | null;
+  /** A new backup on `link`, for a replica live without one. */
+  attachBackup(link: PeerLink, nowMs: number): void;
+}
+
+export const tap = (out: (c: OutputChannel, v: number | Uint8Array) => void) => ({
   onSerial: (v: number) => out("serial", v),
   onDebugcon: (v: number) => out("debugcon", v),
   onTransmit: (f: Uint8Array) => out("frame", f),
@@ -146,7 +187,7 @@ const tap = (out: (c: OutputChannel, v: number | Uint8Array) => void) => ({
 const size = (n: number) => (n < 1 << 20 ? `${(n / 1024).toFixed(1)} KiB` : `${(n / 1048576).toFixed(1)} MiB`);
 
 /** Frames from the link, kept until the next step takes them. */
-function inbox(link: PeerLink): { take(): Frame[]; closedWith: () => string | null } {
+export function inbox(link: PeerLink): { take(): Frame[]; closedWith: () => string | null } {
   let frames: Frame[] = [];
   let closed: string | null = null;
   link.onFrame((f) => frames.push(f));
@@ -157,7 +198,7 @@ function inbox(link: PeerLink): { take(): Frame[]; closedWith: () => string | nu
   };
 }
 
-export class PrimaryReplica {
+export class PrimaryReplica implements Replica {
   readonly role: PrimaryRole;
   readonly machine: Machine;
   /** Instructions the next slice may run: the slice, less what the limit leaves. */
@@ -190,6 +231,15 @@ export class PrimaryReplica {
   private nextCheck = 0n;
   /** A diverged backup's page list as its REPAIR frames bring it. */
   private repairList: RepairList | null = null;
+  /** Checkpoint mode, paired: the checkpoints of this machine, and when the last was taken. */
+  private maker: CheckpointMaker | null = null;
+  /** Checkpoint mode: a new backup's link is up and its HELLO awaited. */
+  private joining = false;
+  private lastCheckpointMs = 0;
+  /** Checkpoint mode: what the checkpoints sent so far cost (kept after the backup is gone). */
+  private figures: CheckpointFigures | null = null;
+  /** How long the Output Rule held this primary's outputs. */
+  private readonly holds = new HoldTimes();
 
   /**
    * A primary that boots the guest, or (`adopt`) one that goes on with a
@@ -198,7 +248,7 @@ export class PrimaryReplica {
    */
   constructor(private readonly o: ReplicaOptions, nowMs: number, adopt?: { machine: Machine; out: Output[]; counter: OutputCounter; gate: SwitchGate; epoch: number }) {
     // Until the guest's speed is known, the backup may lag by a few slices.
-    this.role = new PrimaryRole({ timeouts: o.timeouts, maxLag: o.maxLag, runAhead: BigInt(4 * o.slice), nowMs });
+    this.role = new PrimaryRole({ timeouts: o.timeouts, maxLag: o.maxLag, runAhead: BigInt(4 * o.slice), nowMs, mode: o.checkpoint ? "checkpoint" : "replay" });
     const record = (icount: bigint, kind: number, payload: Uint8Array) => this.role.logged({ icount, kind, payload });
     this.link = o.link;
     this.box = inbox(o.link);
@@ -221,6 +271,10 @@ export class PrimaryReplica {
     });
     this.counter = new OutputCounter(() => this.machine.engine.icount);
     this.startChecks();
+    if (o.checkpoint) {
+      this.maker = new CheckpointMaker(this.machine, { hash: o.checkpoint.hash });
+      this.lastCheckpointMs = nowMs;
+    }
     o.link.send({ type: "hello", role: "primary", version: WIRE_VERSION, configHash: o.configHash, epoch: this.epoch, startIcount: 0n, replica: o.name });
   }
 
@@ -268,6 +322,7 @@ export class PrimaryReplica {
    * the guest runs (state-transfer.ts), then the pair is in lockstep again.
    */
   attachBackup(link: PeerLink, nowMs: number): void {
+    if (this.o.checkpoint) return this.attachCheckpointBackup(link);
     if (this.role.state !== "alone" || this.transfer) throw new Error(`primary: cannot take a new backup in state ${this.role.state}${this.transfer ? " (a transfer is under way)" : ""}`);
     this.link.close("replaced by a new backup's link");
     this.link = link;
@@ -277,6 +332,33 @@ export class PrimaryReplica {
     this.repairList = null;
     link.send({ type: "hello", role: "primary", version: WIRE_VERSION, configHash: this.o.configHash, epoch: this.epoch, startIcount: this.machine.engine.icount, replica: this.o.name });
     this.transfer = { pre: new PreCopy(this.machine), startMs: nowMs, sentMs: nowMs, repair: null };
+  }
+
+  /**
+   * Checkpoint mode: a new backup on `link`. Once its HELLO comes the pair
+   * is paired again and the first checkpoint, taken at once, holds all of
+   * RAM; until then this primary runs on alone.
+   */
+  private attachCheckpointBackup(link: PeerLink): void {
+    if (this.role.state !== "alone" || this.joining) throw new Error(`primary: cannot take a new backup in state ${this.role.state}${this.joining ? " (one is joining)" : ""}`);
+    this.link.close("replaced by a new backup's link");
+    this.link = link;
+    this.box = inbox(link);
+    this.helloSeen = false;
+    this.linkDown = false;
+    this.joining = true;
+    this.maker?.close();
+    this.maker = null;
+    link.send({ type: "hello", role: "primary", version: WIRE_VERSION, configHash: this.o.configHash, epoch: this.epoch, startIcount: this.machine.engine.icount, replica: this.o.name });
+  }
+
+  /** Checkpoint mode: the new backup's HELLO came: paired from here, a full checkpoint first. */
+  private joined(nowMs: number): void {
+    this.joining = false;
+    this.role.pairWith(this.machine.engine.icount, nowMs);
+    this.maker = new CheckpointMaker(this.machine, { hash: this.o.checkpoint!.hash, full: true });
+    this.lastCheckpointMs = -Infinity;
+    this.o.say(`primary: a new backup joined at instruction ${this.machine.engine.icount}: paired again, a checkpoint of all of RAM first`);
   }
 
   /**
@@ -326,14 +408,42 @@ export class PrimaryReplica {
   }
 
   status(): ReplicaStatus {
-    return { role: "primary", state: this.role.state, icount: this.machine.engine.icount, held: this.role.held, epoch: this.epoch };
+    const st: ReplicaStatus = { role: "primary", state: this.role.state, icount: this.machine.engine.icount, held: this.role.held, epoch: this.epoch };
+    if (this.figures) st.checkpoints = { ...this.figures };
+    if (this.holds.figures.outputs > 0) st.holdMs = { ...this.holds.figures };
+    return st;
+  }
+
+  /**
+   * Checkpoint mode, paired: the frames of the checkpoint going out, a few
+   * a step; a new checkpoint when the epoch is over (or the guest ended with
+   * outputs no checkpoint covers yet).
+   */
+  private checkpointStep(nowMs: number): void {
+    const mk = this.maker;
+    if (!mk || this.role.state !== "paired" || !this.helloSeen) return;
+    const due = nowMs - this.lastCheckpointMs >= this.o.checkpoint!.epochMs || (this.ended !== null && mk.uncovered > 0);
+    if (due && mk.ready && this.role.mayRun) {
+      mk.take(this.counter.seq);
+      this.lastCheckpointMs = nowMs;
+      this.figures = mk.figures;
+    }
+    const { frames, committed } = mk.frames(4);
+    for (const f of frames) this.link.send(f);
+    if (committed) this.role.checkpointSent(committed.icount, committed.outputSeq, nowMs);
+  }
+
+  /** Whether checkpoint frames wait to go out (the driver should step again soon). */
+  private get checkpointSending(): boolean {
+    return this.maker !== null && this.role.state === "paired" && this.maker.sending;
   }
 
   private apply(r: { send: Frame[]; release: Output[]; stop: string | null }): void {
     for (const f of r.send) this.link.send(f);
     if (r.release.length > 0) {
       const last = r.release[r.release.length - 1]!.seq;
-      const tell = () => { for (const f of this.role.delivered(last, performance.now())) this.link.send(f); };
+      this.holds.releasedAt(last, driverNow(this.o));
+      const tell = () => { for (const f of this.role.delivered(last, driverNow(this.o))) this.link.send(f); };
       // Only a promise means "wait for the write": a driver's release may
       // return anything else (a worker port's postMessage returns true).
       const done: unknown = this.o.release(r.release);
@@ -357,8 +467,10 @@ export class PrimaryReplica {
             this.transfer = null;
             this.o.say("primary: the new backup is not a backup of this VM: no transfer");
           }
+          this.joining = false;
         }
         this.helloSeen = true;
+        if (this.joining && !this.link.closed && this.role.state === "alone") this.joined(nowMs);
       }
       if (f.type === "repair") {
         try {
@@ -401,25 +513,28 @@ export class PrimaryReplica {
     let ran = false;
     if (!this.ended && this.role.mayRun && this.role.state !== "stopped" && this.sliceLeft() > 0) {
       const t0 = performance.now();
-      const late = stepDeadline();
+      const late = this.o.simulated ? () => false : stepDeadline();
       const r = this.machine.runSync(this.sliceLeft(), () => {
-        this.sendForOutputs();
+        // Replay mode: outputs made so far go to the backup's acknowledgement now (checkpoint mode waits for the epoch's checkpoint anyway).
+        if (!this.o.checkpoint) this.sendForOutputs();
         return this.finished || late();
       });
       if (r.reason !== "limit" && r.reason !== "idle") this.ended = r;
       if (r.reason === "limit") this.learnRate(Number(r.instructions), performance.now() - t0);
-      for (const x of this.out.splice(0)) this.apply(this.role.output(x));
+      this.takeOutputs();
       this.apply(this.role.ranTo(this.machine.engine.icount, nowMs));
       this.checkAfterRun();
       ran = r.reason === "limit";
       if (r.reason === "idle") {
+        this.checkpointStep(nowMs);
         const t = this.role.tick(nowMs);
         await this.claimIfAsked(t);
-        // A transfer under way sends its next frames at once; otherwise sleep until the guest's next event.
-        if (this.transfer) return { next: "run", waitMs: 0 };
+        // A transfer or a checkpoint under way sends its next frames at once; otherwise sleep until the guest's next event.
+        if (this.transfer || this.checkpointSending) return { next: "run", waitMs: 0 };
         return { next: "wait", waitMs: Math.min(this.machine.idleWaitMs(), this.o.timeouts.intervalMs) };
       }
     }
+    this.checkpointStep(nowMs);
     if (this.ended && !this.finished && this.role.held === 0) {
       if (this.transfer) {
         this.link.send({ type: "bye", code: ByeCode.GUEST_EXITED, reason: `guest ${this.ended.reason} before the new backup had the state` });
@@ -432,7 +547,7 @@ export class PrimaryReplica {
     const t = this.role.tick(nowMs);
     await this.claimIfAsked(t);
     if (this.finished) return { next: "done", waitMs: 0 };
-    return ran || this.transfer ? { next: "run", waitMs: 0 } : { next: "wait", waitMs: 1 };
+    return ran || this.transfer || this.checkpointSending ? { next: "run", waitMs: 0 } : { next: "wait", waitMs: 1 };
   }
 
   /**
@@ -444,13 +559,24 @@ export class PrimaryReplica {
    */
   private sendForOutputs(): void {
     if (this.out.length > 0) {
-      for (const x of this.out.splice(0)) this.apply(this.role.output(x));
-      this.apply(this.role.ranTo(this.machine.engine.icount, performance.now()));
+      this.takeOutputs();
+      this.apply(this.role.ranTo(this.machine.engine.icount, driverNow(this.o)));
     }
     // Outputs held: an acknowledgement that has come releases them now, where the link can be read mid-slice.
     if (this.role.held > 0 && this.link.poll && pollDue(this.polled)) {
       this.link.poll();
-      this.takeFrames(performance.now());
+      this.takeFrames(driverNow(this.o));
+    }
+  }
+
+  /** The guest's outputs so far to the role (held by the Output Rule), timed, and to the checkpoint being made. */
+  private takeOutputs(): void {
+    const collect = this.maker !== null && this.role.state === "paired";
+    const madeMs = driverNow(this.o);
+    for (const x of this.out.splice(0)) {
+      this.holds.madeAt(x.seq, madeMs);
+      if (collect) this.maker!.output(x);
+      this.apply(this.role.output(x));
     }
   }
 
@@ -475,7 +601,7 @@ export class PrimaryReplica {
   }
 }
 
-export class BackupReplica {
+export class BackupReplica implements Replica {
   readonly role: BackupRole;
   machine: Machine | null = null;
   ended: RunOutcome | null = null;
@@ -819,7 +945,7 @@ export class BackupReplica {
     // From here this replica is a primary without a backup (it may take one: attachBackup).
     this.check?.unregister();
     this.check = null;
-    this.successor = new PrimaryReplica({ ...this.o, link: this.o.link }, performance.now(), { machine: m, out: this.out, counter: this.counter!, gate: this.gate!, epoch: want });
+    this.successor = new PrimaryReplica({ ...this.o, link: this.o.link }, driverNow(this.o), { machine: m, out: this.out, counter: this.counter!, gate: this.gate!, epoch: want });
     if (this.ended) this.successor.ended = this.ended;
     this.live = true;
     this.o.say(`backup is live at instruction ${m.engine.icount} (epoch ${want}); ${res.goLive.length} kept outputs sent again; no backup now`);

@@ -8,7 +8,9 @@
 //
 // Both replicas make the same writes in the same order, so their overlays
 // are equal at equal instruction counts; the backup, replaying, reads nothing
-// (its disk data comes from the log) until it goes live.
+// (its disk data comes from the log) until it goes live. In checkpoint mode
+// the backup runs no guest: each checkpoint's writes go into its overlay
+// (adopt), so at a checkpoint its overlay is the primary's.
 
 import { SECTOR_SIZE, type BlockStore } from "../devices/block-store.js";
 import { OverlayBlockStore } from "../snapshot/overlay.js";
@@ -39,6 +41,18 @@ export class SharedDiskStore extends OverlayBlockStore {
     super.write(lba, data);
     // Each sector an output of its own, a copy: the disk reuses its buffer.
     for (let i = 0; i < data.length / SECTOR_SIZE; i++) this.emit("disk", data.slice(i * SECTOR_SIZE, (i + 1) * SECTOR_SIZE), lba + i);
+  }
+
+  /**
+   * Checkpoint mode (docs/ft-checkpoint.md): a sector the primary's guest
+   * wrote, as a checkpoint the backup applied carries it. It goes in the
+   * overlay, as the primary's own write did, and is not an output of this
+   * replica (the primary made it, and numbered it).
+   */
+  adopt(o: Output): void {
+    if (o.channel !== "disk") return;
+    if (o.lba === undefined || !(o.value instanceof Uint8Array)) throw new TypeError("a disk output without its sector or data");
+    super.write(o.lba, o.value);
   }
 
   /** The world makes the writes before it durable when it takes this output. */

@@ -161,7 +161,7 @@ export interface SimReport {
 }
 
 /** The outside world: outputs by number, each number taken once. */
-class World1 {
+export class World1 {
   private seen = new Map<number, string>();
   readonly view: WorldView = { serial: [], debugcon: [], frames: [], exitStatus: null, repeats: 0, contradictions: 0 };
 
@@ -199,12 +199,11 @@ interface Replica {
   input: Uint8Array[];
 }
 
-function simWorld(now: () => number, seed: number): Partial<World> {
+export function simWorld(now: () => number, seed: number): Partial<World> {
   return { hostNs: () => now() * 1e6, epochMs: () => Date.UTC(2026, 6, 1), entropy: seededEntropy(seed) };
 }
 
 export async function runPairSim(o: SimOptions): Promise<SimReport> {
-  const delay = o.delayMs ?? 1;
   const timeouts = o.timeouts ?? DEFAULT_TIMEOUTS;
   const slice = o.slice ?? 100_000;
   const msPerSlice = o.msPerSlice ?? 1;
@@ -292,29 +291,12 @@ export async function runPairSim(o: SimOptions): Promise<SimReport> {
   };
 
   // ---- the channel: a FramedLink each side, a simulated wire each way
-  const noiseSeed = o.noise?.seed ?? 1;
-  const framing = o.framing ?? "message";
-  const toBackup = new SimChannel(delay, o.noise?.toBackup, noiseSeed * 2 + 1, framing === "stream");
-  const toPrimary = new SimChannel(delay, o.noise?.toPrimary, noiseSeed * 2 + 2, framing === "stream");
-  const tagger = await frameTagger();
-  await initHash(); // for the survivor's state hash
-  const pLink = new FramedLink(tagger, (bytes) => toBackup.send(bytes, now), () => toBackup.close(now), framing);
-  const bLink = new FramedLink(tagger, (bytes) => toPrimary.send(bytes, now), () => toPrimary.close(now), framing);
-  const closed: Record<Who, string | null> = { primary: null, backup: null };
-  pLink.onClose((r) => { closed.primary = r; note(`the primary's link closed: ${r}`); });
-  bLink.onClose((r) => { closed.backup = r; note(`the backup's link closed: ${r}`); });
+  const { toBackup, toPrimary, pLink, bLink, closed, deliver } = await simWire(o, () => now, note);
   pLink.onFrame((f) => { if (p.alive) applyPrimary(primaryRole.received(f, now)); });
   bLink.onFrame((f) => { if (b.alive) applyBackup(backupRole.onMessage(f, now)); });
   const configHash = new Uint8Array(32); // both sides run this one VM: nothing to tell apart
   pLink.send({ type: "hello", role: "primary", version: WIRE_VERSION, configHash, epoch: 1, startIcount: 0n, replica: "primary" });
   bLink.send({ type: "hello", role: "backup", version: WIRE_VERSION, configHash, epoch: 1, startIcount: 0n, replica: "backup" });
-  /** Hands a side's link what has arrived for it by now. */
-  const deliver = (from: SimChannel, link: FramedLink) => {
-    for (let x = from.take(now); x !== undefined; x = from.take(now)) {
-      if (x === "end") link.ended("the peer closed the link");
-      else link.receive(x);
-    }
-  };
 
   let epoch = 1;
   const first = await arbiter.claim({ vm, epoch, replica: "primary", atMs: now, reason: "first start" });
@@ -424,26 +406,7 @@ export async function runPairSim(o: SimOptions): Promise<SimReport> {
       const lose = f.loseInFlight ?? true;
       const pauseMs = f.pauseMs ?? 2 * timeouts.timeoutMs;
       note(`fault: ${f.kind}${f.kind.startsWith("pause") ? ` for ${pauseMs} ms` : ""} at primary instruction ${p.machine.engine.icount}`);
-      switch (f.kind) {
-        case "primary":
-          p.alive = false;
-          toPrimary.cut = true; toPrimary.loseInFlight();
-          if (lose) toBackup.loseInFlight();
-          break;
-        case "backup":
-          b.alive = false;
-          toBackup.cut = true; toBackup.loseInFlight();
-          if (lose) toPrimary.loseInFlight();
-          break;
-        case "partition":
-          toBackup.cut = toPrimary.cut = true;
-          toBackup.loseInFlight(); toPrimary.loseInFlight();
-          break;
-        case "cut-to-backup": toBackup.cut = true; toBackup.loseInFlight(); break;
-        case "cut-to-primary": toPrimary.cut = true; toPrimary.loseInFlight(); break;
-        case "pause-primary": p.busyUntil = Math.max(p.busyUntil, now + pauseMs); break;
-        case "pause-backup": b.busyUntil = Math.max(b.busyUntil, now + pauseMs); break;
-      }
+      strike(f.kind, { toBackup, toPrimary }, { primary: p, backup: b }, { now, lose, pauseMs });
     }
 
     // The backup follows (or, live, runs on its own).
@@ -527,6 +490,63 @@ export async function runPairSim(o: SimOptions): Promise<SimReport> {
   if (b.machine) b.machine.dispose();
   else bEngine.dispose();
   return report;
+}
+
+/**
+ * The simulated channel: a FramedLink each side (the real encoder and
+ * reader), a SimChannel each way with the options' delay, noise and framing;
+ * `deliver` hands a side's link what has arrived for it by now.
+ */
+export async function simWire(o: Pick<SimOptions, "delayMs" | "noise" | "framing">, now: () => number, note: (s: string) => void) {
+  const delay = o.delayMs ?? 1;
+  const noiseSeed = o.noise?.seed ?? 1;
+  const framing = o.framing ?? "message";
+  const toBackup = new SimChannel(delay, o.noise?.toBackup, noiseSeed * 2 + 1, framing === "stream");
+  const toPrimary = new SimChannel(delay, o.noise?.toPrimary, noiseSeed * 2 + 2, framing === "stream");
+  const tagger = await frameTagger();
+  await initHash(); // for the survivor's state hash
+  const pLink = new FramedLink(tagger, (bytes) => toBackup.send(bytes, now()), () => toBackup.close(now()), framing);
+  const bLink = new FramedLink(tagger, (bytes) => toPrimary.send(bytes, now()), () => toPrimary.close(now()), framing);
+  const closed: Record<Who, string | null> = { primary: null, backup: null };
+  pLink.onClose((r) => { closed.primary = r; note(`the primary's link closed: ${r}`); });
+  bLink.onClose((r) => { closed.backup = r; note(`the backup's link closed: ${r}`); });
+  const deliver = (from: SimChannel, link: FramedLink) => {
+    for (let x = from.take(now()); x !== undefined; x = from.take(now())) {
+      if (x === "end") link.ended("the peer closed the link");
+      else link.receive(x);
+    }
+  };
+  return { toBackup, toPrimary, pLink, bLink, closed, deliver };
+}
+
+/** A fault strikes: a replica dies or pauses, or the channel is cut (what was in flight lost with it). */
+export function strike(
+  kind: FaultKind,
+  ch: { toBackup: SimChannel; toPrimary: SimChannel },
+  side: Record<Who, { alive: boolean; busyUntil: number }>,
+  o: { now: number; lose: boolean; pauseMs: number },
+): void {
+  const { toBackup, toPrimary } = ch;
+  switch (kind) {
+    case "primary":
+      side.primary.alive = false;
+      toPrimary.cut = true; toPrimary.loseInFlight();
+      if (o.lose) toBackup.loseInFlight();
+      break;
+    case "backup":
+      side.backup.alive = false;
+      toBackup.cut = true; toBackup.loseInFlight();
+      if (o.lose) toPrimary.loseInFlight();
+      break;
+    case "partition":
+      toBackup.cut = toPrimary.cut = true;
+      toBackup.loseInFlight(); toPrimary.loseInFlight();
+      break;
+    case "cut-to-backup": toBackup.cut = true; toBackup.loseInFlight(); break;
+    case "cut-to-primary": toPrimary.cut = true; toPrimary.loseInFlight(); break;
+    case "pause-primary": side.primary.busyUntil = Math.max(side.primary.busyUntil, o.now + o.pauseMs); break;
+    case "pause-backup": side.backup.busyUntil = Math.max(side.backup.busyUntil, o.now + o.pauseMs); break;
+  }
 }
 
 /** Machine output callbacks that number each output and hand it to `out`. */

@@ -24,6 +24,7 @@ import {
   varintLength,
   type LogEntry,
 } from "../replay/log-format.js";
+import type { Output, OutputChannel } from "./output-gate.js";
 
 export const WIRE_MAGIC = new Uint8Array([0x4c, 0x53, 0x46, 0x54]); // "LSFT"
 export const WIRE_VERSION = 1;
@@ -50,9 +51,13 @@ export const MAX_CHECK_NAME = 24;
 export const MAX_CHECK_PAGES = 50_000;
 /** Pages a CHECK's scrub may cover. */
 export const MAX_SCRUB_PAGES = 4096;
+/** Outputs in one OUTPUTS frame (a NIC frame or a disk sector each at most: the body stays under MAX_FRAME_BODY). */
+export const MAX_FRAME_OUTPUTS = 512;
+/** Longest output value on the wire: a NIC frame (the device's own limit is far below). */
+export const MAX_OUTPUT_BYTES = 1536;
 
 /** Frame type codes: the wire's bytes, never renumber one. 0 is reserved. */
-export const FrameType = { HELLO: 1, LOG: 2, PROGRESS: 3, ACK: 4, RELEASE: 5, HEARTBEAT: 6, BYE: 7, RAN: 8, PAGES: 9, STATE: 10, CHECK: 11, REPAIR: 12 } as const;
+export const FrameType = { HELLO: 1, LOG: 2, PROGRESS: 3, ACK: 4, RELEASE: 5, HEARTBEAT: 6, BYE: 7, RAN: 8, PAGES: 9, STATE: 10, CHECK: 11, REPAIR: 12, CHECKPOINT: 13, OUTPUTS: 14 } as const;
 type TypeName = Frame["type"];
 const TYPE_CODE: Record<TypeName, number> = {
   hello: FrameType.HELLO,
@@ -67,6 +72,8 @@ const TYPE_CODE: Record<TypeName, number> = {
   state: FrameType.STATE,
   check: FrameType.CHECK,
   repair: FrameType.REPAIR,
+  checkpoint: FrameType.CHECKPOINT,
+  outputs: FrameType.OUTPUTS,
 };
 const TYPE_NAME = new Map<number, TypeName>(Object.entries(TYPE_CODE).map(([n, c]) => [c, n as TypeName]));
 
@@ -117,6 +124,17 @@ export type Frame =
    * frame holding pages [first, first + hashes.length) of `total`.
    */
   | { type: "repair"; icount: bigint; full: boolean; total: number; first: number; hashes: (Uint8Array | null)[] }
+  /**
+   * Checkpoint mode (docs/ft-checkpoint.md), last frame of checkpoint `n`:
+   * the machine at instruction `icount`, its state without RAM (canonical
+   * JSON), `pages` pages sent before it in PAGES frames of round `n`, the
+   * outputs up to number `outputSeq` made (those after the last checkpoint's
+   * came in OUTPUTS frames), and the state hash over all of it (all zero:
+   * not computed).
+   */
+  | { type: "checkpoint"; n: number; icount: bigint; outputSeq: number; pages: number; stateHash: Uint8Array; json: Uint8Array }
+  /** Checkpoint mode: outputs the guest made during checkpoint `n`'s epoch, in number order. */
+  | { type: "outputs"; n: number; outputs: Output[] }
   /** The sender's monotonic time in ms (informational). */
   | { type: "heartbeat"; ms: number }
   /** An orderly stop: a ByeCode and a text. */
@@ -283,6 +301,22 @@ export function encodeBody(frame: Frame): Uint8Array {
       for (const h of frame.hashes) parts.push(h === null ? Uint8Array.of(0) : concat([Uint8Array.of(1), shortHash(h, "page hash")]));
       return concat(parts);
     }
+    case "checkpoint":
+      if (frame.stateHash.length !== HASH_BYTES) throw new RangeError(`state hash must be ${HASH_BYTES} bytes`);
+      return concat([
+        safeVarint(frame.n, "checkpoint number", 1),
+        icountVarint(frame.icount, "CHECKPOINT icount"),
+        safeVarint(frame.outputSeq, "CHECKPOINT output number"),
+        safeVarint(frame.pages, "CHECKPOINT page count"),
+        frame.stateHash,
+        frame.json,
+      ]);
+    case "outputs": {
+      if (frame.outputs.length > MAX_FRAME_OUTPUTS) throw new RangeError(`OUTPUTS of ${frame.outputs.length} outputs: at most ${MAX_FRAME_OUTPUTS}`);
+      const parts = [safeVarint(frame.n, "checkpoint number", 1), safeVarint(frame.outputs.length, "OUTPUTS count")];
+      for (const o of frame.outputs) parts.push(...encodeOutput(o));
+      return concat(parts);
+    }
     case "heartbeat":
       return safeVarint(frame.ms, "heartbeat time");
     case "bye":
@@ -291,6 +325,49 @@ export function encodeBody(frame: Frame): Uint8Array {
     default:
       throw new RangeError(`unknown frame type ${String((frame as { type: unknown }).type)}`);
   }
+}
+
+/** Output channels by their wire code (OUTPUTS frames): never renumber one. */
+const CHANNEL_CODE: Record<OutputChannel, number> = { serial: 1, debugcon: 2, frame: 3, exit: 4, disk: 5, flush: 6 };
+const CHANNEL_NAME = new Map<number, OutputChannel>(Object.entries(CHANNEL_CODE).map(([n, c]) => [c, n as OutputChannel]));
+const SECTOR_BYTES = 512;
+
+/** One output's bytes in an OUTPUTS body: seq, icount, channel, then the channel's value. */
+function encodeOutput(o: Output): Uint8Array[] {
+  const head = [safeVarint(o.seq, "output number", 1), icountVarint(o.icount, "output icount"), Uint8Array.of(CHANNEL_CODE[o.channel] ?? 0)];
+  const bytes = (what: string, max: number, min = 0): Uint8Array => {
+    if (!(o.value instanceof Uint8Array) || o.value.length < min || o.value.length > max) throw new RangeError(`output ${o.seq}: a ${what} of ${min}..${max} bytes`);
+    return o.value;
+  };
+  const byte = (): Uint8Array => {
+    if (typeof o.value !== "number" || !Number.isInteger(o.value) || o.value < 0 || o.value > 255) throw new RangeError(`output ${o.seq}: a ${o.channel} byte must be 0..255`);
+    return Uint8Array.of(o.value);
+  };
+  switch (o.channel) {
+    case "serial":
+    case "debugcon":
+      return [...head, byte()];
+    case "exit":
+      if (typeof o.value !== "number") throw new RangeError(`output ${o.seq}: an exit status must be a number`);
+      return [...head, safeVarint(o.value, "exit status")];
+    case "frame": {
+      const f = bytes("NIC frame", MAX_OUTPUT_BYTES);
+      return [...head, encodeVarint(BigInt(f.length)), f];
+    }
+    case "disk":
+      return [...head, safeVarint(o.lba ?? -1, "disk output sector"), bytes("sector", SECTOR_BYTES, SECTOR_BYTES)];
+    case "flush":
+      return head;
+    default:
+      throw new RangeError(`output ${o.seq}: unknown channel ${String(o.channel)}`);
+  }
+}
+
+/** Splits a checkpoint's outputs into OUTPUTS frames that fit. */
+export function outputBatches(n: number, outputs: readonly Output[]): Frame[] {
+  const out: Frame[] = [];
+  for (let i = 0; i < outputs.length; i += MAX_FRAME_OUTPUTS) out.push({ type: "outputs", n, outputs: outputs.slice(i, i + MAX_FRAME_OUTPUTS) });
+  return out;
 }
 
 // ---------------------------------------------------------------- frames: encode
@@ -486,6 +563,38 @@ class BodyCursor {
   }
 }
 
+/** One output of an OUTPUTS body (encodeOutput's reader). */
+function decodeOutput(c: BodyCursor): Output {
+  const seq = c.safe("output number", 1);
+  const icount = c.varint("output icount");
+  const chAt = c.pos;
+  const code = c.u8("output channel");
+  const channel = CHANNEL_NAME.get(code) ?? c.fail(chAt, `unknown output channel ${code}`);
+  switch (channel) {
+    case "serial":
+    case "debugcon":
+      return { seq, icount, channel, value: c.u8("output byte") };
+    case "exit": {
+      const at = c.pos;
+      const v = c.safe("exit status");
+      if (v > 0xffffffff) c.fail(at, `exit status ${v} above 2^32-1`);
+      return { seq, icount, channel, value: v };
+    }
+    case "frame": {
+      const at = c.pos;
+      const len = c.safe("NIC frame length");
+      if (len > MAX_OUTPUT_BYTES) c.fail(at, `NIC frame of ${len} bytes: at most ${MAX_OUTPUT_BYTES}`);
+      return { seq, icount, channel, value: c.bytes(len, "NIC frame") };
+    }
+    case "disk": {
+      const lba = c.safe("disk sector");
+      return { seq, icount, channel, value: c.bytes(SECTOR_BYTES, "sector data"), lba };
+    }
+    case "flush":
+      return { seq, icount, channel, value: 0 };
+  }
+}
+
 /** Decodes the body of a frame whose bounds frameBoundsAt accepted. */
 export function decodeBody(buf: Uint8Array, b: FrameBounds, base: number): Frame {
   const name = TYPE_NAME.get(b.typeCode)!;
@@ -614,6 +723,26 @@ export function decodeBody(buf: Uint8Array, b: FrameBounds, base: number): Frame
         hashes.push(kind === 0 ? null : c.bytes(SHORT_HASH_BYTES, "page hash"));
       }
       frame = { type: "repair", icount, full: false, total, first, hashes };
+      break;
+    }
+    case "checkpoint": {
+      const n = c.safe("checkpoint number", 1);
+      const icount = c.varint("icount");
+      const outputSeq = c.safe("output number");
+      const pages = c.safe("page count");
+      const stateHash = c.bytes(HASH_BYTES, "state hash").slice();
+      const json = c.bytes(b.bodyEnd - c.pos, "state").slice();
+      frame = { type: "checkpoint", n, icount, outputSeq, pages, stateHash, json };
+      break;
+    }
+    case "outputs": {
+      const n = c.safe("checkpoint number", 1);
+      const countAt = c.pos;
+      const count = c.safe("output count");
+      if (count > MAX_FRAME_OUTPUTS) c.fail(countAt, `${count} outputs: at most ${MAX_FRAME_OUTPUTS}`);
+      const outputs: Output[] = [];
+      for (let i = 0; i < count; i++) outputs.push(decodeOutput(c));
+      frame = { type: "outputs", n, outputs };
       break;
     }
     case "heartbeat":

@@ -51,6 +51,8 @@ export interface PairOptions {
   respawn?: boolean;
   /** Instructions between divergence checks (host/ft/divergence.ts); 0 or absent: none. */
   checkEvery?: number;
+  /** Checkpoint mode (docs/ft-checkpoint.md): a checkpoint every `epochMs` instead of a log. Default: replay mode. */
+  checkpoint?: { epochMs: number };
   /** A state transfer to a new backup, or a repair, ended: its figures. */
   onTransferred?: (f: TransferFigures) => void;
   onSerial?: (byte: number) => void;
@@ -141,7 +143,7 @@ export function startPair(o: PairOptions): RunningPair {
       timeouts: o.timeouts, slice: 100_000, maxLag: String(50_000_000n), key: null, failAt: failAt === undefined ? null : String(failAt),
       partitionAt: !standby && slot === "primary" && o.partitionAt !== undefined ? String(o.partitionAt) : null,
       corruptAt: !standby && slot === "backup" && o.corruptAt !== undefined ? String(o.corruptAt) : null,
-      statusMs: o.statusMs, standby, checkEvery: o.checkEvery ?? 0,
+      statusMs: o.statusMs, standby, checkEvery: o.checkEvery ?? 0, checkpoint: o.checkpoint ?? null,
     };
     const w = new Worker(BOOT, { workerData: data, transferList: data.channel.kind === "port" ? [data.channel.port] : [] });
     running++;

@@ -13,11 +13,12 @@ import type { PeerLink } from "../ft/link.js";
 import { initHash } from "../common/hash.js";
 import type { EngineKind } from "../engine/engine.js";
 import type { Arbiter, ArbiterClaim, ClaimResult } from "../ft/arbiter.js";
-import type { Timeouts } from "../ft/failure-detector.js";
+import { FIRST_CONTACT_MS, type Timeouts } from "../ft/failure-detector.js";
 import type { LinkStats } from "../ft/link.js";
 import type { Output } from "../ft/output-gate.js";
 import { portLink } from "../ft/port-link.js";
-import { BackupReplica, PrimaryReplica, type ReplicaStatus } from "../ft/replica.js";
+import { CheckpointBackup } from "../ft/checkpoint-replica.js";
+import { BackupReplica, PrimaryReplica, type Replica, type ReplicaStatus } from "../ft/replica.js";
 import type { TransferFigures } from "../ft/state-transfer.js";
 import { SharedDiskStore, type DiskEmit, type ImageReader } from "../ft/shared-disk.js";
 import { frameTagger } from "../ft/wire.js";
@@ -67,6 +68,8 @@ export interface FtWorkerData {
   standby?: boolean;
   /** Instructions between divergence checks (host/ft/divergence.ts); 0: none. */
   checkEvery?: number;
+  /** Checkpoint mode (docs/ft-checkpoint.md): a checkpoint every `epochMs`; none: replay mode. */
+  checkpoint?: { epochMs: number } | null;
 }
 
 /** With each status: when it was taken (performance.timeOrigin + now, ms: comparable across threads) and the link's counters. */
@@ -119,7 +122,7 @@ const arbiter: Pick<Arbiter, "claim"> = {
 const waker = new Waker();
 /** The channel's frame tags (keyed when there is a key): one for every MessagePort link this replica opens. */
 const tagger = initHash().then(() => frameTagger(d.key));
-let replica: PrimaryReplica | BackupReplica | null = null;
+let replica: Replica | null = null;
 let link: PeerLink | null = null;
 let listener: Listener | null = null;
 let connectTo: ((port: number) => void) | null = null;
@@ -210,14 +213,15 @@ const disk = d.disk === null ? undefined : (emit: DiskEmit) => new SharedDiskSto
 const options = {
   image: d.image, disk, engine, clock: d.clock, cmdline: d.cmdline, nic: d.nic, configHash: d.configHash, vm: d.vm, name: d.name,
   link, arbiter: arbiter as Arbiter, standby: d.standby ?? false,
-  transferred: (figures: TransferFigures) => post({ type: "transferred", figures }), timeouts: d.timeouts, slice: d.slice, maxLag: BigInt(d.maxLag),
+  transferred: (figures: TransferFigures) => post({ type: "transferred", figures }), timeouts: { ...d.timeouts, firstContactMs: FIRST_CONTACT_MS }, slice: d.slice, maxLag: BigInt(d.maxLag),
   limit: d.failAt === null ? undefined : BigInt(d.failAt),
   checkEvery: d.checkEvery ?? 0,
+  checkpoint: d.checkpoint ?? undefined,
   release: (outputs: Output[]) => { post({ type: "release", outputs }); },
   say: (line: string) => post({ type: "say", line }),
 };
 const now = performance.now();
-const r = d.role === "primary" ? new PrimaryReplica(options, now) : new BackupReplica(options, now);
+const r: Replica = d.role === "primary" ? new PrimaryReplica(options, now) : d.checkpoint ? new CheckpointBackup(options, now) : new BackupReplica(options, now);
 replica = r;
 
 const partitionAt = d.partitionAt === null ? null : BigInt(d.partitionAt);
@@ -234,19 +238,21 @@ const outcome = await driveReplica(r, {
       lastStatus = t;
       post({ type: "status", status: r.status(), extra: extra() });
     }
-    if (partitionAt !== null && r.machine !== null && r.machine.engine.icount >= partitionAt) partition();
+    // The guest's count; a checkpoint-mode backup, which runs none until it goes live, the last checkpoint's.
+    const icount = r.machine?.engine.icount ?? (d.checkpoint ? r.status().icount : null);
+    if (partitionAt !== null && icount !== null && icount >= partitionAt) partition();
     if (corruptAt !== null && r.machine !== null && r.machine.engine.icount >= corruptAt) {
       const e = r.machine.engine, at = e.ramSize - 4096;
       e.writeMem(at, Uint8Array.of(e.readMem(at, 1)[0]! ^ 1));
       post({ type: "say", line: `${d.name}: one bit of RAM flipped (page ${at / 4096}) at instruction ${e.icount} (--fail corrupt)` });
       corruptAt = null;
     }
-    return failAt !== null && r.machine !== null && r.machine.engine.icount >= failAt;
+    return failAt !== null && icount !== null && icount >= failAt;
   },
 });
 if (outcome === "stopped") {
   // A fail-stop: report where, then end the thread without a word to the peer.
-  post({ type: "failed", icount: String(r.machine?.engine.icount ?? 0n) });
+  post({ type: "failed", icount: String(r.machine?.engine.icount ?? r.status().icount) });
   process.exit(0);
 }
 diskImage?.close();

@@ -16,12 +16,14 @@ import {
   frameTagger,
   logBatches,
   MAX_FRAME_BODY,
+  outputBatches,
   sealFrame,
   WireError,
   type Frame,
   type FrameTagger,
   type ReceivedFrame,
 } from "../../host/ft/wire.js";
+import type { Output } from "../../host/ft/output-gate.js";
 import { KINDS } from "../../host/replay/event-kinds.js";
 import { encodeLog, encodeVarint, parseLog, type LogEntry } from "../../host/replay/log-format.js";
 
@@ -65,7 +67,7 @@ function randomEntries(r: () => number, base: bigint, n: number): LogEntry[] {
   return out;
 }
 
-const TYPES: Frame["type"][] = ["hello", "log", "progress", "ack", "release", "heartbeat", "bye", "ran", "pages", "state", "check", "repair"];
+const TYPES: Frame["type"][] = ["hello", "log", "progress", "ack", "release", "heartbeat", "bye", "ran", "pages", "state", "check", "repair", "checkpoint", "outputs"];
 const REPLICAS = ["primary", "b", "réplica-ü", "x".repeat(64), "備份"];
 
 function randomFrame(r: () => number, type: Frame["type"]): Frame {
@@ -88,6 +90,10 @@ function randomFrame(r: () => number, type: Frame["type"]): Frame {
       return { type, round: int(r, 9), pages: Array.from({ length: int(r, 5) }, () => ({ index: int(r, 1 << 18), data: int(r, 2) ? null : Uint8Array.from({ length: 4096 }, () => int(r, 256)) })) };
     case "state":
       return { type, icount: big(r, 40), outputSeq: int(r, 100000), stateHash: Uint8Array.from({ length: 32 }, () => int(r, 256)), json: new TextEncoder().encode(`{"cpu":${int(r, 1000)}}`) };
+    case "checkpoint":
+      return { type, n: 1 + int(r, 1000), icount: big(r, 40), outputSeq: int(r, 100000), pages: int(r, 9000), stateHash: int(r, 2) ? new Uint8Array(32) : bytes(r, 32), json: new TextEncoder().encode(`{"cpu":${int(r, 1000)}}`) };
+    case "outputs":
+      return { type, n: 1 + int(r, 1000), outputs: randomOutputs(r, int(r, 6)) };
     case "bye":
       return { type, code: int(r, 256), reason: ["", "guest exited", "epoch 3 is stale: ünïcode ✓", "z".repeat(1024)][int(r, 4)]! };
     case "check": {
@@ -110,6 +116,23 @@ function randomFrame(r: () => number, type: Frame["type"]): Frame {
   }
 }
 
+/** Outputs of every channel, numbered on from a random start. */
+function randomOutputs(r: () => number, n: number): Output[] {
+  let seq = 1 + int(r, 1000);
+  let icount = big(r, 40);
+  return Array.from({ length: n }, (): Output => {
+    icount += BigInt(int(r, 500));
+    const k = int(r, 6);
+    const o = { seq: seq++, icount };
+    return k === 0 ? { ...o, channel: "serial", value: int(r, 256) }
+      : k === 1 ? { ...o, channel: "debugcon", value: int(r, 256) }
+      : k === 2 ? { ...o, channel: "frame", value: bytes(r, int(r, 1515)) }
+      : k === 3 ? { ...o, channel: "exit", value: int(r, 2) ? int(r, 256) : 0xffffffff }
+      : k === 4 ? { ...o, channel: "disk", value: bytes(r, 512), lba: int(r, 1 << 30) }
+      : { ...o, channel: "flush", value: 0 };
+  });
+}
+
 /** HELLO, then every other type a few times. */
 function randomStream(r: () => number): Frame[] {
   const frames: Frame[] = [randomFrame(r, "hello")];
@@ -128,7 +151,7 @@ function shortStream(r: () => number): Frame[] {
   const frames: Frame[] = [randomFrame(r, "hello")];
   for (const t of TYPES.slice(1)) {
     let f = randomFrame(r, t);
-    while (f.type === "bye" ? f.reason.length > 100 : f.type === "log" ? f.entries.length === 0 || f.entries.some((e) => e.payload.length > 40) : f.type === "pages" ? f.pages.length === 0 || f.pages.some((p) => p.data !== null) : false) f = randomFrame(r, t);
+    while (f.type === "bye" ? f.reason.length > 100 : f.type === "log" ? f.entries.length === 0 || f.entries.some((e) => e.payload.length > 40) : f.type === "pages" ? f.pages.length === 0 || f.pages.some((p) => p.data !== null) : f.type === "outputs" ? f.outputs.some((o) => o.value instanceof Uint8Array) : false) f = randomFrame(r, t);
     frames.push(f);
   }
   return frames;
@@ -438,6 +461,16 @@ describe("bodies", () => {
       [FrameType.REPAIR, [5, 0, 4, 3, 2], /REPAIR: pages 3\+2 outside a RAM of 4 pages/],
       [FrameType.REPAIR, [5, 0, 4, 0, 1, 2], /REPAIR: page kind 2/],
       [FrameType.REPAIR, [5, 0, 4, 0, 1, 1, 7], /REPAIR: body ends inside page hash/],
+      [FrameType.CHECKPOINT, [0, 5, 0, 0, ...new Array(32).fill(0)], /CHECKPOINT: checkpoint number 0 outside 1/],
+      [FrameType.CHECKPOINT, [1, 5, 0, 3, 1, 2], /CHECKPOINT: body ends inside state hash/],
+      [FrameType.OUTPUTS, [0, 0], /OUTPUTS: checkpoint number 0 outside 1/],
+      [FrameType.OUTPUTS, [1, ...encodeVarint(513n)], /513 outputs: at most 512/],
+      [FrameType.OUTPUTS, [1, 1, 1, 5, 9], /unknown output channel 9/],
+      [FrameType.OUTPUTS, [1, 1, 0, 5, 1, 65], /output number 0 outside 1/],
+      [FrameType.OUTPUTS, [1, 1, 1, 5, 3, ...encodeVarint(1537n)], /NIC frame of 1537 bytes: at most 1536/],
+      [FrameType.OUTPUTS, [1, 1, 1, 5, 5, 7, 1, 2], /OUTPUTS: body ends inside sector data/],
+      [FrameType.OUTPUTS, [1, 1, 1, 5, 4, ...encodeVarint(1n << 32n)], /exit status 4294967296 above 2\^32-1/],
+      [FrameType.OUTPUTS, [1, 2, 1, 5, 1, 65], /OUTPUTS: body ends inside output number/],
     ];
     for (const [type, body, want] of cases) {
       const f = sealFrame(type, 1, Uint8Array.from(body), plain);
@@ -462,6 +495,11 @@ describe("bodies", () => {
     expect(() => encodeFrame({ type: "ack", icount: 1n << 64n }, 1, plain)).toThrow(RangeError);
     expect(() => encodeFrame({ type: "release", seq: -1 }, 1, plain)).toThrow(RangeError);
     expect(() => encodeFrame({ type: "bye", code: 256, reason: "" }, 1, plain)).toThrow(RangeError);
+    expect(() => encodeFrame({ type: "checkpoint", n: 0, icount: 1n, outputSeq: 0, pages: 0, stateHash: hash, json: new Uint8Array() }, 1, plain)).toThrow(RangeError);
+    expect(() => encodeFrame({ type: "outputs", n: 1, outputs: [{ seq: 1, icount: 1n, channel: "serial", value: 256 }] }, 1, plain)).toThrow(/serial byte must be 0..255/);
+    expect(() => encodeFrame({ type: "outputs", n: 1, outputs: [{ seq: 1, icount: 1n, channel: "disk", value: new Uint8Array(511), lba: 3 }] }, 1, plain)).toThrow(/sector of 512..512 bytes/);
+    expect(() => encodeFrame({ type: "outputs", n: 1, outputs: Array.from({ length: 513 }, (_, i) => ({ seq: i + 1, icount: 1n, channel: "flush" as const, value: 0 })) }, 1, plain)).toThrow(/at most 512/);
+    expect(outputBatches(3, Array.from({ length: 1025 }, (_, i) => ({ seq: i + 1, icount: 1n, channel: "flush" as const, value: 0 }))).map((f) => (f as { outputs: Output[] }).outputs.length)).toEqual([512, 512, 1]);
     expect(() => encodeFrame({ type: "ack", icount: 1n }, 0, plain)).toThrow(RangeError);
     expect(() => encodeFrame({ type: "log", base: 10n, entries: [{ icount: 9n, kind: KINDS.IRQ.code, payload: Uint8Array.of(1) }] }, 1, plain)).toThrow(/before the previous icount/);
     const big = Array.from({ length: 17 }, (_, i) => ({ icount: BigInt(i), kind: KINDS.NIC_RX.code, payload: new Uint8Array(65536) }));
@@ -569,7 +607,7 @@ describe("fuzz: a peer can make the reader throw only WireError", () => {
 
   it("random bodies under valid tags, of every type (the body decoders)", () => {
     fc.assert(
-      fc.property(fc.integer({ min: 1, max: 12 }), fc.uint8Array({ maxLength: 200 }), fc.boolean(), (type, body, lead) => {
+      fc.property(fc.integer({ min: 1, max: 14 }), fc.uint8Array({ maxLength: 200 }), fc.boolean(), (type, body, lead) => {
         // A plausible start makes the decoders go deeper than the first field.
         const b = lead && type === FrameType.LOG ? Uint8Array.from([0, 1, 3, ...body]) : lead && type === FrameType.HELLO ? Uint8Array.from([1, 1, ...new Array(32).fill(7), ...body]) : body;
         onlyWireErrors(() => decodeFrame(sealFrame(type, 1, b, plain), plain));

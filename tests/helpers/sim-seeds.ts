@@ -11,6 +11,7 @@
 // and scripts/soak.ts (npm run soak); checkRun also by tests/ft/sim.test.ts.
 
 import { MemoryArbiter } from "../../host/ft/arbiter.js";
+import { runCheckpointSim, type CheckpointSimReport } from "../../host/ft/checkpoint-sim.js";
 import { FAULT_KINDS, runPairSim, type ChannelNoise, type FaultKind, type SimFault, type SimOptions, type SimReport } from "../../host/ft/sim.js";
 import type { EngineKind } from "../../host/engine/engine.js";
 import { Machine } from "../../host/machine/machine.js";
@@ -135,6 +136,10 @@ export async function checkRun(r: SimReport, c: RunContext): Promise<string[]> {
   }
   // A pause no peer took advantage of: the paused replica carries on.
   if (c.fault?.kind.startsWith("pause") && claims.length === 1 && r.live !== "primary") problems.push(`no takeover, yet the primary is not live (${r.live})`);
+  if ("checkpoint" in r) {
+    problems.push(...checkpointProblems(r as CheckpointSimReport));
+    return problems;
+  }
   // (2) The logs replay to the survivor's state.
   if (r.survivor) {
     let log: LogEntry[] = r.logs.primary;
@@ -155,6 +160,30 @@ export async function checkRun(r: SimReport, c: RunContext): Promise<string[]> {
       problems.push(`the replay failed: ${(e as Error).message}`);
     }
   }
+  return problems;
+}
+
+/**
+ * Checkpoint mode's (2): a backup that went live resumed from a checkpoint
+ * the primary sent, in that checkpoint's very state (its state hash), at or
+ * past the last count the primary saw acknowledged, and covering every
+ * output the primary released.
+ */
+function checkpointProblems(r: CheckpointSimReport): string[] {
+  const c = r.checkpoint;
+  const problems: string[] = [];
+  if (r.live !== "backup" || !c.resumed) return problems;
+  const from = c.resumed;
+  if (from.n > 0) {
+    const sent = c.sent.get(from.n);
+    if (!sent) problems.push(`the backup resumed from checkpoint ${from.n}, which the primary never sent`);
+    else {
+      if (sent.hash !== from.hash) problems.push(`the state resumed from is not checkpoint ${from.n}'s (state hash differs)`);
+      if (sent.icount !== from.icount || sent.outputSeq !== from.outputSeq) problems.push(`checkpoint ${from.n} resumed at ${from.icount}/${from.outputSeq}, sent at ${sent.icount}/${sent.outputSeq}`);
+    }
+  }
+  if (from.icount < r.ackedIcount) problems.push(`the backup resumed at ${from.icount}, before the count ${r.ackedIcount} the primary saw acknowledged`);
+  if (c.primaryReleasedSeq > from.outputSeq) problems.push(`the primary released output ${c.primaryReleasedSeq}, past the ${from.outputSeq} the checkpoint resumed from covers`);
   return problems;
 }
 
@@ -180,7 +209,10 @@ function noiseFrom(r: () => number): ChannelNoise | undefined {
   return n;
 }
 
-export async function runSeed(seed: number): Promise<SeedResult> {
+/** Replication modes a seed can run the pair in (host/ft/sim.ts, host/ft/checkpoint-sim.ts). */
+export type SimMode = "replay" | "checkpoint";
+
+export async function runSeed(seed: number, mode: SimMode = "replay"): Promise<SeedResult> {
   const r = seededEntropy(seed * 2654435761);
   const g = GUESTS[r() % GUESTS.length]!;
   const s = await solo(g.name, g.cmdline);
@@ -214,10 +246,18 @@ export async function runSeed(seed: number): Promise<SeedResult> {
     image: guestImage(g.name), engines, loadEngine, ramSize: RAM, clock, cmdline: g.cmdline,
     fault, delayMs, slice, arbiter, timeouts, input, noise, framing, backupSlowdown, runAhead,
   };
+  let epochWords = "";
+  if (mode === "checkpoint") {
+    // No input log to count typed input by: the fault comes at a count. The epoch is drawn last, so replay seeds draw as before.
+    if (typeof opts.fault!.at === "object") opts.fault!.at = 1n + BigInt(r() % Number(s.icount + 2000n));
+    const epochMs = [1, 1, 2, 3, 5][r() % 5]!;
+    Object.assign(opts, { epochMs });
+    epochWords = `checkpoint mode, epoch ${epochMs} ms, `;
+  }
   const words = (d: string, n?: ChannelNoise) => n
     ? `${d} noise (dup ${n.duplicate}, jitter ${n.jitterMs} ms${n.drop ? `, drop 1/${Math.round(1 / n.drop)}` : ""}${n.reorder ? `, swap 1/${Math.round(1 / n.reorder)}` : ""}${n.corrupt ? `, corrupt 1/${Math.round(1 / n.corrupt)}` : ""})`
     : "";
-  const atWords = typeof at === "bigint" ? `at ${at} of ${s.icount}` : `after input ${at.afterInput} + ${at.slices} slices`;
+  const atWords = typeof fault.at === "bigint" ? `at ${fault.at} of ${s.icount}` : `after input ${fault.at.afterInput} + ${fault.at.slices} slices`;
   const what = [
     `seed ${seed}: ${g.name}, ${clock} clock, ${kind} fails ${atWords}${fault.pauseMs !== undefined ? ` for ${fault.pauseMs} ms` : ""}`,
     `engines ${engines.join("/")}, delay ${delayMs} ms, slice ${slice}, run-ahead ${runAhead}, timeouts ${timeouts.intervalMs}/${timeouts.timeoutMs} ms`,
@@ -227,7 +267,7 @@ export async function runSeed(seed: number): Promise<SeedResult> {
     input ? `${input.length} bytes typed` : "",
     words("to-backup", noise.toBackup), words("to-primary", noise.toPrimary),
   ].filter((x) => x !== "").join(", ");
-  const report = await runPairSim(opts);
+  const report = mode === "checkpoint" ? await runCheckpointSim(opts) : await runPairSim(opts);
   const problems = await checkRun(report, {
     image: opts.image, ramSize: RAM, clock, cmdline: g.cmdline, arbiter, fault,
     solo: !typing && clock === "virtual" ? s : undefined,
@@ -246,5 +286,5 @@ export async function runSeed(seed: number): Promise<SeedResult> {
   if (input) tags.push("typing");
   if (clock === "host") tags.push("host clock");
   if (framing === "stream") tags.push("stream");
-  return { seed, what, tags: [...new Set(tags)], problems, report };
+  return { seed, what: epochWords + what, tags: [...new Set(tags)], problems, report };
 }
