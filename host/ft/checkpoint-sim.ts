@@ -21,6 +21,8 @@ import { simWire, simWorld, strike, World1, type SimOptions, type SimReport, typ
 export interface CheckpointSimOptions extends SimOptions {
   /** Simulated ms between checkpoints (default DEFAULT_EPOCH_MS). */
   epochMs?: number;
+  /** A checkpoint's frames the primary sends per step (default 4): 1 spreads a checkpoint over steps, where a fault can cut it. */
+  framesPerStep?: number;
 }
 
 /** What checkpoint mode adds to a run's report. */
@@ -74,7 +76,7 @@ export async function runCheckpointSim(o: CheckpointSimOptions): Promise<Checkpo
     image: o.image, engine: null!, clock: o.clock, cmdline: o.cmdline, configHash: new Uint8Array(32), vm: "sim", name: who,
     link: who === "primary" ? pLink : bLink, arbiter, timeouts, slice, maxLag: o.maxLag ?? 5_000_000n,
     world: simWorld(() => now, who === "primary" ? 0x5eed : 0xb0b), simulated: true, now: () => now,
-    checkpoint: { epochMs: o.epochMs ?? DEFAULT_EPOCH_MS, hash: true },
+    checkpoint: { epochMs: o.epochMs ?? DEFAULT_EPOCH_MS, hash: true, framesPerStep: o.framesPerStep },
     release: (outs) => {
       if (outs.length === 0) return;
       const r = who === "primary" ? primary : backup;

@@ -39,7 +39,7 @@ export interface CheckpointFigures {
 
 const newFigures = (did: CheckpointFigures["did"]): CheckpointFigures => ({ did, checkpoints: 0, pages: 0, zeroPages: 0, bytes: 0, lastPauseMs: 0, maxPauseMs: 0, pauseMs: 0, lastPages: 0 });
 
-
+/** The state hash field of a checkpoint that carries none. */
 const NO_HASH = new Uint8Array(32);
 
 /** A checkpoint's frame body bytes, near enough for the figures: its pages, outputs and state. */

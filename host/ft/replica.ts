@@ -96,8 +96,10 @@ export interface ReplicaOptions {
    * every `epochMs` instead of a log, and the backup (CheckpointBackup,
    * checkpoint-replica.ts) runs no guest until it goes live. `hash`: each
    * checkpoint carries its state hash, checked on resuming from it.
+   * `framesPerStep`: a checkpoint's frames sent per step (default 4), the
+   * guest running between.
    */
-  checkpoint?: { epochMs: number; hash?: boolean };
+  checkpoint?: { epochMs: number; hash?: boolean; framesPerStep?: number };
   /**
    * Slices bounded by instructions only, not by the host's clock (the
    * simulation, host/ft/sim.ts: its time is not the host's).
@@ -428,7 +430,7 @@ export class PrimaryReplica implements Replica {
       this.lastCheckpointMs = nowMs;
       this.figures = mk.figures;
     }
-    const { frames, committed } = mk.frames(4);
+    const { frames, committed } = mk.frames(this.o.checkpoint!.framesPerStep ?? 4);
     for (const f of frames) this.link.send(f);
     if (committed) this.role.checkpointSent(committed.icount, committed.outputSeq, nowMs);
   }

@@ -12,6 +12,8 @@ import { MemoryArbiter } from "../../host/ft/arbiter.js";
 import { CheckpointReceiver } from "../../host/ft/checkpoint.js";
 import { CheckpointBackup } from "../../host/ft/checkpoint-replica.js";
 import { memoryLinkPair, type PeerLink } from "../../host/ft/link.js";
+import { HoldTimes, type Output } from "../../host/ft/output-gate.js";
+import { PrimaryRole } from "../../host/ft/primary.js";
 import { PrimaryReplica } from "../../host/ft/replica.js";
 import { TransferError } from "../../host/ft/state-transfer.js";
 import { frameTagger, type Frame } from "../../host/ft/wire.js";
@@ -179,6 +181,42 @@ describe("checkpoint mode: a new backup for the replica that went live", () => {
     expect(log).toMatch(/standby\| backup is live at instruction \d+ \(epoch 3\), resumed from checkpoint [1-9]\d*/);
     const s = standby as CheckpointBackup | null;
     expect(s!.receiver.figures.pages, log).toBeGreaterThanOrEqual(RAM / 4096);
+  });
+});
+
+describe("the primary's role in checkpoint mode", () => {
+  const out = (seq: number, icount: bigint): Output => ({ seq, icount, channel: "serial", value: 64 + seq });
+  it("holds outputs until a checkpoint covering their numbers is acknowledged, sends no log, and waits with four checkpoints unacknowledged", () => {
+    const role = new PrimaryRole({ timeouts: { intervalMs: 10, timeoutMs: 100 }, maxLag: 1_000_000n, nowMs: 0, mode: "checkpoint", maxInFlight: 4 });
+    role.logged({ icount: 5n, kind: 1, payload: new Uint8Array(8) });
+    expect(role.ranTo(100n, 1).send).toEqual([]);
+    expect(role.output(out(1, 50n)).release).toEqual([]);
+    expect(role.output(out(2, 100n)).release).toEqual([]);
+    role.checkpointSent(100n, 1, 2); // covers output 1 only: output 2, made at the same count, came after it was taken
+    expect(role.output(out(3, 150n)).release).toEqual([]);
+    role.checkpointSent(150n, 3, 3);
+    expect(role.received({ type: "ack", icount: 100n }, 4).release.map((o) => o.seq)).toEqual([1]);
+    expect(role.held).toBe(2);
+    // An acknowledgement of a later checkpoint covers the earlier ones too.
+    expect(role.received({ type: "ack", icount: 150n }, 5).release.map((o) => o.seq)).toEqual([2, 3]);
+    for (let k = 1; k <= 4; k++) {
+      expect(role.mayRun).toBe(true);
+      role.checkpointSent(150n + BigInt(k), 3, 6);
+    }
+    expect(role.mayRun).toBe(false);
+    role.received({ type: "ack", icount: 151n }, 7);
+    expect(role.mayRun).toBe(true);
+  });
+
+  it("HoldTimes: each output's time from made to released", () => {
+    const h = new HoldTimes();
+    h.madeAt(1, 10);
+    h.madeAt(2, 12);
+    h.madeAt(3, 20);
+    h.releasedAt(2, 30);
+    expect(h.figures).toEqual({ outputs: 2, meanMs: 19, maxMs: 20 });
+    h.releasedAt(3, 21);
+    expect(h.figures).toEqual({ outputs: 3, meanMs: 13, maxMs: 20 });
   });
 });
 

@@ -251,8 +251,10 @@ export async function runSeed(seed: number, mode: SimMode = "replay"): Promise<S
     // No input log to count typed input by: the fault comes at a count. The epoch is drawn last, so replay seeds draw as before.
     if (typeof opts.fault!.at === "object") opts.fault!.at = 1n + BigInt(r() % Number(s.icount + 2000n));
     const epochMs = [1, 1, 2, 3, 5][r() % 5]!;
-    Object.assign(opts, { epochMs });
-    epochWords = `checkpoint mode, epoch ${epochMs} ms, `;
+    // One frame a step in half the seeds: a checkpoint then spans steps, and a fault can cut it mid-stream.
+    const framesPerStep = r() % 2 === 0 ? 1 : 4;
+    Object.assign(opts, { epochMs, framesPerStep });
+    epochWords = `checkpoint mode, epoch ${epochMs} ms, ${framesPerStep} frame(s) a step, `;
   }
   const words = (d: string, n?: ChannelNoise) => n
     ? `${d} noise (dup ${n.duplicate}, jitter ${n.jitterMs} ms${n.drop ? `, drop 1/${Math.round(1 / n.drop)}` : ""}${n.reorder ? `, swap 1/${Math.round(1 / n.reorder)}` : ""}${n.corrupt ? `, corrupt 1/${Math.round(1 / n.corrupt)}` : ""})`
@@ -283,6 +285,8 @@ export async function runSeed(seed: number, mode: SimMode = "replay"): Promise<S
     if (d.closed) tags.push("link closed");
   }
   if (backupSlowdown > 1) tags.push("slow backup");
+  if (report.timeline.some((l) => /resumed from checkpoint [1-9]/.test(l))) tags.push("resumed from a checkpoint past the boot state");
+  if (report.timeline.some((l) => l.includes("incomplete, dropped"))) tags.push("a checkpoint cut mid-stream dropped");
   if (input) tags.push("typing");
   if (clock === "host") tags.push("host clock");
   if (framing === "stream") tags.push("stream");
