@@ -6,6 +6,7 @@
 // Outputs that may reach the outside world go to `release`, numbered
 // (output-gate.ts): the world drops a number it has seen.
 
+import { toHex } from "../common/hash.js";
 import type { Engine } from "../engine/engine.js";
 import type { BlockStore } from "../devices/block-store.js";
 import type { ClockMode } from "../machine/guest-time.js";
@@ -110,6 +111,16 @@ const tap = (out: (c: OutputChannel, v: number | Uint8Array) => void) => ({
 });
 
 const sameBytes = (a: Uint8Array, b: Uint8Array) => a.length === b.length && a.every((x, i) => x === b[i]);
+
+/** Why a peer's HELLO is not from the replica this one needs (null: it is), in words for the operator. */
+export function helloFault(f: Extract<Frame, { type: "hello" }>, want: "primary" | "backup", configHash: Uint8Array): string | null {
+  if (f.role !== want) return `${f.replica} is a ${f.role}, not a ${want}`;
+  if (!sameBytes(f.configHash, configHash)) {
+    const short = (h: Uint8Array) => toHex(h).slice(0, 16);
+    return `${f.replica} runs another VM (configuration ${short(f.configHash)}, this one's ${short(configHash)}: the guest, --mem, --clock, --cmdline or --nic differ)`;
+  }
+  return null;
+}
 
 /** Frames from the link, kept until the next step takes them. */
 function inbox(link: PeerLink): { take(): Frame[]; closedWith: () => string | null } {
@@ -229,6 +240,23 @@ export class PrimaryReplica {
     return !this.finished && (this.role.state === "paired" || this.role.state === "alone");
   }
 
+  /** Whether this primary is live without a backup and not bringing one in: attachBackup would take one now. */
+  get wantsBackup(): boolean {
+    return !this.finished && !this.ended && this.role.state === "alone" && this.transfer === null;
+  }
+
+  /**
+   * A transfer that cannot finish is given up: the primary goes on as it
+   * was, alone (or, after the pause, paired with a backup that will never
+   * speak: its failure detector claims the next epoch, and it is alone).
+   */
+  private abandonTransfer(why: string): void {
+    this.transfer!.pre.abandon();
+    this.transfer = null;
+    this.link.close(why);
+    this.o.say(`primary: no new backup: ${why}`);
+  }
+
   status(): ReplicaStatus {
     return { role: "primary", state: this.role.state, icount: this.machine.engine.icount, held: this.role.held, epoch: this.epoch };
   }
@@ -254,17 +282,22 @@ export class PrimaryReplica {
     if (this.finished) return { next: "done", waitMs: 0 };
     for (const f of this.box.take()) {
       if (f.type === "hello") {
-        if (f.role !== "backup" || !sameBytes(f.configHash, this.o.configHash)) {
-          this.link.send({ type: "bye", code: ByeCode.CONFIG_MISMATCH, reason: "not a backup of this VM" });
-          this.link.close("the peer is not a backup of this VM");
-          if (this.transfer) {
-            this.transfer = null;
-            this.o.say("primary: the new backup is not a backup of this VM: no transfer");
-          }
+        const fault = helloFault(f, "backup", this.o.configHash);
+        if (fault) {
+          this.link.send({ type: "bye", code: ByeCode.CONFIG_MISMATCH, reason: `not a backup of this VM: ${fault}` });
+          if (this.transfer) this.abandonTransfer(`the peer is not a backup of this VM: ${fault}`);
+          else this.link.close(`the peer is not a backup of this VM: ${fault}`);
         }
         this.helloSeen = true;
       }
+      if (f.type === "bye" && this.transfer) {
+        this.abandonTransfer(`the new backup said goodbye: ${f.reason}`);
+        continue;
+      }
       this.apply(this.role.received(f, nowMs));
+    }
+    if (this.transfer && !this.helloSeen && nowMs - this.transfer.startMs > this.o.timeouts.timeoutMs) {
+      this.abandonTransfer(`the new backup sent no HELLO within ${this.o.timeouts.timeoutMs} ms`);
     }
     if (this.transfer && !this.finished) {
       try {
@@ -285,7 +318,8 @@ export class PrimaryReplica {
     const closed = this.box.closedWith();
     if (closed !== null && !this.linkDown) {
       this.linkDown = true;
-      this.o.say(`primary: the link to the backup closed (${closed})`);
+      if (this.transfer) this.abandonTransfer(`its link closed during the transfer (${closed})`);
+      else this.o.say(`primary: the link to the backup closed (${closed})`);
     }
     let ran = false;
     if (!this.ended && this.role.mayRun && this.role.state !== "stopped" && this.sliceLeft() > 0) {
@@ -359,6 +393,8 @@ export class BackupReplica {
   private receiver: StateReceiver | null = null;
   /** After go-live: the primary this replica now is (it can take a new backup). */
   private successor: PrimaryReplica | null = null;
+  /** Set when a standby turned its peer away (not the primary of this VM): it took nothing, and stopped. */
+  refused: string | null = null;
 
   constructor(private readonly o: ReplicaOptions, nowMs: number) {
     this.role = new BackupRole({ timeouts: o.timeouts, nowMs, joined: !o.standby });
@@ -378,6 +414,11 @@ export class BackupReplica {
       return { ...st, role: "backup", state: st.state === "alone" ? "live" : st.state };
     }
     return { role: "backup", state: this.role.state, icount: this.machine?.engine.icount ?? 0n, held: this.role.keptCount, epoch: this.epoch };
+  }
+
+  /** Whether this replica went live and is without a backup: attachBackup would take one now. */
+  get wantsBackup(): boolean {
+    return this.successor?.wantsBackup ?? false;
   }
 
   /** A new backup for this replica, live now (PrimaryReplica.attachBackup). */
@@ -444,9 +485,17 @@ export class BackupReplica {
     if (this.finished) return { next: "done", waitMs: 0 };
     for (const f of this.box.take()) {
       if (f.type === "hello") {
-        if (f.role !== "primary" || !sameBytes(f.configHash, this.o.configHash)) {
-          this.o.link.send({ type: "bye", code: ByeCode.CONFIG_MISMATCH, reason: "not the primary of this VM" });
-          this.o.link.close("the peer is not the primary of this VM");
+        const fault = helloFault(f, "primary", this.o.configHash);
+        if (fault) {
+          this.o.link.send({ type: "bye", code: ByeCode.CONFIG_MISMATCH, reason: `not the primary of this VM: ${fault}` });
+          this.o.link.close(`the peer is not the primary of this VM: ${fault}`);
+          if (this.o.standby && !this.machine) {
+            // A standby has taken nothing yet: it refuses the peer and is as it was.
+            this.refused = fault;
+            this.o.say(`backup: refused the peer, not the primary of this VM: ${fault}`);
+            this.finished = true;
+            return { next: "done", waitMs: 0 };
+          }
         } else if (f.epoch > this.epoch) {
           // A backup joining a primary that already went through failovers: its claims are for the epochs after.
           this.epoch = f.epoch;
