@@ -109,6 +109,8 @@ export async function runReplicaProcess(role: "primary" | "backup", flags: Repli
     }
   }
 
+  // Loaded before the wait, so the replica exists (and answers probes as live) as soon as its peer is there.
+  let engine = await loadEngine(flags.engine, { ramSize: mem });
   let interrupted: string | null = null;
   /** A standby following a primary (or taking one on): further connections are refused. */
   let following = false;
@@ -189,8 +191,6 @@ export async function runReplicaProcess(role: "primary" | "backup", flags: Repli
     }
     link = l;
     following = true;
-    // A fresh engine for each peer a standby takes: one it refused leaves nothing behind.
-    const engine = await loadEngine(flags.engine, { ramSize: mem });
     l.onFrame(() => waker.wake());
     const options = {
       image, engine, clock: flags.clock, cmdline, nic: nic !== null, configHash, vm, name: standby ? "standby" : role, link: l, arbiter,
@@ -211,6 +211,8 @@ export async function runReplicaProcess(role: "primary" | "backup", flags: Repli
       l.close("this standby took no state");
       replica = null;
       following = false;
+      // A fresh engine for the next peer: nothing of this one is left behind.
+      engine = await loadEngine(flags.engine, { ramSize: mem });
       say(`standby: still waiting for a live primary on ${where.host}:${listener!.port}`);
       continue;
     }
