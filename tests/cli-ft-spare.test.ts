@@ -7,7 +7,8 @@
 // end. Taking each output number once from the three numbered streams must
 // give exactly the console of a solo run. And the refusals: a malformed
 // --spare or standby command line (status 2), and a standby brought in by
-// the primary of another guest (it refuses, says why, and waits on).
+// the primary of another guest (it refuses, says why, and waits on), and a
+// spare that cannot be reached (the primary says so and goes on alone).
 
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
@@ -129,6 +130,20 @@ describe("lockstep backup --standby and --spare over TCP", () => {
     expect(s.child.exitCode).toBe(null);
     for (const x of [p, b, s]) x.child.kill("SIGKILL");
     await Promise.all([p.exit, b.exit, s.exit]);
+  }, 30_000);
+
+  it("a spare that cannot be reached: the primary says so once, goes on alone and runs the guest to its end", async () => {
+    const arb = newArbiter();
+    const [nowhere, pPort] = [await freePort(), await freePort()];
+    const short = [GUEST, "--clock", "virtual", "--mem", "8M", "--cmdline", "ticks=6000 every=500", "--arbiter", `file:${arb}`, "--timeout-ms", "400", "--outputs", "numbered"];
+    const p = start(["primary", ...short, "--listen", `127.0.0.1:${pPort}`, "--spare", `127.0.0.1:${nowhere}`]);
+    await until(() => /waiting for the backup/.test(p.err()), "the primary to listen");
+    const b = start(["backup", ...short, "--connect", `127.0.0.1:${pPort}`, "--max-instructions", "100000"]);
+    expect(await p.exit, p.err()).toBe(0);
+    await b.exit;
+    expect(p.err()).toMatch(/primary won epoch 2: going on without a backup/);
+    expect(p.err().match(/spare 127\.0\.0\.1:\d+ cannot be reached \(nothing listens on 127\.0\.0\.1:\d+\): going on alone, trying again every 1000 ms/g)).toHaveLength(1);
+    expect(merged(p.out(), b.out())).toBe((await runLockstep(REPO, "run", ...short.slice(0, 7))).stdout);
   }, 30_000);
 
   it("refuses a malformed --spare, --standby without --listen, and --listen without --standby (status 2)", async () => {
