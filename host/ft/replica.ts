@@ -85,6 +85,12 @@ const stepDeadline = () => {
   return () => performance.now() > end;
 };
 
+/**
+ * How long a new backup may take to send its HELLO (a worker thread or a
+ * process starting up) before the primary gives the transfer up, ms.
+ */
+export const NEW_BACKUP_HELLO_MS = 10_000;
+
 /** The backup's execution lag the primary allows by default (docs/ft.md, "Flow control"). */
 export const DEFAULT_LAG_TARGET_MS = 5;
 
@@ -296,8 +302,8 @@ export class PrimaryReplica {
       }
       this.apply(this.role.received(f, nowMs));
     }
-    if (this.transfer && !this.helloSeen && nowMs - this.transfer.startMs > this.o.timeouts.timeoutMs) {
-      this.abandonTransfer(`the new backup sent no HELLO within ${this.o.timeouts.timeoutMs} ms`);
+    if (this.transfer && !this.helloSeen && nowMs - this.transfer.startMs > NEW_BACKUP_HELLO_MS) {
+      this.abandonTransfer(`the new backup sent no HELLO within ${NEW_BACKUP_HELLO_MS} ms`);
     }
     if (this.transfer && !this.finished) {
       try {
