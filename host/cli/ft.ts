@@ -96,7 +96,9 @@ the other stops and says so. The console reads the same either way.
 new worker and the survivor sends it its state while the guest runs (live
 pre-copy: all of RAM, then rounds of the pages dirtied meanwhile, then a
 short pause for the rest and the CPU and device state); the pair is then in
-lockstep again and survives the next failure too.
+lockstep again and survives the next failure too. With --transport tcp the
+new backup listens on a loopback port and the survivor connects to it, as
+'lockstep backup --standby' and '--spare' do between processes.
 
 --transport tcp carries the channel over loopback TCP (host/node/tcp-link.ts,
 the transport of 'lockstep primary' and 'lockstep backup') instead of a
@@ -115,7 +117,7 @@ See docs/ft.md.`,
   flags: {
     fail: { type: "string", arg: "primary@WHEN|backup@WHEN|partition@WHEN", help: "stop one replica dead, or cut the channel, at an instruction count or a time" },
     transport: { type: "enum", values: ["worker", "tcp"], default: "worker", help: "the channel between the replicas: a MessagePort, or loopback TCP" },
-    respawn: { type: "boolean", default: false, help: "after a failover, start a new backup and send it the survivor's state while the guest runs (worker transport)" },
+    respawn: { type: "boolean", default: false, help: "after a failover, start a new backup and send it the survivor's state while the guest runs" },
     arbiter: { type: "string", arg: "file:PATH", help: "the arbiter (default: a temporary directory)" },
     engine: { type: "enum", values: ["wasm", "ts"], default: "wasm", help: "the primary's CPU engine" },
     "backup-engine": { type: "enum", values: ["wasm", "ts"], default: "wasm", help: "the backup's CPU engine" },

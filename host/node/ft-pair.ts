@@ -44,7 +44,7 @@ export interface PairOptions {
   /**
    * After a failover, start a new backup in a new worker and bring it the
    * survivor's state while the guest runs (host/ft/state-transfer.ts):
-   * redundancy restored. Worker transport only.
+   * redundancy restored.
    */
   respawn?: boolean;
   /** A state transfer to a new backup ended: its figures. */
@@ -140,18 +140,19 @@ export function startPair(o: PairOptions): RunningPair {
       switch (e.type) {
         case "release": for (const x of e.outputs) take(x); break;
         case "listening": {
-          const c: FtWorkerCommand = { type: "connect", port: e.port };
-          workers.backup.postMessage(c);
+          // The primary's port goes to its backup; a standby's to the live replica in the other slot, which brings it in.
+          if (standby) workers[side === "primary" ? "backup" : "primary"].postMessage({ type: "attach-tcp", port: e.port } satisfies FtWorkerCommand);
+          else workers.backup.postMessage({ type: "connect", port: e.port } satisfies FtWorkerCommand);
           break;
         }
         case "say": say(e.line); break;
-        case "transferred": o.onTransferred?.(e.figures); break;
+        case "transferred": waitingStandby = null; o.onTransferred?.(e.figures); break;
         case "status": status[side] = e.status; o.onStatus?.(side, e.status, e.extra); break;
         case "claim": {
           const c: FtWorkerCommand = { type: "claimed", id: e.id, result: await o.arbiter.claim(e.claim) };
           w.postMessage(c);
           // A replica won a failover: with respawn on, a new backup joins it in the other slot once that one's worker is gone.
-          if (c.result.won && o.respawn && !tcp) respawnFor(side);
+          if (c.result.won && o.respawn) respawnFor(side);
           break;
         }
         case "failed":
@@ -166,28 +167,48 @@ export function startPair(o: PairOptions): RunningPair {
     w.on("exit", () => {
       ended[side] ??= "failed";
       exited.add(w);
-      const wait = exitWaiters.get(w);
+      const waits = exitWaiters.get(w) ?? [];
       exitWaiters.delete(w);
-      wait?.();
+      for (const f of waits) f();
       if (--running === 0) allEnded();
     });
   };
-  const exitWaiters = new Map<Worker, () => void>();
+  const exitWaiters = new Map<Worker, (() => void)[]>();
   const exited = new Set<Worker>();
+  /** Calls `f` once worker `w` has exited (at once if it has). */
+  const whenExited = (w: Worker, f: () => void) => {
+    if (exited.has(w)) f();
+    else exitWaiters.set(w, [...(exitWaiters.get(w) ?? []), f]);
+  };
+  /** A standby over TCP still waiting for the live replica to connect and send the state. */
+  let waitingStandby: Worker | null = null;
   /** The survivor in slot `live` takes a standby in the other slot, once the failed worker there has ended. */
   const respawnFor = (live: Side) => {
     const other: Side = live === "primary" ? "backup" : "primary";
     const old = workers[other];
     const go = () => {
       if (ended[live] !== null) return;
+      if (tcp) {
+        // Over TCP the standby listens and says where ("listening"); the live replica connects to it. If
+        // that replica ends before the state went (its "transferred"), no one will: the standby is stopped.
+        startWorker(other, { kind: "tcp" }, true);
+        const s = workers[other];
+        waitingStandby = s;
+        whenExited(workers[live], () => {
+          if (waitingStandby !== s) return;
+          waitingStandby = null;
+          say(`the new backup is stopped: the ${live} ended before it had the state`);
+          void s.terminate();
+        });
+        return;
+      }
       const ch = new MessageChannel();
       startWorker(other, { kind: "port", port: ch.port2 }, true);
       const c: FtWorkerCommand = { type: "attach", port: ch.port1 };
       workers[live].postMessage(c, [ch.port1]);
     };
     // The failed replica's worker ends first (killed, or stopping itself having lost the arbiter).
-    if (exited.has(old)) go();
-    else exitWaiters.set(old, go);
+    whenExited(old, go);
   };
   startWorker("primary", tcp ? { kind: "tcp" } : { kind: "port", port: port1! }, false);
   startWorker("backup", tcp ? { kind: "tcp" } : { kind: "port", port: port2! }, false);
