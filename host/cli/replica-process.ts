@@ -11,6 +11,11 @@
 // LISTENPORT go into the guest only while this replica is live, released
 // frames go to PEERPORT, and the host answers endpoint probes on LISTENPORT
 // (docs/ft-endpoints.md) so clients find the live replica.
+// `lockstep backup --standby --listen HOST:PORT` boots nothing: it waits for
+// a live primary to connect and send it the state (a standby, docs/ft.md "A
+// new backup"), refusing another VM's and waiting on. With `--spare
+// HOST:PORT` a replica live without a backup brings such a standby in
+// (host/node/spare.ts).
 
 import { initHash, toHex } from "../common/hash.js";
 import { MAX_RAM, MIN_RAM } from "../engine/load.js";
