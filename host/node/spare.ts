@@ -81,7 +81,7 @@ export class SpareKeeper {
       // Alone again after a hand-over with no transfer: the spare refused, or went away.
       this.handed = false;
       this.fruitless++;
-      this.nextTryMs = nowMs + Math.min(MAX_RETRY_MS, this.retryMs * 2 ** this.fruitless);
+      this.nextTryMs = nowMs + Math.min(MAX_RETRY_MS, this.retryMs * 2 ** (this.fruitless - 1));
     }
     if (nowMs < this.nextTryMs) return;
     this.connecting = true;
