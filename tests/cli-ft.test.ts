@@ -67,6 +67,17 @@ describe("lockstep ft", () => {
     }
   });
 
+  it("over loopback TCP with --respawn: the primary stopped dead, a new backup worker joins the live one over TCP; the console is the solo run's", async () => {
+    const long = ["--clock", "virtual", "--mem", "8M", "--cmdline", "ticks=100000 every=5000"];
+    const want = (await runLockstep(REPO, "run", GUEST, ...long)).stdout;
+    const r = await runLockstep(REPO, "ft", GUEST, ...long, ...FAST, "--transport", "tcp", "--respawn", "--fail", "primary@300000");
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout, r.stderr).toBe(want);
+    expect(r.stderr).toMatch(/backup is live at instruction \d+ \(epoch 2\)/);
+    expect(r.stderr).toMatch(/primary: a new backup has the state at instruction \d+ after .* ms in all: paired again/);
+    expect(r.stderr).toMatch(/backup: joined the primary at instruction \d+ \(state transferred\)/);
+  }, 60_000);
+
   it("--status on shows both replicas, the lag, the log rate and the held outputs on stderr; stdout stays the console", async () => {
     // A generous timeout: a failover is not what this test is about, and a loaded machine can starve a worker.
     const r = await runLockstep(REPO, "ft", GUEST, "--cmdline", "ticks=60 every=20 hz=100", "--status", "on", "--timeout-ms", "3000");

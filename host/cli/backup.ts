@@ -1,11 +1,13 @@
 // lockstep backup GUEST --connect HOST:PORT --arbiter file:PATH: the backup half of
-// the fault-tolerant pair in its own process (host/cli/replica-process.ts).
+// the fault-tolerant pair in its own process (host/cli/replica-process.ts);
+// with --standby --listen HOST:PORT, a spare that waits for a live primary
+// to bring it in by state transfer.
 
 import { defineCommand } from "./command.js";
 import { REPLICA_FLAGS, runReplicaProcess } from "./replica-process.js";
 
 export default defineCommand({
-  usage: "GUEST --connect HOST:PORT --arbiter file:PATH [--key FILE] [--vm NAME] [--nic udp:LISTEN:PEER] [--outputs raw|numbered] [--engine wasm|ts] [--mem SIZE] [--clock host|virtual] [--cmdline TEXT]",
+  usage: "GUEST (--connect HOST:PORT | --standby --listen HOST:PORT) --arbiter file:PATH [--spare HOST:PORT] [--key FILE] [--vm NAME] [--nic udp:LISTEN:PEER] [--outputs raw|numbered] [--engine wasm|ts] [--mem SIZE] [--clock host|virtual] [--cmdline TEXT]",
   description: `
 The backup of a fault-tolerant pair, one process per replica, on one host or
 two: it connects to the primary at HOST:PORT and follows it, replaying its log. The logging channel is TCP (docs/ft-protocol.md); with --key
@@ -26,8 +28,21 @@ PEERPORT. The host also answers endpoint probes on LISTENPORT (its role,
 whether it is live, its epoch), so a client given both replicas' ports finds
 the live one: lockstep kv-client --vm
 127.0.0.1:PRIMARY_LISTEN,127.0.0.1:BACKUP_LISTEN --listen PEERPORT
-(docs/ft-endpoints.md).`,
-  flags: { connect: { type: "string", arg: "HOST:PORT", help: "where the primary listens" }, ...REPLICA_FLAGS },
+(docs/ft-endpoints.md).
+
+With --standby --listen HOST:PORT it boots nothing: it waits there for a
+live primary without a backup (one started with --spare HOST:PORT) to
+connect, takes the machine's state from it while its guest runs, and is
+its backup from then on, as above. A peer that is not the primary of this
+VM (another GUEST, --mem, --clock, --cmdline or --nic) is refused and the
+standby waits on. With --spare HOST:PORT, whenever this replica is live
+without a backup (it went live), it brings in the standby waiting there.`,
+  flags: {
+    connect: { type: "string", arg: "HOST:PORT", help: "where the primary listens" },
+    standby: { type: "boolean", help: "join a live primary later, by state transfer, rather than at the start (with --listen)" },
+    listen: { type: "string", arg: "HOST:PORT", help: "with --standby: where a live primary brings this standby in" },
+    ...REPLICA_FLAGS,
+  },
   positionals: { min: 1, max: 1, name: "GUEST (a Multiboot kernel or ELF32 i386 executable)" },
   exitStatus: [
     "N  the guest wrote N to port 0xF4",

@@ -132,7 +132,9 @@ the new backup starts from a checkpoint of all of RAM.
 new worker and the survivor sends it its state while the guest runs (live
 pre-copy: all of RAM, then rounds of the pages dirtied meanwhile, then a
 short pause for the rest and the CPU and device state); the pair is then in
-lockstep again and survives the next failure too.
+lockstep again and survives the next failure too. With --transport tcp the
+new backup listens on a loopback port and the survivor connects to it, as
+'lockstep backup --standby' and '--spare' do between processes.
 
 --transport tcp carries the channel over loopback TCP (host/node/tcp-link.ts,
 the transport of 'lockstep primary' and 'lockstep backup') instead of a
@@ -162,7 +164,7 @@ See docs/ft.md.`,
     transport: { type: "enum", values: ["worker", "tcp"], default: "worker", help: "the channel between the replicas: a MessagePort, or loopback TCP" },
     mode: { type: "enum", values: ["replay", "checkpoint"], default: "replay", help: "replicate by the primary's log of inputs (replay), or by epoch checkpoints of its state" },
     epoch: { type: "string", arg: "MS", help: `checkpoint mode: time between checkpoints (default ${DEFAULT_EPOCH_MS}ms)` },
-    respawn: { type: "boolean", default: false, help: "after a failover, start a new backup and send it the survivor's state while the guest runs (worker transport)" },
+    respawn: { type: "boolean", default: false, help: "after a failover, start a new backup and send it the survivor's state while the guest runs" },
     arbiter: { type: "string", arg: "file:PATH", help: "the arbiter (default: a temporary directory)" },
     engine: { type: "enum", values: ["wasm", "ts"], default: "wasm", help: "the primary's CPU engine" },
     "backup-engine": { type: "enum", values: ["wasm", "ts"], default: "wasm", help: "the backup's CPU engine (ts: design diversity against engine bugs)" },

@@ -5,7 +5,7 @@ import { defineCommand } from "./command.js";
 import { REPLICA_FLAGS, runReplicaProcess } from "./replica-process.js";
 
 export default defineCommand({
-  usage: "GUEST --listen HOST:PORT --arbiter file:PATH [--key FILE] [--vm NAME] [--nic udp:LISTEN:PEER] [--outputs raw|numbered] [--engine wasm|ts] [--mem SIZE] [--clock host|virtual] [--cmdline TEXT]",
+  usage: "GUEST --listen HOST:PORT --arbiter file:PATH [--spare HOST:PORT] [--key FILE] [--vm NAME] [--nic udp:LISTEN:PEER] [--outputs raw|numbered] [--engine wasm|ts] [--mem SIZE] [--clock host|virtual] [--cmdline TEXT]",
   description: `
 The primary of a fault-tolerant pair, one process per replica, on one host or
 two: it listens on HOST:PORT for its backup, waits for it, then runs the guest live. The logging channel is TCP (docs/ft-protocol.md); with --key
@@ -25,7 +25,14 @@ LISTENPORT and the same PEERPORT. The host also answers endpoint probes on
 LISTENPORT (its role, whether it is live, its epoch), so a client given both
 replicas' ports finds the live one: lockstep kv-client --vm
 127.0.0.1:PRIMARY_LISTEN,127.0.0.1:BACKUP_LISTEN --listen PEERPORT
-(docs/ft-endpoints.md).`,
+(docs/ft-endpoints.md).
+
+With --spare HOST:PORT, whenever this replica goes on without a backup (its
+backup failed and it won the next epoch), it connects to the standby
+waiting there (lockstep backup --standby --listen HOST:PORT) and sends it
+the machine's state while the guest runs; the two are a pair again after a
+pause of a few ms. A spare that cannot be reached is tried again every
+second while this replica is alone.`,
   flags: { listen: { type: "string", arg: "HOST:PORT", help: "where the backup connects" }, ...REPLICA_FLAGS },
   positionals: { min: 1, max: 1, name: "GUEST (a Multiboot kernel or ELF32 i386 executable)" },
   exitStatus: [

@@ -11,6 +11,11 @@
 // LISTENPORT go into the guest only while this replica is live, released
 // frames go to PEERPORT, and the host answers endpoint probes on LISTENPORT
 // (docs/ft-endpoints.md) so clients find the live replica.
+// `lockstep backup --standby --listen HOST:PORT` boots nothing: it waits for
+// a live primary to connect and send it the state (a standby, docs/ft.md "A
+// new backup"), refusing another VM's and waiting on. With `--spare
+// HOST:PORT` a replica live without a backup brings such a standby in
+// (host/node/spare.ts).
 
 import { initHash, toHex } from "../common/hash.js";
 import { MAX_RAM, MIN_RAM } from "../engine/load.js";
@@ -25,6 +30,7 @@ import { decodeProbe, encodeProbeAnswer, isProbe, ProbeError } from "../net/prob
 import { loadEngine } from "../node/core-modules.js";
 import { driveReplica } from "../node/ft-driver.js";
 import { Waker } from "../node/waker.js";
+import { SpareKeeper } from "../node/spare.js";
 import { connectLink, listenLink, readKeyFile, TcpLinkError, type Listener } from "../node/tcp-link.js";
 import { UdpTransport } from "../node/udp-transport.js";
 import { vmConfig, vmConfigHash } from "../replay/vm-config.js";
@@ -37,6 +43,7 @@ export const REPLICA_FLAGS = {
   arbiter: { type: "string", arg: "file:PATH", help: "the arbiter both replicas reach (required)" },
   vm: { type: "string", arg: "NAME", help: "the VM's name on the arbiter (default: from the configuration's hash)" },
   key: { type: "string", arg: "FILE", help: "the channel's pre-shared key: 64 hex digits (docs/ft-protocol.md)" },
+  spare: { type: "string", arg: "HOST:PORT", help: "whenever this replica is live without a backup, bring in the standby waiting there (lockstep backup --standby --listen HOST:PORT)" },
   engine: { type: "enum", values: ["wasm", "ts"], default: "wasm", help: "the CPU engine" },
   mem: { type: "size", default: 32 << 20, arg: "SIZE", help: "guest RAM: a multiple of 4K from 1M to 1G (both replicas alike)" },
   clock: { type: "enum", values: ["host", "virtual"], default: "host", help: "guest time source (both replicas alike)" },
@@ -49,7 +56,12 @@ export const REPLICA_FLAGS = {
   "check-every": { type: "int", min: 0, default: DEFAULT_CHECK_EVERY, arg: "N", help: "the primary compares its state with the backup's every N instructions, 0: never (a backup follows the primary's checks; it uses N once it is live)" },
 } as const;
 
-type ReplicaFlags = CommandContext<typeof REPLICA_FLAGS & { listen: { type: "string"; help: string }; connect: { type: "string"; help: string } }>["flags"];
+type ReplicaFlags = CommandContext<typeof REPLICA_FLAGS & { listen: { type: "string"; help: string }; connect: { type: "string"; help: string }; standby: { type: "boolean"; help: string } }>["flags"];
+
+type Replica = PrimaryReplica | BackupReplica;
+
+/** The exit status of a replica stopped by a signal (dead: the peer takes over). */
+const signalStatus = (sig: string | null) => (sig === "SIGINT" ? 130 : sig === "SIGTERM" ? 143 : EXIT_FAILURE);
 
 export async function runReplicaProcess(role: "primary" | "backup", flags: ReplicaFlags, positionals: string[], stdout: NodeJS.WritableStream, stderr: NodeJS.WritableStream): Promise<number> {
   const say = (s: string) => stderr.write(`lockstep ${role}: ${s}\n`);
@@ -57,11 +69,19 @@ export async function runReplicaProcess(role: "primary" | "backup", flags: Repli
   if (mem < MIN_RAM || mem > MAX_RAM || mem % 4096 !== 0) throw new UsageError(`--mem must be a multiple of 4K between 1M and 1G, got ${mem}`);
   if (flags["heartbeat-ms"] >= flags["timeout-ms"]) throw new UsageError(`--heartbeat-ms (${flags["heartbeat-ms"]}) must be below --timeout-ms (${flags["timeout-ms"]})`);
   if (flags.arbiter === undefined) throw new UsageError(`${role} needs --arbiter file:PATH (a directory both replicas reach)`);
-  const endpointFlag = role === "primary" ? "listen" : "connect";
-  const endpoint = role === "primary" ? flags.listen : flags.connect;
-  if (endpoint === undefined) throw new UsageError(`${role} needs --${endpointFlag} HOST:PORT`);
+  // A standby (backup --standby) listens, as the primary does: live primaries connect to it when they need a backup.
+  const standby = role === "backup" && flags.standby === true;
+  if (role === "backup" && standby && flags.connect !== undefined) throw new UsageError("--standby waits on --listen HOST:PORT for a live primary to connect; it takes no --connect");
+  if (role === "backup" && !standby && flags.listen !== undefined) throw new UsageError("--listen is for a standby (--standby); a backup that starts with its primary takes --connect HOST:PORT");
+  const endpointFlag = role === "primary" || standby ? "listen" : "connect";
+  const endpoint = endpointFlag === "listen" ? flags.listen : flags.connect;
+  if (endpoint === undefined) throw new UsageError(standby ? "a standby needs --listen HOST:PORT (where a live primary brings it in)" : `${role} needs --${endpointFlag} HOST:PORT`);
   let where: { host: string; port: number };
   try { where = parseHostPort(endpoint, `--${endpointFlag}`); } catch (e) { throw new UsageError((e as Error).message); }
+  let spareAt: { host: string; port: number } | undefined;
+  if (flags.spare !== undefined) {
+    try { spareAt = parseHostPort(flags.spare, "--spare"); } catch (e) { throw new UsageError((e as Error).message); }
+  }
   let nicSpec: NicSpec | undefined;
   if (flags.nic !== undefined) {
     try { nicSpec = parseNicSpec(flags.nic); } catch (e) { throw new UsageError(`--nic: ${(e as Error).message}`); }
@@ -85,7 +105,7 @@ export async function runReplicaProcess(role: "primary" | "backup", flags: Repli
   const vm = flags.vm ?? `ft-${toHex(configHash).slice(0, 16)}`;
 
   // The NIC's port is bound first, so a port in use fails before the arbiter is claimed.
-  let replica: PrimaryReplica | BackupReplica | null = null;
+  let replica: Replica | null = null;
   const waker = new Waker();
   const nic = nicSpec ? await openNic(role, nicSpec, flags.nic!, () => replica, waker, say) : null;
 
@@ -96,24 +116,39 @@ export async function runReplicaProcess(role: "primary" | "backup", flags: Repli
     }
   }
 
-  // The channel: the primary waits for its backup's connection, the backup connects.
+  // Loaded before the wait, so the replica exists (and answers probes as live) as soon as its peer is there.
+  let engine = await loadEngine(flags.engine, { ramSize: mem });
+  let interrupted: string | null = null;
+  /** A standby following a primary (or taking one on): further connections are refused. */
+  let following = false;
+  // The channel: the primary waits for its backup's connection, the backup
+  // connects, a standby waits for a live primary's.
   let listener: Listener | null = null;
-  let link: PeerLink;
+  let nextLink: () => Promise<PeerLink | null>;
   try {
-    if (role === "primary") {
-      link = await new Promise<PeerLink>((resolve, reject) => {
-        listenLink({
-          host: where.host, port: where.port, key,
-          onLink: (l, peer) => { say(`backup connected from ${peer}`); resolve(l); },
-          onRefused: (peer, reason) => say(`refused a connection from ${peer}: ${reason}`),
-        }).then((l) => {
-          listener = l;
-          say(`waiting for the backup on ${where.host}:${l.port} (vm ${vm})`);
-        }, reject);
-      });
+    if (standby) {
+      const w = await waitForPrimaries(where, key, waker, () => following, () => interrupted !== null, say);
+      listener = w.listener;
+      say(`standby: waiting for a live primary on ${where.host}:${w.listener.port} (vm ${vm})`);
+      nextLink = w.next;
     } else {
-      link = await connectLink({ host: where.host, port: where.port, key });
-      say(`connected to the primary at ${where.host}:${where.port} (vm ${vm})`);
+      let first: PeerLink;
+      if (role === "primary") {
+        first = await new Promise<PeerLink>((resolve, reject) => {
+          listenLink({
+            host: where.host, port: where.port, key,
+            onLink: (l, peer) => { say(`backup connected from ${peer}`); resolve(l); },
+            onRefused: (peer, reason) => say(`refused a connection from ${peer}: ${reason}`),
+          }).then((l) => {
+            listener = l;
+            say(`waiting for the backup on ${where.host}:${l.port} (vm ${vm})`);
+          }, reject);
+        });
+      } else {
+        first = await connectLink({ host: where.host, port: where.port, key });
+        say(`connected to the primary at ${where.host}:${where.port} (vm ${vm})`);
+      }
+      nextLink = () => Promise.resolve(first);
     }
   } catch (e) {
     if (e instanceof TcpLinkError || (e as NodeJS.ErrnoException).code === "EADDRINUSE") {
@@ -121,6 +156,10 @@ export async function runReplicaProcess(role: "primary" | "backup", flags: Repli
     }
     throw e;
   }
+
+  const onSignal = (sig: NodeJS.Signals) => { interrupted = sig; waker.wake(); };
+  process.once("SIGINT", onSignal);
+  process.once("SIGTERM", onSignal);
 
   let exitStatus: number | null = null;
   // Resolves when stdout has taken the bytes (a pipe's write may finish
@@ -144,38 +183,60 @@ export async function runReplicaProcess(role: "primary" | "backup", flags: Repli
     sent.push(new Promise((res) => stdout.write(bytes, () => res())));
     return Promise.all(sent).then(() => undefined);
   };
-  const engine = await loadEngine(flags.engine, { ramSize: mem });
-  link.onFrame(() => waker.wake());
-  const options = {
-    image, engine, clock: flags.clock, cmdline, nic: nic !== null, configHash, vm, name: role, link, arbiter,
-    timeouts: { intervalMs: flags["heartbeat-ms"], timeoutMs: flags["timeout-ms"], firstContactMs: FIRST_CONTACT_MS }, slice: 100_000, maxLag: 50_000_000n,
-    limit: flags["max-instructions"] === undefined ? undefined : BigInt(flags["max-instructions"]),
-    checkEvery: flags["check-every"],
-    release: print, say,
-  };
-  const r = role === "primary" ? new PrimaryReplica(options, performance.now()) : new BackupReplica(options, performance.now());
-  replica = r;
-  let interrupted: string | null = null;
-  const onSignal = (sig: NodeJS.Signals) => { interrupted = sig; waker.wake(); };
-  process.once("SIGINT", onSignal);
-  process.once("SIGTERM", onSignal);
-  const limit = options.limit;
-  const outcome = await driveReplica(r, {
-    waker,
-    stop: () => interrupted !== null || (limit !== undefined && r.machine !== null && r.machine.engine.icount >= limit),
-  });
+
+  // The channel in use: the first link, then each one a spare was brought in on.
+  let link: PeerLink | null = null;
+  const spare = spareAt && new SpareKeeper({ ...spareAt, key, waker, say, onLink: (l) => { link = l; } });
+  const limit = flags["max-instructions"] === undefined ? undefined : BigInt(flags["max-instructions"]);
+  let r: Replica;
+  let outcome: "done" | "stopped";
+  for (;;) {
+    const l = await nextLink();
+    if (l === null) {
+      say(`stopped while waiting for a primary (${interrupted})`);
+      process.exit(signalStatus(interrupted));
+    }
+    link = l;
+    following = true;
+    l.onFrame(() => waker.wake());
+    const options = {
+      image, engine, clock: flags.clock, cmdline, nic: nic !== null, configHash, vm, name: standby ? "standby" : role, link: l, arbiter,
+      timeouts: { intervalMs: flags["heartbeat-ms"], timeoutMs: flags["timeout-ms"], firstContactMs: FIRST_CONTACT_MS }, slice: 100_000, maxLag: 50_000_000n,
+      limit, checkEvery: flags["check-every"], release: print, say, standby, transferred: () => spare?.transferred(),
+    };
+    r = role === "primary" ? new PrimaryReplica(options, performance.now()) : new BackupReplica(options, performance.now());
+    replica = r;
+    outcome = await driveReplica(r, {
+      waker,
+      stop: () => {
+        spare?.poll(r, performance.now());
+        return interrupted !== null || (limit !== undefined && r.machine !== null && r.machine.engine.icount >= limit);
+      },
+    });
+    // A standby that took no state (it refused its peer, or the peer went away first) is still a standby.
+    if (standby && outcome === "done" && r.machine === null) {
+      l.close("this standby took no state");
+      replica = null;
+      following = false;
+      // A fresh engine for the next peer: nothing of this one is left behind.
+      engine = await loadEngine(flags.engine, { ramSize: mem });
+      say(`standby: still waiting for a live primary on ${where.host}:${listener!.port}`);
+      continue;
+    }
+    break;
+  }
   process.off("SIGINT", onSignal);
   process.off("SIGTERM", onSignal);
   const icount = r.machine?.engine.icount ?? 0n;
-  const ls = link.stats;
+  const ls = (link as PeerLink).stats;
   say(`channel: ${ls.framesOut} frames (${ls.bytesOut} bytes) sent, ${ls.framesIn} (${ls.bytesIn} bytes) received, ${ls.dropped} repeats dropped`);
   if (nic) say(nic.summary());
   if (outcome === "stopped") {
     // Stopped dead: no goodbye to the peer (it must notice the silence), as a crash would.
     say(`stopped at instruction ${icount} (${interrupted ?? "--max-instructions"})`);
-    process.exit(interrupted === "SIGINT" ? 130 : interrupted === "SIGTERM" ? 143 : EXIT_FAILURE);
+    process.exit(signalStatus(interrupted));
   }
-  link.close("done");
+  (link as PeerLink).close("done");
   await (listener as Listener | null)?.close();
   await nic?.close();
   const st = r.status();
@@ -183,6 +244,35 @@ export async function runReplicaProcess(role: "primary" | "backup", flags: Repli
   if (r.lostArbiter) return EXIT_FAILURE;
   if (exitStatus !== null) return Math.min(exitStatus, 255);
   return EXIT_OK;
+}
+
+/**
+ * A standby's listener: live primaries connect to it when they need a
+ * backup. One is taken at a time; a connection while a primary is being
+ * followed is closed at once (this standby is someone's backup already).
+ * `next` resolves to the next connection, or null once `stopped()`.
+ */
+async function waitForPrimaries(where: { host: string; port: number }, key: Uint8Array | null, waker: Waker, busy: () => boolean, stopped: () => boolean, say: (s: string) => void): Promise<{ listener: Listener; next: () => Promise<PeerLink | null> }> {
+  const queue: PeerLink[] = [];
+  const listener = await listenLink({
+    host: where.host, port: where.port, key,
+    onLink: (l, peer) => {
+      if (busy() || queue.length > 0) {
+        say(`standby: refused a connection from ${peer}: this standby has a primary already`);
+        l.close("this standby has a primary already");
+        return;
+      }
+      say(`standby: a primary connected from ${peer}`);
+      queue.push(l);
+      waker.wake();
+    },
+    onRefused: (peer, reason) => say(`standby: refused a connection from ${peer}: ${reason}`),
+  });
+  const next = async (): Promise<PeerLink | null> => {
+    while (queue.length === 0 && !stopped()) await waker.wait(1_000);
+    return stopped() ? null : queue.shift()!;
+  };
+  return { listener, next };
 }
 
 interface ReplicaNic {
@@ -197,7 +287,7 @@ interface ReplicaNic {
  * replica that is not live drops them, as a dead host would: the client
  * resends), probes answered by this host, not the guest.
  */
-async function openNic(role: "primary" | "backup", spec: NicSpec, text: string, replica: () => PrimaryReplica | BackupReplica | null, waker: Waker, say: (s: string) => void): Promise<ReplicaNic> {
+async function openNic(role: "primary" | "backup", spec: NicSpec, text: string, replica: () => Replica | null, waker: Waker, say: (s: string) => void): Promise<ReplicaNic> {
   let udp: UdpTransport;
   try {
     udp = await UdpTransport.open({ listenPort: spec.listenPort, peerPort: spec.peerPort });

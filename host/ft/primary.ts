@@ -158,7 +158,8 @@ export class PrimaryRole {
       if (m.icount > this.backupRan) this.backupRan = m.icount;
       return this.ready([], []);
     }
-    if (m.type === "bye") return this.stopWith(`the backup said goodbye: ${m.reason}`);
+    // Alone, a goodbye can only come from a new backup that did not join (state-transfer.ts): not this primary's concern.
+    if (m.type === "bye") return this.state === "alone" ? this.ready([], []) : this.stopWith(`the backup said goodbye: ${m.reason}`);
     return this.ready([], []);
   }
 

@@ -7,6 +7,7 @@
 // (output-gate.ts): the world drops a number it has seen.
 
 import { sameBytes } from "../common/bytes.js";
+import { toHex } from "../common/hash.js";
 import type { Engine } from "../engine/engine.js";
 import type { BlockStore } from "../devices/block-store.js";
 import type { ClockMode } from "../machine/guest-time.js";
@@ -135,6 +136,11 @@ const pollDue = (last: { ms: number }): boolean => {
 };
 /** Now on the driver's clock (ReplicaOptions.now). */
 export const driverNow = (o: Pick<ReplicaOptions, "now">): number => (o.now ? o.now() : performance.now());
+/**
+ * How long a new backup may take to send its HELLO (a worker thread or a
+ * process starting up) before the primary gives the transfer up, ms.
+ */
+export const NEW_BACKUP_HELLO_MS = 10_000;
 
 /** The backup's execution lag the primary allows by default (docs/ft.md, "Flow control"). */
 export const DEFAULT_LAG_TARGET_MS = 5;
@@ -187,6 +193,16 @@ export const tap = (out: (c: OutputChannel, v: number | Uint8Array) => void) => 
 
 /** Bytes for a say line: KiB below a MiB. */
 const size = (n: number) => (n < 1 << 20 ? `${(n / 1024).toFixed(1)} KiB` : `${(n / 1048576).toFixed(1)} MiB`);
+
+/** Why a peer's HELLO is not from the replica this one needs (null: it is), in words for the operator. */
+export function helloFault(f: Extract<Frame, { type: "hello" }>, want: "primary" | "backup", configHash: Uint8Array): string | null {
+  if (f.role !== want) return `${f.replica} is a ${f.role}, not a ${want}`;
+  if (!sameBytes(f.configHash, configHash)) {
+    const short = (h: Uint8Array) => toHex(h).slice(0, 16);
+    return `${f.replica} runs another VM (configuration ${short(f.configHash)}, this one's ${short(configHash)}: the guest, --mem, --clock, --cmdline or --nic differ)`;
+  }
+  return null;
+}
 
 /** Frames from the link, kept until the next step takes them. */
 export function inbox(link: PeerLink): { take(): Frame[]; closedWith: () => string | null } {
@@ -409,6 +425,23 @@ export class PrimaryReplica implements Replica {
     return !this.finished && (this.role.state === "paired" || this.role.state === "alone");
   }
 
+  /** Whether this primary is live without a backup and not bringing one in: attachBackup would take one now. */
+  get wantsBackup(): boolean {
+    return !this.finished && !this.ended && this.role.state === "alone" && this.transfer === null;
+  }
+
+  /**
+   * A transfer that cannot finish is given up: the primary goes on as it
+   * was, alone (or, after the pause, paired with a backup that will never
+   * speak: its failure detector claims the next epoch, and it is alone).
+   */
+  private abandonTransfer(why: string): void {
+    this.transfer!.pre.abandon();
+    this.transfer = null;
+    this.link.close(why);
+    this.o.say(`primary: no new backup: ${why}`);
+  }
+
   status(): ReplicaStatus {
     const st: ReplicaStatus = { role: "primary", state: this.role.state, icount: this.machine.engine.icount, held: this.role.held, epoch: this.epoch };
     if (this.figures) st.checkpoints = { ...this.figures };
@@ -462,13 +495,11 @@ export class PrimaryReplica implements Replica {
   private takeFrames(nowMs: number): void {
     for (const f of this.box.take()) {
       if (f.type === "hello") {
-        if (f.role !== "backup" || !sameBytes(f.configHash, this.o.configHash)) {
-          this.link.send({ type: "bye", code: ByeCode.CONFIG_MISMATCH, reason: "not a backup of this VM" });
-          this.link.close("the peer is not a backup of this VM");
-          if (this.transfer) {
-            this.transfer = null;
-            this.o.say("primary: the new backup is not a backup of this VM: no transfer");
-          }
+        const fault = helloFault(f, "backup", this.o.configHash);
+        if (fault) {
+          this.link.send({ type: "bye", code: ByeCode.CONFIG_MISMATCH, reason: `not a backup of this VM: ${fault}` });
+          if (this.transfer) this.abandonTransfer(`the peer is not a backup of this VM: ${fault}`);
+          else this.link.close(`the peer is not a backup of this VM: ${fault}`);
           this.joining = false;
         }
         this.helloSeen = true;
@@ -484,6 +515,10 @@ export class PrimaryReplica implements Replica {
           this.o.say(`primary: a bad repair request (${(e as Error).message}): the link to the backup is closed`);
         }
       }
+      if (f.type === "bye" && this.transfer) {
+        this.abandonTransfer(`the new backup said goodbye: ${f.reason}`);
+        continue;
+      }
       this.apply(this.role.received(f, nowMs));
     }
   }
@@ -491,6 +526,9 @@ export class PrimaryReplica implements Replica {
   async step(nowMs: number): Promise<StepResult> {
     if (this.finished) return { next: "done", waitMs: 0 };
     this.takeFrames(nowMs);
+    if (this.transfer && !this.helloSeen && nowMs - this.transfer.startMs > NEW_BACKUP_HELLO_MS) {
+      this.abandonTransfer(`the new backup sent no HELLO within ${NEW_BACKUP_HELLO_MS} ms`);
+    }
     if (this.transfer && !this.finished) {
       try {
         this.transferStep(nowMs);
@@ -510,7 +548,8 @@ export class PrimaryReplica implements Replica {
     const closed = this.box.closedWith();
     if (closed !== null && !this.linkDown) {
       this.linkDown = true;
-      this.o.say(`primary: the link to the backup closed (${closed})`);
+      if (this.transfer) this.abandonTransfer(`its link closed during the transfer (${closed})`);
+      else this.o.say(`primary: the link to the backup closed (${closed})`);
     }
     let ran = false;
     if (!this.ended && this.role.mayRun && this.role.state !== "stopped" && this.sliceLeft() > 0) {
@@ -647,6 +686,8 @@ export class BackupReplica implements Replica {
   private repairing: "asked" | "receiving" | null = null;
   /** The REPAIR list still going out, a piece a step. */
   private repairOut: RepairRequest | null = null;
+  /** Set when a standby turned its peer away (not the primary of this VM): it took nothing, and stopped. */
+  refused: string | null = null;
 
   constructor(private readonly o: ReplicaOptions, nowMs: number) {
     this.role = new BackupRole({ timeouts: o.timeouts, nowMs, joined: !o.standby });
@@ -667,6 +708,11 @@ export class BackupReplica implements Replica {
     }
     const state = this.repairing && this.role.state === "following" ? "untrusted" : this.role.state;
     return { role: "backup", state, icount: this.machine?.engine.icount ?? 0n, held: this.role.keptCount, epoch: this.epoch };
+  }
+
+  /** Whether this replica went live and is without a backup: attachBackup would take one now. */
+  get wantsBackup(): boolean {
+    return this.successor?.wantsBackup ?? false;
   }
 
   /** A new backup for this replica, live now (PrimaryReplica.attachBackup). */
@@ -798,9 +844,17 @@ export class BackupReplica implements Replica {
   private takeFrames(nowMs: number): StepResult | null {
     for (const f of this.box.take()) {
       if (f.type === "hello") {
-        if (f.role !== "primary" || !sameBytes(f.configHash, this.o.configHash)) {
-          this.o.link.send({ type: "bye", code: ByeCode.CONFIG_MISMATCH, reason: "not the primary of this VM" });
-          this.o.link.close("the peer is not the primary of this VM");
+        const fault = helloFault(f, "primary", this.o.configHash);
+        if (fault) {
+          this.o.link.send({ type: "bye", code: ByeCode.CONFIG_MISMATCH, reason: `not the primary of this VM: ${fault}` });
+          this.o.link.close(`the peer is not the primary of this VM: ${fault}`);
+          if (this.o.standby && !this.machine) {
+            // A standby has taken nothing yet: it refuses the peer and is as it was.
+            this.refused = fault;
+            this.o.say(`backup: refused the peer, not the primary of this VM: ${fault}`);
+            this.finished = true;
+            return { next: "done", waitMs: 0 };
+          }
         } else if (f.epoch > this.epoch) {
           // A backup joining a primary that already went through failovers: its claims are for the epochs after.
           this.epoch = f.epoch;

@@ -197,6 +197,13 @@ export class PreCopy {
     return { type: "state", icount: p.icount, outputSeq: p.outputSeq, stateHash: this.hasher!.digest("binary"), json: p.json };
   }
 
+  /** The transfer is given up (the new backup went away): the dirty marks stop being kept for it. */
+  abandon(): void {
+    this.user.unregister();
+    this.queue = [];
+    this.pending = null;
+  }
+
   /** Whether the pause is over and STATE is still to go. */
   get hashing(): boolean {
     return this.pending !== null;

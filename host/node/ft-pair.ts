@@ -46,7 +46,7 @@ export interface PairOptions {
   /**
    * After a failover, start a new backup in a new worker and bring it the
    * survivor's state while the guest runs (host/ft/state-transfer.ts):
-   * redundancy restored. Worker transport only.
+   * redundancy restored.
    */
   respawn?: boolean;
   /** Instructions between divergence checks (host/ft/divergence.ts); 0 or absent: none. */
@@ -159,18 +159,19 @@ export function startPair(o: PairOptions): RunningPair {
       switch (e.type) {
         case "release": for (const x of e.outputs) take(x); break;
         case "listening": {
-          const c: FtWorkerCommand = { type: "connect", port: e.port };
-          workers.backup.postMessage(c);
+          // The primary's port goes to its backup; a standby's to the live replica in the other slot, which brings it in.
+          if (standby) workers[at === "primary" ? "backup" : "primary"].postMessage({ type: "attach-tcp", port: e.port } satisfies FtWorkerCommand);
+          else workers.backup.postMessage({ type: "connect", port: e.port } satisfies FtWorkerCommand);
           break;
         }
         case "say": say(e.line); break;
-        case "transferred": o.onTransferred?.(e.figures); break;
+        case "transferred": waitingStandby = null; o.onTransferred?.(e.figures); break;
         case "status": status[at] = e.status; o.onStatus?.(at, e.status, e.extra); break;
         case "claim": {
           const c: FtWorkerCommand = { type: "claimed", id: e.id, result: await o.arbiter.claim(e.claim) };
           w.postMessage(c);
           // A replica won a failover: with respawn on, a new backup joins it in the other slot once that one's worker is gone.
-          if (c.result.won && o.respawn && !tcp) respawnFor(at);
+          if (c.result.won && o.respawn) respawnFor(at);
           break;
         }
         case "failed":
@@ -189,9 +190,9 @@ export function startPair(o: PairOptions): RunningPair {
       if (side !== null) ended[side] ??= "failed";
       if (spare?.worker === w) spare = null;
       exited.add(w);
-      const wait = exitWaiters.get(w);
+      const waits = exitWaiters.get(w) ?? [];
       exitWaiters.delete(w);
-      wait?.();
+      for (const f of waits) f();
       running--;
       // The run is over when every replica that played a side has ended; a spare still waiting is let go then.
       if (running === 1 && spare) void spare.worker.terminate();
@@ -199,17 +200,38 @@ export function startPair(o: PairOptions): RunningPair {
     });
     return { worker: w, bind };
   };
-  const exitWaiters = new Map<Worker, () => void>();
+  const exitWaiters = new Map<Worker, (() => void)[]>();
   const exited = new Set<Worker>();
   /** The warm spare, while respawn is on: started with the pair, so a failover does not wait for a worker to boot. */
   let spare: ReturnType<typeof startWorker> | null = null;
   const startSpare = () => { spare = startWorker(null, { kind: "later" }, true); };
+  /** Calls `f` once worker `w` has exited (at once if it has). */
+  const whenExited = (w: Worker, f: () => void) => {
+    if (exited.has(w)) f();
+    else exitWaiters.set(w, [...(exitWaiters.get(w) ?? []), f]);
+  };
+  /** A standby over TCP still waiting for the live replica to connect and send the state. */
+  let waitingStandby: Worker | null = null;
   /** The survivor in slot `live` takes a standby in the other slot, once the failed worker there has ended. */
   const respawnFor = (live: Side) => {
     const other: Side = live === "primary" ? "backup" : "primary";
     const old = workers[other];
     const go = () => {
       if (ended[live] !== null) return;
+      if (tcp) {
+        // Over TCP the standby listens and says where ("listening"); the live replica connects to it. If
+        // that replica ends before the state went (its "transferred"), no one will: the standby is stopped.
+        startWorker(other, { kind: "tcp" }, true);
+        const s = workers[other];
+        waitingStandby = s;
+        whenExited(workers[live], () => {
+          if (waitingStandby !== s) return;
+          waitingStandby = null;
+          say(`the new backup is stopped: the ${live} ended before it had the state`);
+          void s.terminate();
+        });
+        return;
+      }
       const ch = new MessageChannel();
       const s = spare;
       if (s) {
@@ -226,8 +248,7 @@ export function startPair(o: PairOptions): RunningPair {
       startSpare();
     };
     // The failed replica's worker ends first (killed, or stopping itself having lost the arbiter).
-    if (exited.has(old)) go();
-    else exitWaiters.set(old, go);
+    whenExited(old, go);
   };
   startWorker("primary", tcp ? { kind: "tcp" } : { kind: "port", port: port1! }, false);
   startWorker("backup", tcp ? { kind: "tcp" } : { kind: "port", port: port2! }, false);

@@ -1,7 +1,8 @@
 // One replica of `lockstep ft` in a worker thread: its engine, its machine,
 // its role, and the peer link — over the MessagePort it was given
-// (host/ft/port-link.ts), or over loopback TCP (tcp-link.ts: the primary
-// listens on a free port and says which; the main thread tells the backup). It tells the main thread what the outside world
+// (host/ft/port-link.ts), or over loopback TCP (tcp-link.ts: the primary, or
+// a standby, listens on a free port and says which; the main thread tells
+// the backup, or the live replica that is to bring the standby in). It tells the main thread what the outside world
 // may see (released outputs, numbered), what happened, and its status; the
 // arbiter is the main thread's (claims go up and answers come back), so one
 // process holds one arbiter client. Messages to the main thread: FtWorkerEvent;
@@ -80,7 +81,7 @@ export interface FtStatusExtra {
 
 export type FtWorkerEvent =
   | { type: "release"; outputs: Output[] }
-  /** The primary's TCP listener is up (transport tcp): the backup is to connect to this port. */
+  /** The TCP listener is up (transport tcp): the primary's, for the backup to connect to; a standby's, for the live replica to. */
   | { type: "listening"; port: number }
   | { type: "say"; line: string }
   /** A state transfer from this replica to a new backup ended. */
@@ -102,7 +103,9 @@ export type FtWorkerCommand =
   /** To the live replica: a new backup waits on this port; send it the state (state-transfer.ts). */
   | { type: "attach"; port: MessagePort }
   /** To a warm spare (channel "later"): the live replica is on this port; join it as its backup. */
-  | { type: "join"; port: MessagePort };
+  | { type: "join"; port: MessagePort }
+  /** The same over TCP: the new backup listens on this loopback port. */
+  | { type: "attach-tcp"; port: number };
 
 const d = workerData as FtWorkerData;
 const parent = parentPort!;
@@ -144,8 +147,11 @@ const onCommand = (c: FtWorkerCommand) => {
     pending.delete(c.id);
   } else if (c.type === "connect") connectTo?.(c.port);
   else if (c.type === "partition") partition();
-  else if (c.type === "attach") void attach(c.port);
+  else if (c.type === "attach") void nodePortLink(c.port).then(attach);
   else if (c.type === "join") joinWith?.(c.port);
+  else if (c.type === "attach-tcp") {
+    connectLink({ host: "127.0.0.1", port: c.port, key: d.key }).then(attach, (e: Error) => post({ type: "say", line: `${d.name}: no new backup: ${e.message}` }));
+  }
   else if (replica?.isLive && replica.machine) {
     if (c.type === "input") replica.machine.serialInput(c.bytes);
     else replica.machine.nicInput(c.bytes);
@@ -153,12 +159,11 @@ const onCommand = (c: FtWorkerCommand) => {
 };
 parent.on("message", onCommand);
 
-/** A new backup on `port`: the live replica sends it its state, then they are a pair. */
 /** A link over a MessagePort, with a poll that reads it synchronously (PeerLink.poll). */
 const nodePortLink = async (port: MessagePort) => portLink(port, await tagger, () => receiveMessageOnPort(port));
 
-async function attach(port: MessagePort): Promise<void> {
-  const l = await nodePortLink(port);
+/** A new backup on link `l`: the live replica sends it its state, then they are a pair. */
+function attach(l: PeerLink): void {
   l.onFrame(() => waker.wake());
   try {
     replica!.attachBackup(l, performance.now());
@@ -169,11 +174,11 @@ async function attach(port: MessagePort): Promise<void> {
   waker.wake();
 }
 
-/** The channel to the peer: the port given, or loopback TCP (the primary listens, the backup connects). */
+/** The channel to the peer: the port given, or loopback TCP (the primary and a standby listen, the backup connects). */
 async function openLink(): Promise<PeerLink> {
   if (d.channel.kind === "port") return nodePortLink(d.channel.port);
   if (d.channel.kind === "later") return nodePortLink(await joinPort);
-  if (d.role === "backup") return connectLink({ host: "127.0.0.1", port: await connectPort, key: d.key });
+  if (d.role === "backup" && !d.standby) return connectLink({ host: "127.0.0.1", port: await connectPort, key: d.key });
   return new Promise<PeerLink>((resolve, reject) => {
     listenLink({
       host: "127.0.0.1", port: 0, key: d.key,

@@ -9,6 +9,7 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import { initHash } from "../../host/common/hash.js";
 import { MemoryArbiter } from "../../host/ft/arbiter.js";
+import { PrimaryRole } from "../../host/ft/primary.js";
 import { memoryLinkPair } from "../../host/ft/link.js";
 import { BackupReplica, PrimaryReplica } from "../../host/ft/replica.js";
 import { PreCopy, StateReceiver, TransferError } from "../../host/ft/state-transfer.js";
@@ -120,6 +121,67 @@ describe("a new backup from a running primary (ticks, virtual clock, in-process 
     expect(log).toMatch(/backup\| backup won epoch 2: going live/);
     expect(log).toMatch(/backup\| primary: a new backup has the state/);
     expect(log).toMatch(/standby\| backup won epoch 3: going live/);
+  });
+});
+
+describe("a new backup that is not one", () => {
+  it("a primary alone does not stop on a goodbye (only a backup that did not join sends one then); paired, it does", () => {
+    const T = { intervalMs: 20, timeoutMs: 200 };
+    const p = new PrimaryRole({ timeouts: T, maxLag: 1000n, nowMs: 0 });
+    p.startAlone();
+    expect(p.received({ type: "bye", code: 1, reason: "not the primary of this VM" }, 1).stop).toBe(null);
+    expect(p.state).toBe("alone");
+    p.pairWith(0n, 2);
+    expect(p.received({ type: "bye", code: 1, reason: "gone" }, 3).stop).toMatch(/the backup said goodbye: gone/);
+  });
+
+  it("a standby of another VM refuses the primary's link and stops; the primary, alone and live still, then takes the right one", async () => {
+    const arbiter = new MemoryArbiter();
+    await arbiter.claim({ vm: "t", epoch: 1, replica: "primary", atMs: 0, reason: "first start" });
+    const world = outsideWorld();
+    const lines: string[] = [];
+    const figures: unknown[] = [];
+    const hash = new Uint8Array(32).fill(7);
+    const common = {
+      image: guestImage("ticks"), clock: "virtual" as const, cmdline: CMDLINE, configHash: hash, vm: "t",
+      arbiter, timeouts: { intervalMs: 20, timeoutMs: 300 }, slice: 5_000, maxLag: 2_000_000n, release: world.release,
+      transferred: (f: unknown) => figures.push(f),
+    };
+    const engines = await Promise.all([0, 1, 2, 3].map(() => loadEngine("wasm", { ramSize: RAM })));
+    const [pl, bl] = memoryLinkPair(tagger);
+    const now = performance.now();
+    const p = new PrimaryReplica({ ...common, engine: engines[0]!, name: "primary", link: pl, say: (l) => lines.push(`primary| ${l}`) }, now);
+    const b = new BackupReplica({ ...common, engine: engines[1]!, name: "backup", link: bl, say: (l) => lines.push(`backup| ${l}`) }, now);
+    const standbys: { s: BackupReplica; run: Promise<unknown> }[] = [];
+    // As the CLI's spare keeper does: a standby is handed over between two steps of the primary, when it wants one.
+    const bring = (configHash: Uint8Array, name: string) => {
+      const [sl, nl] = memoryLinkPair(tagger);
+      const s = new BackupReplica({ ...common, configHash, engine: engines[2 + standbys.length]!, name, link: nl, standby: true, say: (l) => lines.push(`${name}| ${l}`) }, performance.now());
+      p.attachBackup(sl, performance.now());
+      standbys.push({ s, run: driveReplica(s) });
+    };
+    await Promise.all([
+      driveReplica(p, {
+        stop: () => {
+          if (p.wantsBackup && standbys.length === 0) bring(new Uint8Array(32).fill(8), "wrong");
+          else if (p.wantsBackup && standbys.length === 1 && standbys[0]!.s.finished) bring(hash, "right");
+          return false;
+        },
+      }),
+      driveReplica(b, { stop: () => b.machine !== null && b.machine.engine.icount >= 30_000n }),
+    ]);
+    await Promise.all(standbys.map((x) => x.run));
+    const log = lines.join("\n");
+    expect(standbys).toHaveLength(2);
+    const [wrong, right] = standbys.map((x) => x.s);
+    expect(wrong!.refused, log).toMatch(/^primary runs another VM \(configuration 0707070707070707, this one's 0808080808080808: /);
+    expect(wrong!.machine).toBe(null);
+    expect(log).toMatch(/primary\| primary: no new backup: the (peer is not a backup of this VM|new backup said goodbye)/);
+    expect(p.lostArbiter).toBe(false);
+    expect(log).toMatch(/right\| backup: joined the primary at instruction \d+/);
+    expect(figures).toHaveLength(1);
+    expect(world.serial(), log).toBe(await solo());
+    expect(world.contradictions).toBe(0);
   });
 });
 
