@@ -97,7 +97,7 @@ describe("lockstep backup --standby and --spare over TCP", () => {
     await until(() => /paired again/.test(b.err()) || b.child.exitCode !== null, "the backup to bring the standby in");
     expect(b.err()).toMatch(/backup is live at instruction \d+ \(epoch 2\)/);
     expect(b.err()).toMatch(/spare 127\.0\.0\.1:\d+: connected; sending it the state/);
-    expect(b.err()).toMatch(/a new backup has the state at instruction \d+ after \d+ pre-copy round\(s\), \d+ pages \(\d+ all zero\), [\d.]+ MiB, pause [\d.]+ ms \(\d+ pages in it\), \d+ ms in all: paired again/);
+    expect(b.err()).toMatch(/a new backup has the state at instruction \d+ after \d+ pre-copy round\(s\), \d+ pages \(\d+ all zero\), [\d.]+ [KM]iB, pause [\d.]+ ms \(\d+ pages in it\), \d+ ms in all: paired again/);
     await until(() => /joined the primary at instruction \d+ \(state transferred\)/.test(s.err()), "the standby to join");
 
     // The pair (former backup, former standby) runs on a while, then the former backup dies too.

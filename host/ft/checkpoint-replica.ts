@@ -17,7 +17,7 @@ import { stateHash } from "../replay/state-hash.js";
 import { BackupRole } from "./backup.js";
 import { CheckpointReceiver } from "./checkpoint.js";
 import { OutputCounter, type Output } from "./output-gate.js";
-import { driverNow, inbox, PrimaryReplica, tap, type Replica, type ReplicaOptions, type ReplicaStatus, type StepResult } from "./replica.js";
+import { claimNextEpoch, driverNow, inbox, PrimaryReplica, tap, type Replica, type ReplicaOptions, type ReplicaStatus, type StepResult } from "./replica.js";
 import type { PeerLink } from "./link.js";
 import { SharedDiskStore } from "./shared-disk.js";
 import { TransferError } from "./state-transfer.js";
@@ -150,11 +150,8 @@ export class CheckpointBackup implements Replica {
   }
 
   private async claim(): Promise<void> {
-    const want = this.epoch + 1;
-    const r = await this.o.arbiter.claim({ vm: this.o.vm, epoch: want, replica: this.o.name, atMs: Date.now(), reason: "the primary went silent" });
-    if (!r.won) this.lostArbiter = true;
-    this.o.say(r.won ? `backup won epoch ${want}: going live` : `backup lost epoch ${want} to ${r.holder.replica}`);
-    const res = this.role.claimed(r.won, r.won ? "" : `${r.holder.replica} (epoch ${r.holder.epoch})`);
+    const { want, won, res } = await claimNextEpoch(this.o, this.role, this.epoch);
+    if (!won) this.lostArbiter = true;
     this.apply(res);
     if (!res.goLive) return;
     this.epoch = want;

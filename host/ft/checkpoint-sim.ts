@@ -55,7 +55,7 @@ export async function runCheckpointSim(o: CheckpointSimOptions): Promise<Checkpo
   const releases = new Map<string, { by: Who; epoch: number; count: number }>();
   const stops: Record<Who, string | null> = { primary: null, backup: null };
   const wire = await simWire(o, () => now, note);
-  const { toBackup, toPrimary, pLink, bLink, closed, deliver } = wire;
+  const { toBackup, toPrimary, pLink, bLink, deliver } = wire;
 
   const first = await arbiter.claim({ vm: "sim", epoch: 1, replica: "primary", atMs: now, reason: "first start" });
   if (!first.won) throw new Error(`the arbiter already holds epoch ${first.holder.epoch} of sim (reset it)`);
@@ -179,10 +179,7 @@ export async function runCheckpointSim(o: CheckpointSimOptions): Promise<Checkpo
     logs: { primary: [], backupReplayed: null, backupLive: [] },
     ackedIcount, stops, alive: { primary: p.alive, backup: b.alive },
     releases: [...releases.values()],
-    channel: {
-      toBackup: { ...toBackup.counts, repeatsDropped: bLink.stats.dropped, closed: closed.backup },
-      toPrimary: { ...toPrimary.counts, repeatsDropped: pLink.stats.dropped, closed: closed.primary },
-    },
+    channel: wire.report(),
     inputLost,
     checkpoint: {
       sent,

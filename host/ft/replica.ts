@@ -204,6 +204,18 @@ export function helloFault(f: Extract<Frame, { type: "hello" }>, want: "primary"
   return null;
 }
 
+/**
+ * A backup's claim of the next epoch, its primary gone silent: the
+ * arbiter's answer, said, and given to the role (which says whether to go
+ * live). Both kinds of backup (this file's, checkpoint-replica.ts's) claim so.
+ */
+export async function claimNextEpoch(o: ReplicaOptions, role: BackupRole, epoch: number): Promise<{ want: number; won: boolean; res: ReturnType<BackupRole["claimed"]> }> {
+  const want = epoch + 1;
+  const r = await o.arbiter.claim({ vm: o.vm, epoch: want, replica: o.name, atMs: Date.now(), reason: "the primary went silent" });
+  o.say(r.won ? `backup won epoch ${want}: going live` : `backup lost epoch ${want} to ${r.holder.replica}`);
+  return { want, won: r.won, res: role.claimed(r.won, r.won ? "" : `${r.holder.replica} (epoch ${r.holder.epoch})`) };
+}
+
 /** Frames from the link, kept until the next step takes them. */
 export function inbox(link: PeerLink): { take(): Frame[]; closedWith: () => string | null } {
   let frames: Frame[] = [];
@@ -977,11 +989,8 @@ export class BackupReplica implements Replica {
   }
 
   private async claim(): Promise<void> {
-    const want = this.epoch + 1;
-    const r = await this.o.arbiter.claim({ vm: this.o.vm, epoch: want, replica: this.o.name, atMs: Date.now(), reason: "the primary went silent" });
-    if (!r.won) this.lostArbiter = true;
-    this.o.say(r.won ? `backup won epoch ${want}: going live` : `backup lost epoch ${want} to ${r.holder.replica}`);
-    const res = this.role.claimed(r.won, r.won ? "" : `${r.holder.replica} (epoch ${r.holder.epoch})`);
+    const { want, won, res } = await claimNextEpoch(this.o, this.role, this.epoch);
+    if (!won) this.lostArbiter = true;
     this.apply(res);
     if (!res.goLive) return;
     this.epoch = want;

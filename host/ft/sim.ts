@@ -291,7 +291,7 @@ export async function runPairSim(o: SimOptions): Promise<SimReport> {
   };
 
   // ---- the channel: a FramedLink each side, a simulated wire each way
-  const { toBackup, toPrimary, pLink, bLink, closed, deliver } = await simWire(o, () => now, note);
+  const { toBackup, toPrimary, pLink, bLink, deliver, report: channelReport } = await simWire(o, () => now, note);
   pLink.onFrame((f) => { if (p.alive) applyPrimary(primaryRole.received(f, now)); });
   bLink.onFrame((f) => { if (b.alive) applyBackup(backupRole.onMessage(f, now)); });
   const configHash = new Uint8Array(32); // both sides run this one VM: nothing to tell apart
@@ -479,10 +479,7 @@ export async function runPairSim(o: SimOptions): Promise<SimReport> {
     logs: { primary: primaryLog, backupReplayed, backupLive: backupLiveLog },
     ackedIcount, stops, alive: { primary: p.alive, backup: b.alive },
     releases: [...releases.values()],
-    channel: {
-      toBackup: { ...toBackup.counts, repeatsDropped: bLink.stats.dropped, closed: closed.backup },
-      toPrimary: { ...toPrimary.counts, repeatsDropped: pLink.stats.dropped, closed: closed.primary },
-    },
+    channel: channelReport(),
     inputLost,
   };
   // Pooled cores make the next run's machines cheap (docs/cpu.md).
@@ -516,7 +513,12 @@ export async function simWire(o: Pick<SimOptions, "delayMs" | "noise" | "framing
       else link.receive(x);
     }
   };
-  return { toBackup, toPrimary, pLink, bLink, closed, deliver };
+  /** What each direction carried, for the run's report. */
+  const report = (): { toBackup: DirectionReport; toPrimary: DirectionReport } => ({
+    toBackup: { ...toBackup.counts, repeatsDropped: bLink.stats.dropped, closed: closed.backup },
+    toPrimary: { ...toPrimary.counts, repeatsDropped: pLink.stats.dropped, closed: closed.primary },
+  });
+  return { toBackup, toPrimary, pLink, bLink, closed, deliver, report };
 }
 
 /** A fault strikes: a replica dies or pauses, or the channel is cut (what was in flight lost with it). */
