@@ -636,6 +636,7 @@ const verdict = (ok: boolean) => (ok ? "met" : "MISSED");
  * second), solo, replay mode and checkpoint mode interleaved per round.
  */
 export async function modesBench(o: FtBenchOptions & { epochMs: number }) {
+  await initHash();
   const bench = new Uint8Array(readFileSync(guestFile("bench.elf")));
   const kv = new Uint8Array(readFileSync(guestFile("kv.elf")));
   const ckpt = { epochMs: o.epochMs };
