@@ -15,7 +15,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { decodeProbe, encodeProbeAsk, type ProbeAnswer } from "../host/net/probe.js";
-import { LOCKSTEP_BIN, runLockstep } from "./helpers/cli.js";
+import { LOCKSTEP_BIN, runLockstep, startLockstep, type LockstepProc } from "./helpers/cli.js";
 
 const REPO = new URL("..", import.meta.url).pathname;
 const GUEST = join(REPO, "guests/bin/kv.elf");
@@ -43,16 +43,8 @@ async function freePort(): Promise<number> {
   }
 }
 
-interface Proc { child: ChildProcess; out: () => string; err: () => string; exit: Promise<number | null> }
-function start(args: string[]): Proc {
-  const child = spawn(process.execPath, [LOCKSTEP_BIN, ...args], { cwd: REPO });
-  children.push(child);
-  let out = "", err = "";
-  child.stdout!.on("data", (d) => (out += d));
-  child.stderr!.on("data", (d) => (err += d));
-  const exit = new Promise<number | null>((res) => child.on("exit", (code, sig) => res(sig === "SIGKILL" ? -9 : code)));
-  return { child, out: () => out, err: () => err, exit };
-}
+type Proc = LockstepProc;
+const start = (args: string[]): Proc => startLockstep(REPO, args, children);
 
 const until = async (what: () => boolean, ms = 20_000) => {
   for (const t0 = Date.now(); !what(); ) {

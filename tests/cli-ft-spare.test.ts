@@ -10,13 +10,13 @@
 // the primary of another guest (it refuses, says why, and waits on), and a
 // spare that cannot be reached (the primary says so and goes on alone).
 
-import { spawn, type ChildProcess } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { LOCKSTEP_BIN, runLockstep } from "./helpers/cli.js";
+import { freeTcpPort, runLockstep, startLockstep, type LockstepProc } from "./helpers/cli.js";
+import { mergeNumbered } from "./helpers/numbered-outputs.js";
 
 const REPO = new URL("..", import.meta.url).pathname;
 const GUEST = join(REPO, "guests/bin/ticks.elf");
@@ -28,25 +28,8 @@ const children: ChildProcess[] = [];
 afterAll(() => { for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL"); });
 let dirs = 0;
 
-function freePort(): Promise<number> {
-  return new Promise((res) => {
-    const s = createServer().listen(0, "127.0.0.1", () => {
-      const p = (s.address() as { port: number }).port;
-      s.close(() => res(p));
-    });
-  });
-}
-
-interface Proc { child: ChildProcess; out: () => string; err: () => string; exit: Promise<number | null> }
-function start(args: string[]): Proc {
-  const child = spawn(process.execPath, [LOCKSTEP_BIN, ...args], { cwd: REPO });
-  children.push(child);
-  let out = "", err = "";
-  child.stdout!.on("data", (d) => (out += d));
-  child.stderr!.on("data", (d) => (err += d));
-  const exit = new Promise<number | null>((res) => child.on("exit", (code, sig) => res(sig === "SIGKILL" ? -9 : code)));
-  return { child, out: () => out, err: () => err, exit };
-}
+type Proc = LockstepProc;
+const start = (args: string[]): Proc => startLockstep(REPO, args, children);
 
 const until = async (what: () => boolean, why: string, ms = 20_000) => {
   for (const t0 = Date.now(); !what(); ) {
@@ -56,22 +39,6 @@ const until = async (what: () => boolean, why: string, ms = 20_000) => {
 };
 const lines = (p: Proc) => p.out().split("\n").length - 1;
 
-/** Each output number once, from every replica's numbered stream: the serial bytes in order. */
-function merged(...streams: string[]): string {
-  const seen = new Map<number, { channel: string; value: number }>();
-  for (const s of streams) {
-    for (const line of s.split("\n")) {
-      if (!line) continue;
-      const o = JSON.parse(line) as { seq: number; channel: string; value: number };
-      const had = seen.get(o.seq);
-      if (had) expect(had, `output ${o.seq} differs between the replicas`).toEqual({ channel: o.channel, value: o.value });
-      else seen.set(o.seq, { channel: o.channel, value: o.value });
-    }
-  }
-  const seqs = [...seen.keys()].sort((a, b) => a - b);
-  expect(seqs.every((s, i) => s === i + 1), "the numbers run 1..N without a gap").toBe(true);
-  return Buffer.from(seqs.filter((s) => seen.get(s)!.channel === "serial").map((s) => seen.get(s)!.value)).toString("latin1");
-}
 
 const newArbiter = () => {
   const arb = join(tmp, `arb${++dirs}`);
@@ -83,7 +50,7 @@ describe("lockstep backup --standby and --spare over TCP", () => {
   it("primary killed, the backup brings the standby in; backup killed, the standby goes live in epoch 3; the console is the solo run's", async () => {
     const solo = runLockstep(REPO, "run", GUEST, ...CMD);
     const arb = newArbiter();
-    const [sPort, pPort] = [await freePort(), await freePort()];
+    const [sPort, pPort] = [await freeTcpPort(), await freeTcpPort()];
     const common = [GUEST, ...CMD, "--arbiter", `file:${arb}`, "--outputs", "numbered", "--timeout-ms", "400"];
     const s = start(["backup", ...common, "--standby", "--listen", `127.0.0.1:${sPort}`]);
     const p = start(["primary", ...common, "--listen", `127.0.0.1:${pPort}`, "--spare", `127.0.0.1:${sPort}`]);
@@ -109,14 +76,14 @@ describe("lockstep backup --standby and --spare over TCP", () => {
     expect(s.err()).toMatch(/backup is live at instruction \d+ \(epoch 3\)/);
     expect(sExit, s.err()).toBe(0);
     expect([await p.exit, await b.exit]).toEqual([-9, -9]);
-    expect(merged(p.out(), b.out(), s.out())).toBe((await solo).stdout);
+    expect(mergeNumbered(p.out(), b.out(), s.out())).toBe((await solo).stdout);
     // What the operator saw of the transfer, for the record.
     console.log([b.err(), s.err()].join(""));
   }, 60_000);
 
   it("a standby brought in by the primary of another guest refuses it, says why, and waits on", async () => {
     const arb = newArbiter();
-    const [sPort, pPort] = [await freePort(), await freePort()];
+    const [sPort, pPort] = [await freeTcpPort(), await freeTcpPort()];
     const common = ["--arbiter", `file:${arb}`, "--timeout-ms", "400"];
     const s = start(["backup", OTHER, ...CMD, ...common, "--standby", "--listen", `127.0.0.1:${sPort}`]);
     const p = start(["primary", GUEST, ...CMD, ...common, "--listen", `127.0.0.1:${pPort}`, "--spare", `127.0.0.1:${sPort}`]);
@@ -134,7 +101,7 @@ describe("lockstep backup --standby and --spare over TCP", () => {
 
   it("a spare that cannot be reached: the primary says so once, goes on alone and runs the guest to its end", async () => {
     const arb = newArbiter();
-    const [nowhere, pPort] = [await freePort(), await freePort()];
+    const [nowhere, pPort] = [await freeTcpPort(), await freeTcpPort()];
     const short = [GUEST, "--clock", "virtual", "--mem", "8M", "--cmdline", "ticks=6000 every=500", "--arbiter", `file:${arb}`, "--timeout-ms", "400", "--outputs", "numbered"];
     const p = start(["primary", ...short, "--listen", `127.0.0.1:${pPort}`, "--spare", `127.0.0.1:${nowhere}`]);
     await until(() => /waiting for the backup/.test(p.err()), "the primary to listen");
@@ -143,7 +110,7 @@ describe("lockstep backup --standby and --spare over TCP", () => {
     await b.exit;
     expect(p.err()).toMatch(/primary won epoch 2: going on without a backup/);
     expect(p.err().match(/spare 127\.0\.0\.1:\d+ cannot be reached \(nothing listens on 127\.0\.0\.1:\d+\): going on alone, trying again every 1000 ms/g)).toHaveLength(1);
-    expect(merged(p.out(), b.out())).toBe((await runLockstep(REPO, "run", ...short.slice(0, 7))).stdout);
+    expect(mergeNumbered(p.out(), b.out())).toBe((await runLockstep(REPO, "run", ...short.slice(0, 7))).stdout);
   }, 30_000);
 
   it("refuses a malformed --spare, --standby without --listen, and --listen without --standby (status 2)", async () => {

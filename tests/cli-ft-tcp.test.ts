@@ -5,13 +5,12 @@
 // numbered); taking each number once from both streams must give exactly
 // the console of a solo run (`lockstep run`, virtual clock).
 
-import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { LOCKSTEP_BIN, runLockstep } from "./helpers/cli.js";
+import { freeTcpPort, runLockstep, startLockstep, type LockstepProc } from "./helpers/cli.js";
+import { mergeNumbered } from "./helpers/numbered-outputs.js";
 
 const REPO = new URL("..", import.meta.url).pathname;
 const GUEST = join(REPO, "guests/bin/ticks.elf");
@@ -20,47 +19,15 @@ const tmp = mkdtempSync(join(tmpdir(), "lockstep-ft-tcp-"));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 let dirs = 0;
 
-function freePort(): Promise<number> {
-  return new Promise((res) => {
-    const s = createServer().listen(0, "127.0.0.1", () => {
-      const p = (s.address() as { port: number }).port;
-      s.close(() => res(p));
-    });
-  });
-}
+type Proc = LockstepProc;
+const start = (args: string[]): Proc => startLockstep(REPO, args);
 
-interface Proc { child: ChildProcess; out: () => string; err: () => string; exit: Promise<number | null> }
-function start(args: string[]): Proc {
-  const child = spawn(process.execPath, [LOCKSTEP_BIN, ...args], { cwd: REPO });
-  let out = "", err = "";
-  child.stdout!.on("data", (d) => (out += d));
-  child.stderr!.on("data", (d) => (err += d));
-  const exit = new Promise<number | null>((res) => child.on("exit", (code, sig) => res(sig === "SIGKILL" ? -9 : code)));
-  return { child, out: () => out, err: () => err, exit };
-}
-
-/** Each output number once, from both replicas' numbered streams: the serial bytes in order. */
-function merged(...streams: string[]): string {
-  const seen = new Map<number, { channel: string; value: number }>();
-  for (const s of streams) {
-    for (const line of s.split("\n")) {
-      if (!line) continue;
-      const o = JSON.parse(line) as { seq: number; channel: string; value: number };
-      const had = seen.get(o.seq);
-      if (had) expect(had, `output ${o.seq} differs between the replicas`).toEqual({ channel: o.channel, value: o.value });
-      else seen.set(o.seq, { channel: o.channel, value: o.value });
-    }
-  }
-  const seqs = [...seen.keys()].sort((a, b) => a - b);
-  expect(seqs.every((s, i) => s === i + 1), "the numbers run 1..N without a gap").toBe(true);
-  return Buffer.from(seqs.filter((s) => seen.get(s)!.channel === "serial").map((s) => seen.get(s)!.value)).toString("latin1");
-}
 
 async function pairRun(o: { kill?: "primary" | "backup"; backupKey?: string; key?: string }) {
   const arb = join(tmp, `arb${++dirs}`);
   rmSync(arb, { recursive: true, force: true });
   (await import("node:fs")).mkdirSync(arb);
-  const port = await freePort();
+  const port = await freeTcpPort();
   const common = [GUEST, ...CMD, "--arbiter", `file:${arb}`, "--outputs", "numbered", "--timeout-ms", "1000"];
   const p = start(["primary", ...common, "--listen", `127.0.0.1:${port}`, ...(o.key ? ["--key", o.key] : [])]);
   for (let t = 0; !/waiting for the backup/.test(p.err()) && t < 400; t++) await new Promise((r) => setTimeout(r, 25));
@@ -81,7 +48,7 @@ describe("lockstep primary / backup over TCP", () => {
   it("with no fault, the numbered outputs are the solo run's console; both exit 0", async () => {
     const r = await pairRun({});
     expect([r.pExit, r.bExit], r.p.err() + r.b.err()).toEqual([0, 0]);
-    expect(merged(r.p.out(), r.b.out())).toBe(await soloRun());
+    expect(mergeNumbered(r.p.out(), r.b.out())).toBe(await soloRun());
   });
 
   it("the primary killed with SIGKILL mid-run: the backup goes live; the console is the solo run's", async () => {
@@ -91,7 +58,7 @@ describe("lockstep primary / backup over TCP", () => {
     expect(r.pExit).toBe(-9);
     expect(r.bExit, r.b.err()).toBe(0);
     expect(r.b.err()).toMatch(/backup is live at instruction \d+ \(epoch 2\)/);
-    expect(merged(r.p.out(), r.b.out())).toBe(await soloRun());
+    expect(mergeNumbered(r.p.out(), r.b.out())).toBe(await soloRun());
   });
 
   it("the backup killed with SIGKILL mid-run: the primary goes on alone; the console is the solo run's", async () => {
@@ -99,7 +66,7 @@ describe("lockstep primary / backup over TCP", () => {
     expect(r.bExit).toBe(-9);
     expect(r.pExit, r.p.err()).toBe(0);
     expect(r.p.err()).toMatch(/primary won epoch 2/);
-    expect(merged(r.p.out(), r.b.out())).toBe(await soloRun());
+    expect(mergeNumbered(r.p.out(), r.b.out())).toBe(await soloRun());
   });
 
   it("a backup with the wrong key is refused and logged; the primary keeps waiting", async () => {
@@ -108,7 +75,7 @@ describe("lockstep primary / backup over TCP", () => {
     writeFileSync(bad, "22".repeat(32), { mode: 0o600 });
     const arb = join(tmp, "arbkey");
     (await import("node:fs")).mkdirSync(arb);
-    const port = await freePort();
+    const port = await freeTcpPort();
     const common = [GUEST, ...CMD, "--arbiter", `file:${arb}`];
     const p = start(["primary", ...common, "--listen", `127.0.0.1:${port}`, "--key", good]);
     for (let t = 0; !/waiting for the backup/.test(p.err()) && t < 400; t++) await new Promise((r) => setTimeout(r, 25));

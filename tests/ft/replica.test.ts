@@ -9,22 +9,15 @@ import { MemoryArbiter } from "../../host/ft/arbiter.js";
 import { memoryLinkPair } from "../../host/ft/link.js";
 import { BackupReplica, PrimaryReplica } from "../../host/ft/replica.js";
 import { frameTagger } from "../../host/ft/wire.js";
-import { bootLive } from "../../host/node/boot.js";
 import { loadEngine } from "../../host/node/core-modules.js";
 import { driveReplica } from "../../host/node/ft-driver.js";
-import { outsideWorld } from "../helpers/ft-world.js";
+import { outsideWorld, soloTicks } from "../helpers/ft-world.js";
 import { guestImage } from "../helpers/replay.js";
 
 const RAM = 8 << 20;
 const CMDLINE = "ticks.elf ticks=400 every=40 hz=200";
 
-async function solo(): Promise<string> {
-  const out: number[] = [];
-  const m = await bootLive(guestImage("ticks"), { engine: "wasm", ramSize: RAM, clock: "virtual", cmdline: CMDLINE, onSerial: (b) => out.push(b) });
-  m.runSync(200_000_000);
-  m.dispose();
-  return Buffer.from(out).toString("latin1");
-}
+const solo = () => soloTicks(RAM, CMDLINE);
 
 async function pair(fail: { who: "primary" | "backup"; at: bigint } | null) {
   const [pl, bl] = memoryLinkPair(await frameTagger(null));

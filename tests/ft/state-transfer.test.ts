@@ -18,7 +18,7 @@ import { bootLive } from "../../host/node/boot.js";
 import { loadEngine } from "../../host/node/core-modules.js";
 import { driveReplica } from "../../host/node/ft-driver.js";
 import { stateHash } from "../../host/replay/state-hash.js";
-import { outsideWorld } from "../helpers/ft-world.js";
+import { outsideWorld, soloTicks } from "../helpers/ft-world.js";
 import { guestImage } from "../helpers/replay.js";
 
 const RAM = 4 << 20;
@@ -29,13 +29,7 @@ beforeAll(async () => {
   tagger = await frameTagger(null);
 });
 
-async function solo(): Promise<string> {
-  const out: number[] = [];
-  const m = await bootLive(guestImage("ticks"), { engine: "wasm", ramSize: RAM, clock: "virtual", cmdline: CMDLINE, onSerial: (b) => out.push(b) });
-  m.runSync(200_000_000);
-  m.dispose();
-  return Buffer.from(out).toString("latin1");
-}
+const solo = () => soloTicks(RAM, CMDLINE);
 
 type Replica = PrimaryReplica | BackupReplica;
 

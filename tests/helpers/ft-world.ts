@@ -3,6 +3,17 @@
 // contradiction), and gives the console the numbers spell out.
 
 import type { Output } from "../../host/ft/output-gate.js";
+import { bootLive } from "../../host/node/boot.js";
+import { guestImage } from "./replay.js";
+
+/** The console of ticks.elf run alone (wasm, virtual clock): what the world must see from a pair. */
+export async function soloTicks(ramSize: number, cmdline: string): Promise<string> {
+  const out: number[] = [];
+  const m = await bootLive(guestImage("ticks"), { engine: "wasm", ramSize, clock: "virtual", cmdline, onSerial: (b) => out.push(b) });
+  m.runSync(200_000_000);
+  m.dispose();
+  return Buffer.from(out).toString("latin1");
+}
 
 export function outsideWorld() {
   const seen = new Map<number, Output>();
