@@ -27,13 +27,6 @@ export interface PeerLink {
   close(reason?: string): void;
   readonly closed: boolean;
   readonly stats: LinkStats;
-  /**
-   * Delivers now, to onFrame, frames that have arrived but wait for the
-   * event loop — where the transport can read synchronously (a Node
-   * MessagePort: receiveMessageOnPort). Lets a replica in the middle of a
-   * slice see an acknowledgement. Absent where it cannot.
-   */
-  poll?(): void;
 }
 
 /**
@@ -49,8 +42,6 @@ export class FramedLink implements PeerLink {
   private frameCbs: ((f: Frame) => void)[] = [];
   private closeCbs: ((reason: string) => void)[] = [];
   private isClosed = false;
-  /** Set by a transport that can read synchronously (port-link.ts). */
-  poll?: () => void;
 
   constructor(
     tagger: FrameTagger,

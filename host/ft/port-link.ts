@@ -13,11 +13,7 @@ export interface MessagePortLike {
   close(): void;
 }
 
-/**
- * `take`, where the platform has it, reads one waiting message synchronously
- * (Node's receiveMessageOnPort; a browser has no such call): the link's poll.
- */
-export function portLink(port: MessagePortLike, tagger: FrameTagger, take?: () => { message: unknown } | undefined): PeerLink {
+export function portLink(port: MessagePortLike, tagger: FrameTagger): PeerLink {
   const link: FramedLink = new FramedLink(
     tagger,
     (bytes) => {
@@ -28,16 +24,11 @@ export function portLink(port: MessagePortLike, tagger: FrameTagger, take?: () =
     () => port.close(),
     "message",
   );
-  const deliver = (data: unknown) => {
+  port.addEventListener("message", (e) => {
+    const data = (e as MessageEvent).data;
     if (data instanceof Uint8Array) link.receive(data);
     else link.close("a message on the channel that is not a frame");
-  };
-  port.addEventListener("message", (e) => deliver((e as MessageEvent).data));
-  if (take) {
-    link.poll = () => {
-      for (let m = take(); m !== undefined && !link.closed; m = take()) deliver(m.message);
-    };
-  }
+  });
   port.addEventListener("close", () => link.ended("the peer's port closed"));
   port.start?.();
   return link;

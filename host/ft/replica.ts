@@ -122,18 +122,6 @@ export const stepDeadline = () => {
   return () => performance.now() > end;
 };
 
-/**
- * Reading the link mid-slice (PeerLink.poll) at most this often, ms: a
- * guest that writes ports in a tight loop ends an engine run every few
- * instructions, and a poll each time would cost more than it saves.
- */
-const POLL_EVERY_MS = 0.05;
-const pollDue = (last: { ms: number }): boolean => {
-  const t = performance.now();
-  if (t - last.ms < POLL_EVERY_MS) return false;
-  last.ms = t;
-  return true;
-};
 /** Now on the driver's clock (ReplicaOptions.now). */
 export const driverNow = (o: Pick<ReplicaOptions, "now">): number => (o.now ? o.now() : performance.now());
 /**
@@ -254,8 +242,6 @@ export class PrimaryReplica implements Replica {
   private rate = 0;
   /** A state transfer to a new backup, or a repair of this one, under way. */
   private transfer: { pre: PreCopy; startMs: number; sentMs: number; repair: { icount: bigint; requestBytes: number } | null } | null = null;
-  /** When the link was last read mid-slice. */
-  private readonly polled = { ms: 0 };
   /** Divergence checks (checkEvery): the digest's source and the next count to take it at (always ahead of the guest). */
   private check: DivergenceCheck | null = null;
   private nextCheck = 0n;
@@ -566,12 +552,7 @@ export class PrimaryReplica implements Replica {
     let ran = false;
     if (!this.ended && this.role.mayRun && this.role.state !== "stopped" && this.sliceLeft() > 0) {
       const t0 = performance.now();
-      const late = this.o.simulated ? () => false : stepDeadline();
-      const r = this.machine.runSync(this.sliceLeft(), () => {
-        // Replay mode: outputs made so far go to the backup's acknowledgement now (checkpoint mode waits for the epoch's checkpoint anyway).
-        if (!this.o.checkpoint) this.sendForOutputs();
-        return this.finished || late();
-      });
+      const r = this.machine.runSync(this.sliceLeft(), this.o.simulated ? undefined : stepDeadline());
       if (r.reason !== "limit" && r.reason !== "idle") this.ended = r;
       if (r.reason === "limit") this.learnRate(Number(r.instructions), performance.now() - t0);
       this.takeOutputs();
@@ -601,25 +582,6 @@ export class PrimaryReplica implements Replica {
     await this.claimIfAsked(t);
     if (this.finished) return { next: "done", waitMs: 0 };
     return ran || this.transfer || this.checkpointSending ? { next: "run", waitMs: 0 } : { next: "wait", waitMs: 1 };
-  }
-
-  /**
-   * Between two engine runs of a slice (an instruction boundary, the log
-   * complete up to here): if the guest made outputs, the log and a progress
-   * record to this count go out now rather than at the slice's end, so the
-   * backup's acknowledgement — and the outputs' release — is not held back
-   * by the rest of the slice (up to a millisecond of a guest that polls).
-   */
-  private sendForOutputs(): void {
-    if (this.out.length > 0) {
-      this.takeOutputs();
-      this.apply(this.role.ranTo(this.machine.engine.icount, driverNow(this.o)));
-    }
-    // Outputs held: an acknowledgement that has come releases them now, where the link can be read mid-slice.
-    if (this.role.held > 0 && this.link.poll && pollDue(this.polled)) {
-      this.link.poll();
-      this.takeFrames(driverNow(this.o));
-    }
   }
 
   /** The guest's outputs so far to the role (held by the Output Rule), timed, and to the checkpoint being made. */
@@ -671,8 +633,6 @@ export class BackupReplica implements Replica {
   private readonly box: ReturnType<typeof inbox>;
   /** A standby's RAM as the PAGES bring it, until STATE installs it. */
   private receiver: StateReceiver | null = null;
-  /** When the link was last read mid-slice. */
-  private readonly polled = { ms: 0 };
   /** The STATE whose check (a piece a step) is under way. */
   private stateFrame: Extract<Frame, { type: "state" }> | null = null;
   /** After go-live: the primary this replica now is (it can take a new backup). */
@@ -935,16 +895,8 @@ export class BackupReplica implements Replica {
     // however far behind the backup is. An untrusted backup does not run.
     if (m && !this.ended && !this.repairing && m.engine.icount < cap) {
       let r: RunOutcome;
-      const late = stepDeadline();
       try {
-        r = m.runSync(Math.min(this.o.slice, Number(cap - m.engine.icount)), () => {
-          // Mid-slice, where the link can be read then: a progress record is acknowledged as it arrives, not at the slice's end.
-          if (this.o.link.poll && pollDue(this.polled)) {
-            this.o.link.poll();
-            this.takeFrames(performance.now());
-          }
-          return this.finished || late();
-        });
+        r = m.runSync(Math.min(this.o.slice, Number(cap - m.engine.icount)), stepDeadline());
       } catch (e) {
         // The replay itself found the guest departing from the log: a divergence too, repaired the same way.
         if (!(e instanceof DivergenceError)) throw e;

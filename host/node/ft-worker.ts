@@ -9,7 +9,7 @@
 // from it: FtWorkerCommand.
 
 import { closeSync, openSync, readSync } from "node:fs";
-import { parentPort, receiveMessageOnPort, workerData, type MessagePort } from "node:worker_threads";
+import { parentPort, workerData, type MessagePort } from "node:worker_threads";
 import type { PeerLink } from "../ft/link.js";
 import { initHash } from "../common/hash.js";
 import type { EngineKind } from "../engine/engine.js";
@@ -147,7 +147,7 @@ const onCommand = (c: FtWorkerCommand) => {
     pending.delete(c.id);
   } else if (c.type === "connect") connectTo?.(c.port);
   else if (c.type === "partition") partition();
-  else if (c.type === "attach") void nodePortLink(c.port).then(attach);
+  else if (c.type === "attach") void workerPortLink(c.port).then(attach);
   else if (c.type === "join") joinWith?.(c.port);
   else if (c.type === "attach-tcp") {
     connectLink({ host: "127.0.0.1", port: c.port, key: d.key }).then(attach, (e: Error) => post({ type: "say", line: `${d.name}: no new backup: ${e.message}` }));
@@ -159,8 +159,8 @@ const onCommand = (c: FtWorkerCommand) => {
 };
 parent.on("message", onCommand);
 
-/** A link over a MessagePort, with a poll that reads it synchronously (PeerLink.poll). */
-const nodePortLink = async (port: MessagePort) => portLink(port, await tagger, () => receiveMessageOnPort(port));
+/** A link over a MessagePort, tagged as every link of this replica. */
+const workerPortLink = async (port: MessagePort) => portLink(port, await tagger);
 
 /** A new backup on link `l`: the live replica sends it its state, then they are a pair. */
 function attach(l: PeerLink): void {
@@ -176,8 +176,8 @@ function attach(l: PeerLink): void {
 
 /** The channel to the peer: the port given, or loopback TCP (the primary and a standby listen, the backup connects). */
 async function openLink(): Promise<PeerLink> {
-  if (d.channel.kind === "port") return nodePortLink(d.channel.port);
-  if (d.channel.kind === "later") return nodePortLink(await joinPort);
+  if (d.channel.kind === "port") return workerPortLink(d.channel.port);
+  if (d.channel.kind === "later") return workerPortLink(await joinPort);
   if (d.role === "backup" && !d.standby) return connectLink({ host: "127.0.0.1", port: await connectPort, key: d.key });
   return new Promise<PeerLink>((resolve, reject) => {
     listenLink({
