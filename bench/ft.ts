@@ -29,6 +29,7 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus } from "node:os";
 import { relative } from "node:path";
 import { fileURLToPath } from "node:url";
+import { Worker } from "node:worker_threads";
 import { parseArgs } from "node:util";
 import { initHash } from "../host/common/hash.js";
 import { MemoryArbiter } from "../host/ft/arbiter.js";
@@ -217,6 +218,26 @@ async function soloCpu(image: Uint8Array, mem: number, max?: number) {
   return { seconds, output: out, exitStatus: r.exitStatus, instructions: Number(r.instructions) };
 }
 
+/**
+ * The same guest run twice at once, each alone in its own worker thread with
+ * no replication between them: what two guests running side by side cost
+ * each other on this host (cores, caches, memory), the ceiling for a pair
+ * whose backup executes every instruction the primary does.
+ */
+async function twinCpu(image: Uint8Array, mem: number) {
+  const workers = [0, 1].map(() => new Worker(new URL("./workers/solo-boot.mjs", import.meta.url), { workerData: { image, mem } }));
+  try {
+    await Promise.all(workers.map((w) => new Promise((res, rej) => { w.once("message", res); w.once("error", rej); })));
+    const results = workers.map((w) => new Promise<{ seconds: number; output: string; exitStatus: number | null }>((res, rej) => { w.once("message", res); w.once("error", rej); }));
+    for (const w of workers) w.postMessage("go");
+    const r = await Promise.all(results);
+    for (const x of r) if (x.exitStatus !== 0) throw new BenchError(`bench.elf run twice at once: a run exited with ${x.exitStatus}`);
+    return { seconds: r.map((x) => x.seconds), output: r.map((x) => x.output) };
+  } finally {
+    await Promise.all(workers.map((w) => w.terminate()));
+  }
+}
+
 async function pairCpu(image: Uint8Array, mem: number, round: number, checkpoint?: { epochMs: number }) {
   const p = new ObservedPair(image, { mem, clock: "virtual", cmdline: "", nic: false, timeouts: DEFAULT_TIMEOUTS, vm: `bench-ft-cpu-${round}-${checkpoint ? "ckpt" : "replay"}-${process.pid}`, checkpoint });
   const r = await p.pair.done;
@@ -233,33 +254,39 @@ async function pairCpu(image: Uint8Array, mem: number, round: number, checkpoint
   };
 }
 
-async function cpuPart(o: FtBenchOptions) {
+export async function cpuPart(o: FtBenchOptions) {
   const image = new Uint8Array(readFileSync(guestFile("bench.elf")));
   if (o.warmup) await soloCpu(image, o.mem, WARMUP_INSTRUCTIONS);
-  const rounds: { round: number; soloSeconds: number; pairSeconds: number; ratio: number; claims: number; mbit: number; bytes: number; primaryStalledShare: number }[] = [];
+  const rounds: { round: number; soloSeconds: number; pairSeconds: number; twinSeconds: number[]; ratio: number; twinRatio: number; claims: number; mbit: number; bytes: number; primaryStalledShare: number }[] = [];
   const lagMs: number[] = [], lagInstr: number[] = [];
   let reference: string | null = null;
   for (let round = 0; round < o.runs; round++) {
-    let solo: Awaited<ReturnType<typeof soloCpu>> | undefined, pair: Awaited<ReturnType<typeof pairCpu>> | undefined;
-    for (const which of round % 2 === 0 ? ["solo", "pair"] : ["pair", "solo"]) {
+    let solo: Awaited<ReturnType<typeof soloCpu>> | undefined, pair: Awaited<ReturnType<typeof pairCpu>> | undefined, twin: Awaited<ReturnType<typeof twinCpu>> | undefined;
+    const order = [["solo", "pair", "twin"], ["pair", "twin", "solo"], ["twin", "solo", "pair"]][round % 3]!;
+    for (const which of order) {
       if (which === "solo") {
         solo = await soloCpu(image, o.mem);
         if (solo.exitStatus !== 0) throw new BenchError(`bench.elf solo run ${round + 1} exited with ${solo.exitStatus}`);
-      } else pair = await pairCpu(image, o.mem, round);
+      } else if (which === "pair") pair = await pairCpu(image, o.mem, round);
+      else twin = await twinCpu(image, o.mem);
     }
     reference ??= solo!.output;
-    if (solo!.output !== reference || pair!.output !== reference) throw new BenchError(`bench.elf round ${round + 1}: the ${solo!.output !== reference ? "solo" : "pair"}'s console differs from the first solo run's`);
-    const rec = { round: round + 1, soloSeconds: solo!.seconds, pairSeconds: pair!.seconds, ratio: solo!.seconds / pair!.seconds, claims: pair!.claims, mbit: pair!.mbit, bytes: pair!.bytes, primaryStalledShare: pair!.stalled };
+    if (solo!.output !== reference || pair!.output !== reference || twin!.output.some((x) => x !== reference)) throw new BenchError(`bench.elf round ${round + 1}: the ${solo!.output !== reference ? "solo" : pair!.output !== reference ? "pair" : "twin runs"}'s console differs from the first solo run's`);
+    const twinSeconds = Math.max(...twin!.seconds);
+    const rec = { round: round + 1, soloSeconds: solo!.seconds, pairSeconds: pair!.seconds, twinSeconds: twin!.seconds, ratio: solo!.seconds / pair!.seconds, twinRatio: solo!.seconds / twinSeconds, claims: pair!.claims, mbit: pair!.mbit, bytes: pair!.bytes, primaryStalledShare: pair!.stalled };
     rounds.push(rec);
     lagMs.push(...pair!.lag.ms);
     lagInstr.push(...pair!.lag.instr);
-    process.stderr.write(`  bench.elf round ${round + 1}/${o.runs}: solo ${solo!.seconds.toFixed(3)} s, pair ${pair!.seconds.toFixed(3)} s, ratio ${rec.ratio.toFixed(3)}, primary stalled ${(pair!.stalled * 100).toFixed(0)}% of the time, ${pair!.bytes} channel bytes, ${pair!.claims} claim(s)` +
+    process.stderr.write(`  bench.elf round ${round + 1}/${o.runs}: solo ${solo!.seconds.toFixed(3)} s, pair ${pair!.seconds.toFixed(3)} s, ratio ${rec.ratio.toFixed(3)}; two at once ${twin!.seconds.map((x) => x.toFixed(3)).join(" and ")} s, ratio ${rec.twinRatio.toFixed(3)}; primary stalled ${(pair!.stalled * 100).toFixed(0)}% of the time, ${pair!.bytes} channel bytes, ${pair!.claims} claim(s)` +
       (pair!.claims ? ` [${pair!.sayLines.filter((l) => /epoch/.test(l)).join("; ")}]` : "") + "\n");
   }
   return {
     workload: "guests/bin/bench.elf, virtual clock",
     rounds,
     medianRatio: med(rounds.map((r) => r.ratio)),
+    /** Solo seconds over the slower of two solo runs at once: the ceiling for a replay pair on this host. */
+    medianTwinRatio: med(rounds.map((r) => r.twinRatio)),
+    twinMedianSeconds: med(rounds.map((r) => Math.max(...r.twinSeconds))),
     /** Rounds in which no replica claimed the arbiter (a false failover leaves the primary alone, and faster). */
     medianRatioWithoutFailover: med(rounds.filter((r) => r.claims === 0).map((r) => r.ratio)),
     roundsWithoutFailover: rounds.filter((r) => r.claims === 0).length,
@@ -716,6 +743,7 @@ export async function ftBench(o: FtBenchOptions): Promise<{ lines: string[]; res
     "",
     `throughput          solo          pair          pair/solo (median of per-round ratios)  target`,
     `bench.elf           ${f2(cpu.soloMedianSeconds).padStart(8)} s    ${f2(cpu.pairMedianSeconds).padStart(8)} s    ${cpu.medianRatio.toFixed(3).padStart(6)}   >= ${T.cpuRatio}: ${verdict(cpu.medianRatio >= T.cpuRatio)}`,
+    `two at once         ${f2(cpu.soloMedianSeconds).padStart(8)} s    ${f2(cpu.twinMedianSeconds).padStart(8)} s    ${cpu.medianTwinRatio.toFixed(3).padStart(6)}   (the guest twice at once in two threads, no replication: the ceiling here)`,
     `                    (rounds without a false failover: ${cpu.roundsWithoutFailover} of ${o.runs}, their median ratio ${f2(cpu.medianRatioWithoutFailover)}; the primary stalled, ran nothing, in ${f2(cpu.primaryStalledShareMedian * 100)}% of the run, median)`,
     `kv.elf ${String(o.kvRate).padStart(5)}/s     ${kv.soloMedianPerSecond.toFixed(0).padStart(6)} r/s    ${kv.pairMedianPerSecond.toFixed(0).padStart(6)} r/s    ${kv.medianRatio.toFixed(3).padStart(6)}   >= ${T.kvRatio}: ${verdict(kv.medianRatio >= T.kvRatio)}`,
     "",
