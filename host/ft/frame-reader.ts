@@ -62,17 +62,28 @@ export class FrameReader {
     }
   }
 
-  /** Takes exactly one frame (one message of a message-oriented transport): the frame, or null if it was a dropped duplicate. */
-  pushMessage(bytes: Uint8Array): ReceivedFrame | null {
+  /**
+   * Takes one message of a message-oriented transport (a worker's port): one
+   * or more whole frames, never a part of one. Returns the frames accepted,
+   * in order (a dropped duplicate is left out).
+   */
+  pushMessage(bytes: Uint8Array): ReceivedFrame[] {
     this.usable();
     if (this.fill > 0) throw new Error("ft wire: pushMessage while a streamed frame is incomplete");
     try {
-      const b = frameBoundsAt(bytes, 0, bytes.length, this.consumed, this.tagger);
-      if ("more" in b) throw new WireError(this.consumed + bytes.length, `message holds a frame cut short (${bytes.length} bytes${b.total ? ` of ${b.total}` : ""})`);
-      if (b.end !== bytes.length) throw new WireError(this.consumed + b.end, `${bytes.length - b.end} bytes after the frame in one message`);
-      const r = this.accept(bytes, b, this.consumed);
-      this.consumed += bytes.length;
-      return r;
+      if (bytes.length === 0) throw new WireError(this.consumed, "an empty message");
+      const out: ReceivedFrame[] = [];
+      for (let pos = 0; pos < bytes.length; ) {
+        // Stream offset of the message's first byte: offsets in errors count from the channel's start.
+        const base = this.consumed - pos;
+        const b = frameBoundsAt(bytes, pos, bytes.length, base, this.tagger);
+        if ("more" in b) throw new WireError(base + bytes.length, `message holds a frame cut short (${bytes.length - pos} bytes${b.total ? ` of ${b.total}` : ""})`);
+        const r = this.accept(bytes, b, base);
+        if (r) out.push(r);
+        this.consumed += b.end - pos;
+        pos = b.end;
+      }
+      return out;
     } catch (e) {
       throw this.fail(e);
     }

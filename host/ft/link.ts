@@ -47,7 +47,7 @@ export class FramedLink implements PeerLink {
     tagger: FrameTagger,
     private readonly transmit: (bytes: Uint8Array) => void,
     private readonly shutdown: () => void,
-    /** "stream": bytes in chunks of any size (TCP); "message": one frame per call (a MessagePort). */
+    /** "stream": bytes in chunks of any size (TCP); "message": whole frames, one or more per call (a MessagePort). */
     private readonly framing: "stream" | "message",
   ) {
     this.writer = new FrameWriter(tagger);
@@ -81,10 +81,7 @@ export class FramedLink implements PeerLink {
     let frames: ReceivedFrame[];
     try {
       if (this.framing === "stream") frames = this.reader.push(bytes);
-      else {
-        const one = this.reader.pushMessage(bytes);
-        frames = one ? [one] : [];
-      }
+      else frames = this.reader.pushMessage(bytes);
     } catch (e) {
       this.close(e instanceof WireError ? e.message : `ft link: ${(e as Error).message}`);
       return;

@@ -249,8 +249,28 @@ describe("round trip", () => {
     const frames = randomStream(rng(4));
     const w = new FrameWriter(keyed);
     const reader = new FrameReader(keyed);
-    expect(frames.map((f) => reader.pushMessage(w.encode(f))?.frame)).toEqual(frames);
+    expect(frames.flatMap((f) => reader.pushMessage(w.encode(f)).map((g) => g.frame))).toEqual(frames);
     expect(w.sent).toBe(frames.length);
+  });
+
+  it("several whole frames per message (pushMessage), at every grouping", () => {
+    const frames = randomStream(rng(12));
+    const w = new FrameWriter(keyed);
+    const encoded = frames.map((f) => w.encode(f));
+    const r = rng(13);
+    for (let trial = 0; trial < 50; trial++) {
+      const reader = new FrameReader(keyed);
+      const got: Frame[] = [];
+      for (let i = 0; i < encoded.length; ) {
+        const n = 1 + Math.floor(r() * 4);
+        const group = encoded.slice(i, i + n);
+        const msg = new Uint8Array(group.reduce((k, g) => k + g.length, 0));
+        group.reduce((at, g) => (msg.set(g, at), at + g.length), 0);
+        got.push(...reader.pushMessage(msg).map((g) => g.frame));
+        i += n;
+      }
+      expect(got).toEqual(frames);
+    }
   });
 });
 
@@ -278,8 +298,20 @@ describe("truncation", () => {
     const f = encodeFrame(randomFrame(rng(6), "log"), 1, plain);
     for (let cut = 0; cut < f.length; cut++) {
       expect(wireError(() => decodeFrame(f.subarray(0, cut), plain)).reason).toMatch(/cut short/);
-      expect(wireError(() => new FrameReader(plain).pushMessage(f.subarray(0, cut))).reason).toMatch(/cut short/);
+      expect(wireError(() => new FrameReader(plain).pushMessage(f.subarray(0, cut))).reason).toMatch(cut === 0 ? /an empty message/ : /cut short/);
     }
+  });
+
+  it("a message of whole frames that ends inside the next one is refused, at the message's end", () => {
+    const w = new FrameWriter(plain);
+    const a = w.encode(randomFrame(rng(14), "hello"));
+    const b = w.encode({ type: "progress", icount: 5n });
+    const msg = new Uint8Array(a.length + b.length - 1);
+    msg.set(a);
+    msg.set(b.subarray(0, b.length - 1), a.length);
+    const e = wireError(() => new FrameReader(plain).pushMessage(msg));
+    expect(e.reason).toMatch(/message holds a frame cut short/);
+    expect(e.offset).toBe(msg.length);
   });
 });
 
@@ -351,7 +383,7 @@ describe("numbering", () => {
     expect(reader.last).toBe(4);
 
     const m = new FrameReader(plain);
-    expect(parts.map((p) => m.pushMessage(p)?.number ?? null)).toEqual([1, 2, null, 3, null, null, null, 4]);
+    expect(parts.map((p) => m.pushMessage(p)[0]?.number ?? null)).toEqual([1, 2, null, 3, null, null, null, 4]);
     expect(m.dropped).toBe(4);
   });
 
