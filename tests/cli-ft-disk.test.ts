@@ -5,13 +5,17 @@
 // copies end byte for byte equal — with no fault, with the primary stopped
 // dead before, during and after the guest's writes, and with the backup
 // stopped during them; in checkpoint mode too (docs/ft-checkpoint.md: the
-// backup's overlay takes each checkpoint's writes). The virtual clock makes the solo run a fixed reference.
+// backup's overlay takes each checkpoint's writes). The same for the halves
+// as two processes over TCP (`lockstep primary` / `lockstep backup --disk`),
+// both given the one image, with the primary stopped dead in the middle of
+// the writes. The virtual clock makes the solo run a fixed reference.
 
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { runLockstep } from "./helpers/cli.js";
+import { freeTcpPort, runLockstep, startLockstep } from "./helpers/cli.js";
+import { mergeNumbered } from "./helpers/numbered-outputs.js";
 
 const REPO = new URL("..", import.meta.url).pathname;
 const GUEST = "guests/bin/disk.elf";
@@ -91,5 +95,50 @@ describe("lockstep ft --disk", () => {
     const r = await runLockstep(REPO, "ft", GUEST, "--disk", odd);
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(/not a multiple of 512/);
+  });
+
+  describe("as two processes (lockstep primary / backup --disk on one image)", () => {
+    const pair = async (primaryExtra: string[]) => {
+      const arb = join(tmp, `arb-${n++}`);
+      (await import("node:fs")).mkdirSync(arb);
+      const img = copy();
+      const port = await freeTcpPort();
+      const common = [GUEST, "--disk", img, ...ARGS, "--arbiter", `file:${arb}`, "--outputs", "numbered", "--timeout-ms", "1000"];
+      const p = startLockstep(REPO, ["primary", ...common, "--listen", `127.0.0.1:${port}`, ...primaryExtra]);
+      for (let t = 0; !/waiting for the backup/.test(p.err()) && t < 400; t++) await new Promise((r) => setTimeout(r, 25));
+      const b = startLockstep(REPO, ["backup", ...common, "--connect", `127.0.0.1:${port}`]);
+      return { img, p, b, pExit: await p.exit, bExit: await b.exit };
+    };
+
+    it("with no fault: the outputs taken once by number are the solo run's console, the image ends as the solo run's copy", async () => {
+      const want = await soloRun();
+      const r = await pair([]);
+      expect([r.pExit, r.bExit], r.p.err() + r.b.err()).toEqual([0, 0]);
+      expect(mergeNumbered(r.p.out(), r.b.out())).toBe(want.stdout);
+      expect(Buffer.compare(readFileSync(r.img), want.image), r.p.err()).toBe(0);
+      expect(r.p.err()).toMatch(/disk: 300 sectors written to .*, 1 flushes/);
+      expect(r.b.err()).toMatch(/disk: 0 sectors written to .*, 0 flushes/);
+    });
+
+    it("the primary stopped dead at instruction 1000000, in the middle of the writes: the backup goes live, makes the rest, and the image ends as the solo run's copy", async () => {
+      const want = await soloRun();
+      const r = await pair(["--max-instructions", "1000000"]);
+      expect(r.pExit).toBe(1);
+      expect(r.bExit, r.b.err()).toBe(0);
+      expect(r.b.err()).toMatch(/backup is live at instruction \d+ \(epoch 2\)/);
+      expect(mergeNumbered(r.p.out(), r.b.out())).toBe(want.stdout);
+      expect(Buffer.compare(readFileSync(r.img), want.image), r.b.err()).toBe(0);
+      // Both wrote part of the image: the writes the primary released before it stopped, and the rest (with those in flight again) by the backup.
+      const written = (e: string) => Number(/disk: (\d+) sectors written/.exec(e)?.[1]);
+      expect(written(r.p.err())).toBeGreaterThan(0);
+      expect(written(r.p.err())).toBeLessThan(300);
+      expect(written(r.p.err()) + written(r.b.err())).toBeGreaterThanOrEqual(300);
+    });
+
+    it("refuses --disk with --standby (status 2)", async () => {
+      const r = await runLockstep(REPO, "backup", GUEST, "--disk", copy(), "--standby", "--listen", `127.0.0.1:${await freeTcpPort()}`, "--arbiter", `file:${tmp}`);
+      expect(r.status).toBe(2);
+      expect(r.stderr).toMatch(/--disk does not go with --standby or --spare yet/);
+    });
   });
 });

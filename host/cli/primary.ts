@@ -5,7 +5,7 @@ import { defineCommand } from "./command.js";
 import { REPLICA_FLAGS, runReplicaProcess } from "./replica-process.js";
 
 export default defineCommand({
-  usage: "GUEST --listen HOST:PORT --arbiter file:PATH [--spare HOST:PORT] [--key FILE] [--vm NAME] [--nic udp:LISTEN:PEER] [--outputs raw|numbered] [--engine wasm|ts] [--mem SIZE] [--clock host|virtual] [--cmdline TEXT]",
+  usage: "GUEST --listen HOST:PORT --arbiter file:PATH [--spare HOST:PORT] [--key FILE] [--vm NAME] [--nic udp:LISTEN:PEER] [--disk FILE] [--outputs raw|numbered] [--engine wasm|ts] [--mem SIZE] [--clock host|virtual] [--cmdline TEXT]",
   description: `
 The primary of a fault-tolerant pair, one process per replica, on one host or
 two: it listens on HOST:PORT for its backup, waits for it, then runs the guest live. The logging channel is TCP (docs/ft-protocol.md); with --key
@@ -16,6 +16,14 @@ refused. Both replicas must be given the same GUEST, --mem, --clock and
 the arbiter for the next epoch: the winner goes on (the backup goes live),
 the loser stops and says so. 'kill -9' of either process is a fail-stop the
 other survives. See docs/ft.md.
+
+With --disk FILE the guest has the ATA disk on one raw image that both
+replicas reach (the same file, or shared storage): neither replica writes
+it; the process whose replica is live writes each of the guest's writes
+once the Output Rule releases it, so the image only ever holds writes the
+backup can repeat. Give both replicas the same FILE before the run starts
+(its identity is part of the configuration the HELLO frames compare). Not
+with --standby or --spare yet (docs/ft-disk.md).
 
 With --nic udp:LISTENPORT:PEERPORT the guest has the paravirtual NIC on
 UDP (127.0.0.1), as with 'lockstep run': datagrams sent to LISTENPORT go

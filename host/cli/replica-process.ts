@@ -11,6 +11,10 @@
 // LISTENPORT go into the guest only while this replica is live, released
 // frames go to PEERPORT, and the host answers endpoint probes on LISTENPORT
 // (docs/ft-endpoints.md) so clients find the live replica.
+// With `--disk FILE` the guest has the ATA disk on one image both processes
+// reach (docs/ft-disk.md): each replica reads it through its own overlay and
+// never writes it; the process whose replica is live writes each disk
+// output it releases, so only the live primary's released writes reach it.
 // `lockstep backup --standby --listen HOST:PORT` boots nothing: it waits for
 // a live primary to connect and send it the state (a standby, docs/ft.md "A
 // new backup"), refusing another VM's and waiting on. With `--spare
@@ -24,6 +28,9 @@ import { DEFAULT_TIMEOUTS, FIRST_CONTACT_MS } from "../ft/failure-detector.js";
 import type { PeerLink } from "../ft/link.js";
 import type { Output } from "../ft/output-gate.js";
 import { DEFAULT_CHECK_EVERY } from "../ft/divergence.js";
+import { applyDiskOutput, SharedDiskStore, type DiskEmit } from "../ft/shared-disk.js";
+import { BlockStoreError } from "../devices/block-store.js";
+import { FileBlockStore } from "../node/file-block-store.js";
 import { BackupReplica, PrimaryReplica } from "../ft/replica.js";
 import { parseHostPort, parseNicSpec, type NicSpec } from "../net/frame-transport.js";
 import { decodeProbe, encodeProbeAnswer, isProbe, ProbeError } from "../net/probe.js";
@@ -50,6 +57,7 @@ export const REPLICA_FLAGS = {
   cmdline: { type: "string", default: "", arg: "TEXT", help: "the Multiboot command line (both replicas alike)" },
   outputs: { type: "enum", values: ["raw", "numbered"], default: "raw", help: "COM1 bytes as they are, or every output as a JSON line with its number" },
   nic: { type: "string", arg: "udp:LISTEN:PEER", help: "the NIC on UDP, 127.0.0.1 (both replicas or neither; each its own LISTEN)" },
+  disk: { type: "string", arg: "FILE", help: "the ATA disk on one raw image both replicas reach; only the live primary's released writes reach it (docs/ft-disk.md)" },
   "timeout-ms": { type: "int", min: 2, default: DEFAULT_TIMEOUTS.timeoutMs, arg: "MS", help: "silence after which the peer counts as failed" },
   "heartbeat-ms": { type: "int", min: 1, default: DEFAULT_TIMEOUTS.intervalMs, arg: "MS", help: "longest this side stays silent" },
   "max-instructions": { type: "int", min: 1, arg: "N", help: "the guest runs no further than instruction N (then this replica stops dead: a fault to test with)" },
@@ -96,12 +104,25 @@ export async function runReplicaProcess(role: "primary" | "backup", flags: Repli
       throw new CommandError((e as Error).message, EXIT_USAGE);
     }
   }
+  if (flags.disk !== undefined && (standby || spareAt)) {
+    // A standby would open the image after the primary had written to it: its identity would no longer be the pair's.
+    throw new UsageError("--disk does not go with --standby or --spare yet: a standby opens the image after the live primary has written it (docs/ft-disk.md)");
+  }
   const arbiter: Arbiter = openArbiter(flags.arbiter);
   const file = positionals[0]!;
   const image = readGuest(file);
   const cmdline = `${file} ${flags.cmdline}`;
   await initHash();
-  const configHash = vmConfigHash(vmConfig(image, { ramSize: mem, clock: flags.clock, cmdline, nic: nicSpec !== undefined }));
+  // This process's store on the image: the replica reads through it, and it writes what this process releases.
+  let disk: FileBlockStore | undefined;
+  if (flags.disk !== undefined) {
+    try { disk = FileBlockStore.open(flags.disk); } catch (e) {
+      if (e instanceof BlockStoreError) throw new CommandError(e.message, EXIT_USAGE);
+      throw e;
+    }
+  }
+  const diskCounts = { writes: 0, flushes: 0 };
+  const configHash = vmConfigHash(vmConfig(image, { ramSize: mem, clock: flags.clock, cmdline, nic: nicSpec !== undefined, disk }));
   const vm = flags.vm ?? `ft-${toHex(configHash).slice(0, 16)}`;
 
   // The NIC's port is bound first, so a port in use fails before the arbiter is claimed.
@@ -170,6 +191,8 @@ export async function runReplicaProcess(role: "primary" | "backup", flags: Repli
     for (const o of outputs) {
       if (o.channel === "exit") exitStatus = o.value as number;
       if (o.channel === "frame" && nic) sent.push(nic.transmit(o.value as Uint8Array));
+      // A released write goes on the image now, a flush makes the writes before it durable.
+      if (disk && applyDiskOutput(disk, o)) diskCounts[o.channel === "disk" ? "writes" : "flushes"]++;
       if (flags.outputs === "numbered") {
         const value = o.value instanceof Uint8Array ? Array.from(o.value) : o.value;
         chunks.push(new TextEncoder().encode(JSON.stringify({ seq: o.seq, channel: o.channel, value }) + "\n"));
@@ -203,6 +226,7 @@ export async function runReplicaProcess(role: "primary" | "backup", flags: Repli
       image, engine, clock: flags.clock, cmdline, nic: nic !== null, configHash, vm, name: standby ? "standby" : role, link: l, arbiter,
       timeouts: { intervalMs: flags["heartbeat-ms"], timeoutMs: flags["timeout-ms"], firstContactMs: FIRST_CONTACT_MS }, slice: 100_000, maxLag: 50_000_000n,
       limit, checkEvery: flags["check-every"], release: print, say, standby, transferred: () => spare?.transferred(),
+      disk: disk && ((emit: DiskEmit) => new SharedDiskStore(disk!, disk!.identity(), emit)),
     };
     r = role === "primary" ? new PrimaryReplica(options, performance.now()) : new BackupReplica(options, performance.now());
     replica = r;
@@ -231,6 +255,7 @@ export async function runReplicaProcess(role: "primary" | "backup", flags: Repli
   const ls = (link as PeerLink).stats;
   say(`channel: ${ls.framesOut} frames (${ls.bytesOut} bytes) sent, ${ls.framesIn} (${ls.bytesIn} bytes) received, ${ls.dropped} repeats dropped`);
   if (nic) say(nic.summary());
+  if (disk) say(`disk: ${diskCounts.writes} sectors written to ${flags.disk}, ${diskCounts.flushes} flushes`);
   if (outcome === "stopped") {
     // Stopped dead: no goodbye to the peer (it must notice the silence), as a crash would.
     say(`stopped at instruction ${icount} (${interrupted ?? "--max-instructions"})`);
@@ -239,6 +264,7 @@ export async function runReplicaProcess(role: "primary" | "backup", flags: Repli
   (link as PeerLink).close("done");
   await (listener as Listener | null)?.close();
   await nic?.close();
+  if (disk) { disk.flush(); disk.close(); }
   const st = r.status();
   say(`done at instruction ${icount} (${st.state}, epoch ${st.epoch})`);
   if (r.lostArbiter) return EXIT_FAILURE;
