@@ -394,7 +394,7 @@ async function pairKv(image: Uint8Array, o: FtBenchOptions, round: number, rate 
 }
 
 /** Request latency at a light load (LATENCY_RATE), where neither solo nor the pair queues requests: what the pair adds. */
-async function latencyPart(o: FtBenchOptions) {
+export async function latencyPart(o: FtBenchOptions) {
   const image = new Uint8Array(readFileSync(guestFile("kv.elf")));
   const soloLat: number[] = [], pairLat: number[] = [];
   const rounds: Record<string, number>[] = [];

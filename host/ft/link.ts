@@ -25,6 +25,14 @@ export interface PeerLink {
   /** Called once when the link closes: the peer closed it, a bad frame, or close(). */
   onClose(cb: (reason: string) => void): void;
   close(reason?: string): void;
+  /**
+   * Sends now what send() has queued. A transport may hold the frames of one
+   * synchronous run to send them together (port-link.ts); a replica calls
+   * this where waiting for the end of its step would delay a frame the peer
+   * is waiting for (an acknowledgement before a slice of replay). A
+   * transport that does not queue has nothing to do.
+   */
+  flush?(): void;
   readonly closed: boolean;
   readonly stats: LinkStats;
 }
@@ -37,6 +45,8 @@ export interface PeerLink {
  */
 export class FramedLink implements PeerLink {
   readonly stats: LinkStats = { framesOut: 0, framesIn: 0, bytesOut: 0, bytesIn: 0, dropped: 0 };
+  /** Set by a transport that queues what `transmit` is given (PeerLink.flush). */
+  flush?: () => void;
   private readonly writer: FrameWriter;
   private readonly reader: FrameReader;
   private frameCbs: ((f: Frame) => void)[] = [];

@@ -55,5 +55,7 @@ export function portLink(port: MessagePortLike, tagger: FrameTagger): PeerLink {
   });
   port.addEventListener("close", () => link.ended("the peer's port closed"));
   port.start?.();
+  // The queued frames' microtask then finds nothing to send.
+  link.flush = flush;
   return link;
 }

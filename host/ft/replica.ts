@@ -557,6 +557,8 @@ export class PrimaryReplica implements Replica {
       if (r.reason === "limit") this.learnRate(Number(r.instructions), performance.now() - t0);
       this.takeOutputs();
       this.apply(this.role.ranTo(this.machine.engine.icount, nowMs));
+      // The log and progress go now: the backup's acknowledgement of them is what releases the outputs just made.
+      this.link.flush?.();
       this.checkAfterRun();
       ran = r.reason === "limit";
       if (r.reason === "idle") {
@@ -864,6 +866,8 @@ export class BackupReplica implements Replica {
     if (this.finished) return { next: "done", waitMs: 0 };
     const refused = this.takeFrames(nowMs);
     if (refused) return refused;
+    // The acknowledgements go now, not after the slice of replay below: the primary holds outputs until they come.
+    this.o.link.flush?.();
     if (this.stateFrame && this.receiver) {
       // The state's check, a piece a step: heartbeats go out between pieces.
       try {
