@@ -24,7 +24,7 @@ import { vmConfig, vmConfigHash } from "../replay/vm-config.js";
 import { UsageError } from "./args.js";
 import { openArbiter } from "./arbiter.js";
 import { CommandError, defineCommand, EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from "./command.js";
-import { readGuest } from "./run.js";
+import { guestCmdline, readGuest } from "./run.js";
 
 export interface FailSpec {
   /**
@@ -194,7 +194,7 @@ See docs/ft.md.`,
     const epochMs = flags.epoch === undefined ? DEFAULT_EPOCH_MS : parseEpoch(flags.epoch);
     const file = positionals[0]!;
     const image = readGuest(file);
-    const cmdline = `${file} ${flags.cmdline}`;
+    const cmdline = guestCmdline(file, image, flags.cmdline);
     await initHash();
     let disk: FileBlockStore | undefined;
     if (flags.disk !== undefined) {

@@ -44,7 +44,7 @@ import { vmConfig, vmConfigHash } from "../replay/vm-config.js";
 import { UsageError } from "./args.js";
 import { openArbiter } from "./arbiter.js";
 import { CommandError, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, type CommandContext } from "./command.js";
-import { readGuest } from "./run.js";
+import { guestCmdline, readGuest } from "./run.js";
 
 export const REPLICA_FLAGS = {
   arbiter: { type: "string", arg: "file:PATH", help: "the arbiter both replicas reach (required)" },
@@ -111,7 +111,7 @@ export async function runReplicaProcess(role: "primary" | "backup", flags: Repli
   const arbiter: Arbiter = openArbiter(flags.arbiter);
   const file = positionals[0]!;
   const image = readGuest(file);
-  const cmdline = `${file} ${flags.cmdline}`;
+  const cmdline = guestCmdline(file, image, flags.cmdline);
   await initHash();
   // This process's store on the image: the replica reads through it, and it writes what this process releases.
   let disk: FileBlockStore | undefined;

@@ -23,6 +23,7 @@ import { UsageError, type Flags } from "./args.js";
 import { CommandError, defineCommand, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, type CommandContext } from "./command.js";
 import { Recording } from "../replay/session.js";
 import { LogTarget } from "./log-target.js";
+import { isBzImage } from "../machine/linux-boot.js";
 import { stateHash } from "../replay/state-hash.js";
 import { prepareRestore, type RestoreSetup } from "./snapshot-restore.js";
 
@@ -37,6 +38,15 @@ export function readGuest(file: string): Uint8Array {
     const why = err.code === "ENOENT" ? "no such file" : err.code === "EISDIR" ? "is a directory" : err.message;
     throw new CommandError(`cannot read ${file}: ${why}`, EXIT_USAGE);
   }
+}
+
+/**
+ * The command line the guest gets: a Multiboot kernel or ELF gets the file's
+ * name first (as QEMU's -kernel gives it), a Linux bzImage exactly TEXT (a
+ * first word without "=" would reach its init as an argument).
+ */
+export function guestCmdline(file: string, image: Uint8Array, text: string): string {
+  return isBzImage(image) ? text : `${file} ${text}`;
 }
 
 /** Why the run ended, in words, for the summary line. */
@@ -139,7 +149,7 @@ export async function runGuest(
   // and every byte would show twice.
   const debugcon = flags.debugcon ?? (serial === "stdio" ? "none" : "stdout");
   const machineConfig = {
-    engine: flags.engine, loadEngine, ramSize: mem, clock: flags.clock, cmdline: restore ? restore.config.cmdline : `${file} ${flags.cmdline}`,
+    engine: flags.engine, loadEngine, ramSize: mem, clock: flags.clock, cmdline: restore ? restore.config.cmdline : guestCmdline(file, image, flags.cmdline),
     disk, nic: restore ? restore.config.nic : nicSpec !== undefined, world: restore?.world,
     onSerial: toSerial,
     onDebugcon: debugcon === "none" ? undefined

@@ -21,7 +21,7 @@ import { runRealtime } from "../node/driver.js";
 import { UdpTransport } from "../node/udp-transport.js";
 import { UsageError } from "./args.js";
 import { CommandError, defineCommand, EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from "./command.js";
-import { describeOutcome, readGuest, RUN_FLAGS } from "./run.js";
+import { describeOutcome, guestCmdline, readGuest, RUN_FLAGS } from "./run.js";
 import { countedEntropy, openOverlay, readInput, readSnapshotFile, sameFile } from "./snapshot-restore.js";
 
 const SAVE_FLAGS = {
@@ -82,7 +82,7 @@ waits idle with the virtual clock) before instruction N leaves no file.`,
     const image = readGuest(file);
     await initHash();
     const overlay = flags.disk !== undefined ? openOverlay(flags.disk) : undefined;
-    const cmdline = `${file} ${flags.cmdline}`;
+    const cmdline = guestCmdline(file, image, flags.cmdline);
     const entropy = flags.clock === "virtual" ? countedEntropy(0) : undefined;
     let m: Machine;
     try {

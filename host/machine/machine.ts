@@ -30,7 +30,8 @@ import { AtaDisk, type AtaOperation } from "../devices/ata-disk.js";
 import { DirtyTracker } from "../engine/dirty.js";
 import type { BlockStore } from "../devices/block-store.js";
 import { Pvnic } from "../devices/pvnic.js";
-import { loadMultiboot, applyBootState, type BootImage } from "./multiboot.js";
+import { loadMultiboot, applyBootState, LoadError, type BootImage } from "./multiboot.js";
+import { isBzImage, loadLinux } from "./linux-boot.js";
 import { cpuidAnswer } from "./cpuid.js";
 import { GuestTime, NS_PER_INSTRUCTION, type ClockMode, type GuestTimeState } from "./guest-time.js";
 import type { BoundaryView, InputGate, InputSink } from "./input-gate.js";
@@ -49,8 +50,10 @@ export interface MachineConfig {
   /** The CPU with its guest RAM (host/engine/load.ts createEngine); the machine owns it from now on. */
   engine: Engine;
   clock: ClockMode;
-  /** The Multiboot command line. */
+  /** The Multiboot or Linux command line. */
   cmdline?: string;
+  /** A Linux bzImage's initial RAM disk (host/machine/linux-boot.ts); refused for other images. */
+  initrd?: Uint8Array;
   disk?: BlockStore;
   /** Attach the paravirtual NIC (ports 0xC000, IRQ 11). */
   nic?: boolean;
@@ -184,12 +187,14 @@ export class Machine implements GuestClock {
     };
   }
 
-  /** Builds the machine around `config.engine` and boots `image` (a Multiboot kernel or an ELF32 executable). */
+  /** Builds the machine around `config.engine` and boots `image` (a Multiboot kernel, an ELF32 executable or a Linux bzImage). */
   static create(image: Uint8Array, config: MachineConfig): Machine {
     const m = new Machine(config);
     const engine = config.engine;
     engine.reset();
-    m.boot = loadMultiboot(engine, image, { cmdline: config.cmdline ?? "" });
+    if (isBzImage(image)) m.boot = loadLinux(engine, image, { cmdline: config.cmdline ?? "", initrd: config.initrd });
+    else if (config.initrd) throw new LoadError("an initrd is for a Linux bzImage; this image is not one", 0);
+    else m.boot = loadMultiboot(engine, image, { cmdline: config.cmdline ?? "" });
     applyBootState(engine, m.boot.state);
     return m;
   }

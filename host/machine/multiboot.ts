@@ -74,7 +74,7 @@ export interface BootOptions {
   memoryMap?: boolean;
 }
 
-export type BootKind = "multiboot-elf" | "multiboot-aout" | "elf";
+export type BootKind = "multiboot-elf" | "multiboot-aout" | "elf" | "linux";
 
 /** One range of guest memory the image occupies: fileSize bytes from the file at fileOffset, then zeros up to end. */
 export interface LoadedRegion {
