@@ -25,9 +25,9 @@ import { SharedDiskStore, type DiskEmit, type ImageReader } from "../ft/shared-d
 import { frameTagger } from "../ft/wire.js";
 import type { ClockMode } from "../machine/guest-time.js";
 import { loadEngine } from "./core-modules.js";
-import { driveReplica } from "./ft-driver.js";
+import { driveReplica } from "../ft/driver.js";
 import { connectLink, listenLink, type Listener } from "./tcp-link.js";
-import { Waker } from "./waker.js";
+import { Waker } from "../common/waker.js";
 
 export interface FtWorkerData {
   role: "primary" | "backup";
