@@ -1,0 +1,195 @@
+// The page: a fault-tolerant pair (web/pair.ts) of the chosen guest, a
+// console and figures per replica, live charts, the fault controls and a kv
+// client. The controls act on roles, not on slots: "kill primary" kills
+// whichever replica is live now. Changing the guest or the replication mode
+// starts a new pair (a running pair cannot change mode). What the page has
+// seen is kept in window.lockstepPage for the browser tests
+// (tests/browser/page.test.ts). See docs/web.md.
+
+import { createPair, fetchGuest, GUESTS, type Pair, type Slot, type StatusReport } from "../lockstep.js";
+import { Charts } from "./charts.js";
+import { ReplicaConsole } from "./consoles.js";
+import { KvPanel, type Acked } from "./kv-panel.js";
+
+const $ = <T extends HTMLElement>(sel: string) => document.querySelector(sel) as T;
+const SLOTS: Slot[] = ["primary", "backup"];
+const LABEL: Record<Slot, string> = { primary: "A", backup: "B" };
+const SAMPLE_MS = 250;
+
+const consoles = { primary: new ReplicaConsole($("#slot-primary .term")), backup: new ReplicaConsole($("#slot-backup .term")) };
+const charts = new Charts(document);
+const kv = new KvPanel($<HTMLFormElement>("#kv"), $<HTMLOListElement>("#kv-results"));
+const guestSelect = $<HTMLSelectElement>("#guest");
+const modeSelect = $<HTMLSelectElement>("#mode");
+for (const g of GUESTS) guestSelect.add(new Option(`${g.name}: ${g.about}`, g.name));
+
+/** What the page has seen, for the tests. */
+interface Seen {
+  guest: string;
+  mode: string;
+  /** The outside world's serial stream, and each serial output's number, in the order taken. */
+  serial: string;
+  serialSeqs: number[];
+  /** Every output's number as taken (all channels). */
+  seqs: number[];
+  events: string[];
+  acked: Acked[];
+  reports: Record<Slot, StatusReport | null>;
+  ended: Record<Slot, string | null>;
+  ready: boolean;
+  /** Each replica console's text. */
+  readonly consoles: Record<Slot, string>;
+}
+const seen: Seen = { guest: "", mode: "", serial: "", serialSeqs: [], seqs: [], events: [], acked: kv.acked, reports: { primary: null, backup: null }, ended: { primary: null, backup: null }, ready: false,
+  get consoles() { return { primary: consoles.primary.text, backup: consoles.backup.text }; },
+};
+(window as unknown as { lockstepPage: Seen }).lockstepPage = seen;
+
+let pair: Pair | null = null;
+let frameListeners = new Set<(f: Uint8Array) => void>();
+const t0 = performance.now();
+
+function event(line: string): void {
+  seen.events.push(line);
+  const li = document.createElement("li");
+  li.textContent = `${((performance.now() - t0) / 1000).toFixed(1)} s  ${line}`;
+  $("#events").prepend(li);
+}
+
+const isLive = (r: StatusReport | null) => !!r && (r.status.state === "live" || (r.status.role === "primary" && r.status.state !== "stopped"));
+const isFollowing = (r: StatusReport | null) => !!r && r.status.role === "backup" && r.status.state !== "live" && r.status.state !== "stopped";
+
+/** The slot whose replica plays `role` now (live primary, or following backup), if any. */
+function slotOf(role: "primary" | "backup"): Slot | null {
+  if (!pair) return null;
+  for (const s of SLOTS) {
+    const st = pair.slot(s);
+    if (!st.running) continue;
+    if (role === "primary" ? isLive(st.last) : isFollowing(st.last) || (!st.last && s === "backup")) return s;
+  }
+  // Before the first status: the slots' own roles.
+  const s = pair.slot(role);
+  return s.running && !s.last ? role : null;
+}
+
+function showSlot(slot: Slot): void {
+  const el = $(`#slot-${slot}`);
+  const st = pair?.slot(slot);
+  const r = st?.last ?? null;
+  const set = (f: string, v: string) => { el.querySelector(`[data-field="${f}"]`)!.textContent = v; };
+  const badge = el.querySelector(".badge")!;
+  const dead = !!st && !st.running;
+  el.classList.toggle("dead", dead);
+  badge.className = `badge${dead ? " dead" : isLive(r) ? " live" : ""}`;
+  badge.textContent = !st ? "—" : dead ? (st.ended ?? "ended") : !r ? "starting" : isLive(r) ? (r.status.role === "backup" ? "live (was backup)" : "primary") : "backup";
+  set("state", r ? r.status.state : "—");
+  set("epoch", r ? String(r.status.epoch) : "—");
+  set("icount", r ? Number(r.status.icount).toLocaleString("en") : "—");
+  set("mips", r && st?.running ? r.mips.toFixed(0) : "—");
+  set("held", r ? String(r.status.held) : "—");
+}
+
+/** Buttons that cannot act now say so (aria-disabled) but stay in the Tab order, so the keyboard reaches every control. */
+function setEnabled(id: string, on: boolean): void {
+  $(id).setAttribute("aria-disabled", String(!on));
+}
+const enabled = (id: string) => $(id).getAttribute("aria-disabled") !== "true";
+
+function updateButtons(): void {
+  const running = pair !== null;
+  setEnabled("#kill-primary", running && slotOf("primary") !== null);
+  setEnabled("#kill-backup", running && slotOf("backup") !== null);
+  setEnabled("#partition", running);
+  setEnabled("#new-backup", running && SLOTS.some((s) => !pair!.slot(s).running) && SLOTS.some((s) => pair!.slot(s).running));
+}
+
+// The charts' sample: both slots' latest reports, the lag and the channel's bandwidth from them.
+let lastBytes: { t: number; bytes: number } | null = null;
+function sample(): void {
+  if (!pair) return;
+  const t = performance.now();
+  const r = SLOTS.map((s) => (pair!.slot(s).running ? pair!.slot(s).last : null)) as [StatusReport | null, StatusReport | null];
+  const liveSlot = slotOf("primary"), followSlot = slotOf("backup");
+  const live = liveSlot ? pair.slot(liveSlot).last : null, follow = followSlot ? pair.slot(followSlot).last : null;
+  const lag = live && follow ? Math.max(0, Number(live.status.icount - follow.status.icount)) : null;
+  let bandwidth: number | null = null;
+  if (live?.link) {
+    const bytes = live.link.bytesOut;
+    if (lastBytes && t > lastBytes.t && bytes >= lastBytes.bytes) bandwidth = (bytes - lastBytes.bytes) / 1024 / ((t - lastBytes.t) / 1000);
+    lastBytes = { t, bytes };
+  }
+  charts.add(Date.now() / 1000, {
+    icount: [r[0] ? Number(r[0].status.icount) / 1e6 : null, r[1] ? Number(r[1].status.icount) / 1e6 : null],
+    lag, bandwidth, held: live ? live.status.held : null,
+    mips: [r[0]?.mips ?? null, r[1]?.mips ?? null],
+  });
+  for (const s of SLOTS) {
+    showSlot(s);
+    const st = pair.slot(s);
+    if (!st.running && seen.ended[s] === null) seen.ended[s] = st.ended;
+  }
+  updateButtons();
+}
+setInterval(sample, SAMPLE_MS);
+
+async function start(): Promise<void> {
+  pair?.close();
+  pair = null;
+  seen.ready = false;
+  const guest = GUESTS.find((g) => g.name === guestSelect.value) ?? GUESTS[0]!;
+  const mode = modeSelect.value === "checkpoint" ? "checkpoint" : "replay";
+  Object.assign(seen, { guest: guest.name, mode, serial: "", serialSeqs: [], seqs: [], reports: { primary: null, backup: null }, ended: { primary: null, backup: null } });
+  seen.events.length = 0;
+  for (const s of SLOTS) consoles[s].clear();
+  consoles.backup.note("(a backup's outputs are the primary's, held back by the Output Rule: this console fills when it goes live)");
+  charts.clear();
+  lastBytes = null;
+  frameListeners = new Set();
+  event(`starting ${guest.name} (${guest.cmdline}) as a pair in ${mode} mode`);
+  const image = await fetchGuest(guest.url);
+  const listeners = frameListeners;
+  pair = await createPair({
+    image, cmdline: guest.cmdline, nic: guest.nic, mode,
+    onOutput: (o, from) => {
+      seen.seqs.push(o.seq);
+      if (o.channel === "serial") {
+        seen.serial += String.fromCharCode(o.value as number);
+        seen.serialSeqs.push(o.seq);
+        consoles[from].write([o.value as number]);
+      }
+    },
+    onFrame: (f) => { for (const l of listeners) l(f); },
+    onStatus: (slot, r) => { seen.reports[slot] = r; },
+    onExit: (status) => event(`the guest exited with status ${status}`),
+    say: (line) => {
+      event(line);
+      if (/going live|won epoch/.test(line)) for (const s of SLOTS) consoles[s].note(`-- ${line}`);
+    },
+  });
+  kv.connect(guest.nic ? { send: (f) => pair?.sendFrame(f), onFrame: (cb) => { listeners.add(cb); return () => listeners.delete(cb); } } : null);
+  seen.ready = true;
+  updateButtons();
+}
+
+function act(what: string, f: () => void | Promise<void>, button?: string): void {
+  if (button && !enabled(button)) return;
+  Promise.resolve().then(f).catch((e: Error) => event(`${what}: ${e.message}`));
+}
+$("#restart").addEventListener("click", () => act("start", start));
+guestSelect.addEventListener("change", () => act("start", start));
+modeSelect.addEventListener("change", () => act("start", start));
+$("#kill-primary").addEventListener("click", () => act("kill primary", () => {
+  const s = slotOf("primary");
+  if (s) { event(`kill primary: replica ${LABEL[s]}`); pair!.kill(s); }
+}, "#kill-primary"));
+$("#kill-backup").addEventListener("click", () => act("kill backup", () => {
+  const s = slotOf("backup");
+  if (s) { event(`kill backup: replica ${LABEL[s]}`); pair!.kill(s); }
+}, "#kill-backup"));
+$("#partition").addEventListener("click", () => act("partition", () => { event("partition: the channel is cut both ways"); pair!.partition(); }, "#partition"));
+$("#new-backup").addEventListener("click", () => act("new backup", async () => {
+  for (const s of SLOTS) if (!pair!.slot(s).running) consoles[s].clear();
+  await pair!.startBackup();
+}, "#new-backup"));
+
+act("start", start);
