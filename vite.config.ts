@@ -23,7 +23,7 @@ export default defineConfig({
     // The guests and the core are assets (fetched), never inlined as data: URLs.
     assetsInlineLimit: 0,
     rollupOptions: {
-      input: { index: here("web/index.html"), single: here("web/examples/single.html") },
+      input: { index: here("web/index.html"), single: here("web/examples/single.html"), speed: here("web/examples/speed.html") },
     },
   },
 });

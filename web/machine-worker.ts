@@ -34,7 +34,8 @@ const api: MachineWorkerApi = {
         onExit: (s) => { exitStatus = s; },
       });
       machine = m;
-      let last = { t: performance.now(), icount: 0n };
+      const t0 = performance.now();
+      let last = { t: t0, icount: 0n };
       const report = (running: boolean) => {
         const t = performance.now(), icount = m.engine.icount;
         const mips = t > last.t ? Number(icount - last.icount) / ((t - last.t) * 1000) : 0;
@@ -51,11 +52,12 @@ const api: MachineWorkerApi = {
           return stopping;
         },
       });
+      const seconds = (performance.now() - t0) / 1000;
       flush();
       report(false);
-      void events.stopped(out.reason, exitStatus);
+      void events.stopped({ reason: out.reason, exitStatus, icount: m.engine.icount, seconds });
     } catch (e) {
-      void events.stopped(`failed: ${(e as Error).message}`, null);
+      void events.stopped({ reason: `failed: ${(e as Error).message}`, exitStatus: null, icount: machine?.engine.icount ?? 0n, seconds: 0 });
     }
   },
   frame(bytes) {

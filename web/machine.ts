@@ -34,7 +34,7 @@ export interface MachineStop {
   /** Why the guest stopped: "exit-port", "halted", "limit", "interrupted" (stop()), "failed: ...". */
   reason: string;
   exitStatus: number | null;
-  /** Instructions retired and the mean speed over the run. */
+  /** Instructions retired, and the run's time (the worker's, from the first instruction to the stop) and mean speed. */
   icount: bigint;
   mips: number;
   seconds: number;
@@ -45,7 +45,7 @@ export interface RunningMachine {
   /** Asks the guest to stop at the next slice; `done` then resolves. */
   stop(): void;
   readonly done: Promise<MachineStop>;
-  /** Ends the worker at once. */
+  /** Ends the worker at once (it also ends by itself once the guest has stopped). */
   terminate(): void;
 }
 
@@ -61,12 +61,11 @@ export async function createMachine(o: MachineOptions): Promise<RunningMachine> 
     serial: (b) => o.onSerial?.(b),
     frame: (f) => o.onFrame?.(f),
     status: (s) => { icount = s.icount; o.onStatus?.(s); },
-    stopped: (reason, exitStatus) => {
-      const seconds = (performance.now() - t0) / 1000;
-      finish({ reason, exitStatus, icount, mips: Number(icount) / seconds / 1e6, seconds });
-    },
+    stopped: (s) => finish({ ...s, mips: s.seconds > 0 ? Number(s.icount) / s.seconds / 1e6 : 0 }),
   };
   worker.addEventListener("error", (e) => finish({ reason: `failed: ${e.message}`, exitStatus: null, icount, mips: 0, seconds: (performance.now() - t0) / 1000 }));
+  // A stopped guest's worker has nothing left to do.
+  void done.then(() => worker.terminate());
   void api.start({
     image: o.image, modules, engine: o.engine ?? "wasm", ramSize: o.ramSize ?? 32 << 20, clock: o.clock ?? "host",
     cmdline: o.cmdline ?? "", nic: o.nic ?? false, maxInstructions: o.maxInstructions, statusMs: o.statusMs ?? 250,

@@ -78,8 +78,8 @@ export interface MachineEvents {
   serial(bytes: Uint8Array): void;
   frame(bytes: Uint8Array): void;
   status(s: { icount: bigint; mips: number; running: boolean }): void;
-  /** The guest stopped (exit port, halt, fault...): why, and its exit status if it wrote one. */
-  stopped(reason: string, exitStatus: number | null): void;
+  /** The guest stopped (exit port, halt, fault...): why, its exit status if it wrote one, and the run's figures (timed in the worker, from the first instruction). */
+  stopped(s: { reason: string; exitStatus: number | null; icount: bigint; seconds: number }): void;
 }
 
 /** The single-VM worker's control calls. */
