@@ -18,8 +18,10 @@ import { buildWeb, ROOT } from "../helpers/web-build.js";
 
 interface Seen {
   guest: string;
+  mode: string;
   serial: string;
   serialSeqs: number[];
+  segments: { slot: "primary" | "backup"; text: string }[];
   seqs: number[];
   events: string[];
   acked: KvOp[];
@@ -54,6 +56,34 @@ async function kv(op: "put" | "get" | "incr", key: string, value = ""): Promise<
   await until(`${op} ${key} acknowledged`, (s) => s.acked.length > before, 20_000);
 }
 
+/**
+ * Every output number once, in order, none missing; each replica's console
+ * shows what the outside world took from it, the pieces read in order are
+ * the outside world's stream, and that is the fault-free run's.
+ */
+async function expectFaultFreeConsole(s: Seen): Promise<void> {
+  expect(s.seqs).toEqual(s.seqs.map((_, i) => i + 1));
+  expect(s.serialSeqs.length).toBe(s.serial.length);
+  expect(s.segments.map((x) => x.text).join("")).toBe(s.serial);
+  for (const slot of ["primary", "backup"] as const) {
+    expect(s.consoles[slot]).toBe(s.segments.filter((x) => x.slot === slot).map((x) => x.text).join(""));
+  }
+  // The fault-free run: the same requests to the guest alone, in Node.
+  const faultFree = await kvSoloConsole("kv.elf verbose=1", s.acked);
+  expect(faultFree.startsWith(s.serial)).toBe(true);
+  expect(s.serial).toBe(faultFree);
+}
+
+/** Reads back every key written so far and checks the values. */
+async function readBack(): Promise<Seen> {
+  const puts = new Map((await seen()).acked.filter((a) => a.op === "put").map((p) => [p.key, p.value]));
+  for (const key of puts.keys()) await kv("get", key);
+  const s = await until("the last reply's line on the console", (x) => (x.serial.match(/\n/g) ?? []).length >= 3 + x.acked.length);
+  const gets = s.acked.filter((a) => a.op === "get").slice(-puts.size);
+  expect(gets.map((g) => [g.key, g.value])).toEqual([...puts]);
+  return s;
+}
+
 beforeAll(async () => {
   await buildWeb();
   server = await serveStatic(`${ROOT}dist-web`);
@@ -84,25 +114,36 @@ describe("the page in Chromium", () => {
     for (let i = 6; i <= 8; i++) await kv("put", `key${i}`, `value ${i}`);
     await kv("incr", "counter");
     // Every acknowledged key reads back from the survivor.
-    const puts = (await seen()).acked.filter((a) => a.op === "put");
-    for (const p of puts) await kv("get", p.key);
-    const s = await until("the last reply's line on the console", (x) => (x.serial.match(/\n/g) ?? []).length >= 3 + x.acked.length);
-    const gets = s.acked.filter((a) => a.op === "get");
-    expect(gets.map((g) => [g.key, g.value])).toEqual(puts.map((p) => [p.key, p.value]));
+    const s = await readBack();
     expect(s.acked.filter((a) => a.op === "incr").map((a) => a.value)).toEqual(["1", "2"]);
-
-    // Every output number once, in order, none missing; the two consoles read in order are the outside world's.
-    expect(s.seqs).toEqual(s.seqs.map((_, i) => i + 1));
-    expect(s.serialSeqs.length).toBe(s.serial.length);
-    expect(s.consoles.primary + s.consoles.backup).toBe(s.serial);
     expect(s.consoles.backup.length).toBeGreaterThan(0);
-    // The fault-free run: the same requests to the guest alone, in Node.
-    const faultFree = await kvSoloConsole("kv.elf verbose=1", s.acked);
-    expect(faultFree.startsWith(s.serial)).toBe(true);
-    expect(s.serial).toBe(faultFree);
 
+    await expectFaultFreeConsole(s);
     mkdirSync(`${ROOT}.scratch`, { recursive: true });
     await page.screenshot({ path: `${ROOT}.scratch/page.png` });
+    expect(problems).toEqual([]);
+  }, 180_000);
+
+  test("checkpoint mode: the primary killed, a new backup brought the state, the new primary killed too: the console is still the fault-free run's", async () => {
+    await page.selectOption("#mode", "checkpoint");
+    await until("the kv guest ready in checkpoint mode", (s) => s.ready && s.mode === "checkpoint" && s.serial.includes("kv: ready"));
+    for (let i = 1; i <= 3; i++) await kv("put", `c${i}`, `first ${i}`);
+    await page.waitForTimeout(300);
+    await page.click("#kill-primary");
+    await until("the backup live", (s) => s.reports.backup?.status.state === "live", 20_000);
+    await kv("put", "c4", "after the first failover");
+    await page.click("#new-backup");
+    // The new backup sits in the emptied slot (the primary's) and follows once it has the state.
+    await until("the new backup following", (s) => s.reports.primary?.status.state === "following" && s.reports.backup?.status.state === "paired", 20_000);
+    await kv("incr", "n");
+    await page.waitForTimeout(300);
+    await page.click("#kill-primary");
+    await until("the new backup live", (s) => s.reports.primary?.status.state === "live" && s.reports.primary.status.epoch === 3, 20_000);
+    await kv("put", "c5", "after the second failover");
+    await kv("incr", "n");
+    const s = await readBack();
+    expect(s.acked.filter((a) => a.op === "incr").map((a) => a.value)).toEqual(["1", "2"]);
+    await expectFaultFreeConsole(s);
     expect(problems).toEqual([]);
   }, 180_000);
 

@@ -10,6 +10,15 @@ const A = "#2563eb", B = "#d97706", ONE = "#15803d";
 
 interface Chart { plot: uPlot; data: number[][] }
 
+/** 1234567 as "1.2M": axis labels that fit. */
+export function compact(v: number): string {
+  const a = Math.abs(v);
+  if (a >= 1e9) return `${+(v / 1e9).toFixed(1)}G`;
+  if (a >= 1e6) return `${+(v / 1e6).toFixed(1)}M`;
+  if (a >= 1e4) return `${+(v / 1e3).toFixed(1)}k`;
+  return `${+v.toFixed(2)}`;
+}
+
 function chart(el: HTMLElement, series: { label: string; stroke: string }[]): Chart {
   const data: number[][] = [[], ...series.map(() => [])];
   const width = Math.max(260, el.clientWidth || 300);
@@ -17,7 +26,7 @@ function chart(el: HTMLElement, series: { label: string; stroke: string }[]): Ch
     width, height: 150, legend: { show: true, live: false }, cursor: { show: false },
     scales: { x: { time: true } },
     series: [{}, ...series.map((s) => ({ label: s.label, stroke: s.stroke, width: 2, spanGaps: false, points: { show: false } }))],
-    axes: [{ space: 60 }, { size: 60 }],
+    axes: [{ space: 60 }, { size: 50, values: (_u, vals) => vals.map(compact) }],
   }, data as uPlot.AlignedData, el);
   return { plot, data };
 }

@@ -7,7 +7,7 @@
 // (tests/browser/page.test.ts). See docs/web.md.
 
 import { createPair, fetchGuest, GUESTS, type Pair, type Slot, type StatusReport } from "../lockstep.js";
-import { Charts } from "./charts.js";
+import { Charts, compact } from "./charts.js";
 import { ReplicaConsole } from "./consoles.js";
 import { KvPanel, type Acked } from "./kv-panel.js";
 
@@ -30,6 +30,8 @@ interface Seen {
   /** The outside world's serial stream, and each serial output's number, in the order taken. */
   serial: string;
   serialSeqs: number[];
+  /** The serial stream cut where the releasing replica changed: each piece with the slot whose console shows it. */
+  segments: { slot: Slot; text: string }[];
   /** Every output's number as taken (all channels). */
   seqs: number[];
   events: string[];
@@ -40,7 +42,7 @@ interface Seen {
   /** Each replica console's text. */
   readonly consoles: Record<Slot, string>;
 }
-const seen: Seen = { guest: "", mode: "", serial: "", serialSeqs: [], seqs: [], events: [], acked: kv.acked, reports: { primary: null, backup: null }, ended: { primary: null, backup: null }, ready: false,
+const seen: Seen = { guest: "", mode: "", serial: "", serialSeqs: [], segments: [], seqs: [], events: [], acked: kv.acked, reports: { primary: null, backup: null }, ended: { primary: null, backup: null }, ready: false,
   get consoles() { return { primary: consoles.primary.text, backup: consoles.backup.text }; },
 };
 (window as unknown as { lockstepPage: Seen }).lockstepPage = seen;
@@ -56,8 +58,10 @@ function event(line: string): void {
   $("#events").prepend(li);
 }
 
-const isLive = (r: StatusReport | null) => !!r && (r.status.state === "live" || (r.status.role === "primary" && r.status.state !== "stopped"));
-const isFollowing = (r: StatusReport | null) => !!r && r.status.role === "backup" && r.status.state !== "live" && r.status.state !== "stopped";
+// A replica's state (host/ft/primary.ts, backup.ts): a primary is "paired" or "alone"; a backup "following" until
+// it goes live, and from then on reports the primary's states ("alone" shown as "live").
+const isLive = (r: StatusReport | null) => !!r && ["paired", "alone", "live"].includes(r.status.state);
+const isFollowing = (r: StatusReport | null) => !!r && r.status.state === "following";
 
 /** The slot whose replica plays `role` now (live primary, or following backup), if any. */
 function slotOf(role: "primary" | "backup"): Slot | null {
@@ -81,10 +85,10 @@ function showSlot(slot: Slot): void {
   const dead = !!st && !st.running;
   el.classList.toggle("dead", dead);
   badge.className = `badge${dead ? " dead" : isLive(r) ? " live" : ""}`;
-  badge.textContent = !st ? "—" : dead ? (st.ended ?? "ended") : !r ? "starting" : isLive(r) ? (r.status.role === "backup" ? "live (was backup)" : "primary") : "backup";
+  badge.textContent = !st ? "—" : dead ? (st.ended ?? "ended") : !r ? "starting" : isLive(r) ? "primary (live)" : r.status.state === "following" ? "backup" : r.status.state;
   set("state", r ? r.status.state : "—");
   set("epoch", r ? String(r.status.epoch) : "—");
-  set("icount", r ? Number(r.status.icount).toLocaleString("en") : "—");
+  set("icount", r ? compact(Number(r.status.icount)) : "—");
   set("mips", r && st?.running ? r.mips.toFixed(0) : "—");
   set("held", r ? String(r.status.held) : "—");
 }
@@ -111,7 +115,11 @@ function sample(): void {
   const r = SLOTS.map((s) => (pair!.slot(s).running ? pair!.slot(s).last : null)) as [StatusReport | null, StatusReport | null];
   const liveSlot = slotOf("primary"), followSlot = slotOf("backup");
   const live = liveSlot ? pair.slot(liveSlot).last : null, follow = followSlot ? pair.slot(followSlot).last : null;
-  const lag = live && follow ? Math.max(0, Number(live.status.icount - follow.status.icount)) : null;
+  // The two reports were taken at different moments: the primary's count is carried to the moment of the backup's
+  // at its last speed, so the lag is an estimate (the Node status line, host/cli/ft.ts, subtracts the counts as they are).
+  const lag = live && follow
+    ? Math.max(0, Number(live.status.icount) + live.mips * 1e3 * (follow.atMs - live.atMs) - Number(follow.status.icount))
+    : null;
   let bandwidth: number | null = null;
   if (live?.link) {
     const bytes = live.link.bytesOut;
@@ -132,13 +140,18 @@ function sample(): void {
 }
 setInterval(sample, SAMPLE_MS);
 
+/** Each start's number: a pair started by a start that a later one superseded (a quick second change) is closed. */
+let generation = 0;
+
 async function start(): Promise<void> {
+  const gen = ++generation;
+  const current = () => gen === generation;
   pair?.close();
   pair = null;
   seen.ready = false;
   const guest = GUESTS.find((g) => g.name === guestSelect.value) ?? GUESTS[0]!;
   const mode = modeSelect.value === "checkpoint" ? "checkpoint" : "replay";
-  Object.assign(seen, { guest: guest.name, mode, serial: "", serialSeqs: [], seqs: [], reports: { primary: null, backup: null }, ended: { primary: null, backup: null } });
+  Object.assign(seen, { guest: guest.name, mode, serial: "", serialSeqs: [], segments: [], seqs: [], reports: { primary: null, backup: null }, ended: { primary: null, backup: null } });
   seen.events.length = 0;
   for (const s of SLOTS) consoles[s].clear();
   consoles.backup.note("(a backup's outputs are the primary's, held back by the Output Rule: this console fills when it goes live)");
@@ -147,25 +160,36 @@ async function start(): Promise<void> {
   frameListeners = new Set();
   event(`starting ${guest.name} (${guest.cmdline}) as a pair in ${mode} mode`);
   const image = await fetchGuest(guest.url);
+  if (!current()) return;
   const listeners = frameListeners;
-  pair = await createPair({
+  const p = await createPair({
     image, cmdline: guest.cmdline, nic: guest.nic, mode,
     onOutput: (o, from) => {
+      if (!current()) return;
       seen.seqs.push(o.seq);
       if (o.channel === "serial") {
         seen.serial += String.fromCharCode(o.value as number);
         seen.serialSeqs.push(o.seq);
+        const last = seen.segments[seen.segments.length - 1];
+        if (last?.slot === from) last.text += String.fromCharCode(o.value as number);
+        else seen.segments.push({ slot: from, text: String.fromCharCode(o.value as number) });
         consoles[from].write([o.value as number]);
       }
     },
     onFrame: (f) => { for (const l of listeners) l(f); },
-    onStatus: (slot, r) => { seen.reports[slot] = r; },
-    onExit: (status) => event(`the guest exited with status ${status}`),
+    onStatus: (slot, r) => { if (current()) seen.reports[slot] = r; },
+    onExit: (status) => { if (current()) event(`the guest exited with status ${status}`); },
     say: (line) => {
+      if (!current()) return;
       event(line);
       if (/going live|won epoch/.test(line)) for (const s of SLOTS) consoles[s].note(`-- ${line}`);
     },
   });
+  if (!current()) {
+    p.close();
+    return;
+  }
+  pair = p;
   kv.connect(guest.nic ? { send: (f) => pair?.sendFrame(f), onFrame: (cb) => { listeners.add(cb); return () => listeners.delete(cb); } } : null);
   seen.ready = true;
   updateButtons();
@@ -188,7 +212,7 @@ $("#kill-backup").addEventListener("click", () => act("kill backup", () => {
 }, "#kill-backup"));
 $("#partition").addEventListener("click", () => act("partition", () => { event("partition: the channel is cut both ways"); pair!.partition(); }, "#partition"));
 $("#new-backup").addEventListener("click", () => act("new backup", async () => {
-  for (const s of SLOTS) if (!pair!.slot(s).running) consoles[s].clear();
+  for (const s of SLOTS) if (!pair!.slot(s).running) consoles[s].note("-- a new backup starts in this slot: it gets the live replica's state");
   await pair!.startBackup();
 }, "#new-backup"));
 
