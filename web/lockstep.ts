@@ -5,7 +5,7 @@
 // (web/examples/single.html).
 
 export { createMachine, type MachineOptions, type MachineStop, type RunningMachine } from "./machine.js";
-export { createPair, type Pair, type PairMode, type PairOptions, type Slot, type SlotState } from "./pair.js";
+export { createPair, isFollowing, isLive, type Pair, type PairFigures, type PairMode, type PairOptions, type Slot, type SlotState } from "./pair.js";
 export type { StatusReport } from "./protocol.js";
 export { webCoreModules, fetchGuest } from "./core-modules.js";
 export { GUESTS, type GuestEntry } from "./guests.js";

@@ -68,6 +68,34 @@ export interface SlotState {
   last: StatusReport | null;
 }
 
+/**
+ * A replica's state (host/ft/primary.ts, backup.ts): a primary is "paired"
+ * or "alone"; a backup is "following" until it goes live, and from then on
+ * reports the primary's states ("alone" as "live").
+ */
+export const isLive = (r: StatusReport | null): boolean => !!r && ["paired", "alone", "live"].includes(r.status.state);
+export const isFollowing = (r: StatusReport | null): boolean => !!r && r.status.state === "following";
+
+/** The pair at a glance, from the workers' latest reports. */
+export interface PairFigures {
+  /** The slot of the live primary, and of the backup that follows it (null: none). */
+  live: Slot | null;
+  following: Slot | null;
+  /** Each running slot's instruction count (a checkpoint-mode backup's: its last checkpoint's) and MIPS. */
+  icount: Record<Slot, bigint | null>;
+  mips: Record<Slot, number | null>;
+  /**
+   * Instructions the backup is behind the primary. The two reports were taken
+   * at different moments: the primary's count is carried to the moment of the
+   * backup's at its last speed, so this is an estimate.
+   */
+  lag: number | null;
+  /** The live replica's bytes sent on the channel per second, between its last two reports. */
+  logBytesPerSecond: number | null;
+  /** Outputs the live replica's Output Rule holds. */
+  held: number | null;
+}
+
 export interface Pair {
   sendFrame(frame: Uint8Array): void;
   /** Stops a replica dead now: its worker is terminated (no goodbye to its peer). */
@@ -77,6 +105,7 @@ export interface Pair {
   /** Starts a new backup in the empty slot, brought the live replica's state while its guest runs. */
   startBackup(): Promise<void>;
   slot(slot: Slot): SlotState;
+  figures(): PairFigures;
   /** Outputs taken and repeats dropped by their numbers. */
   readonly outputs: number;
   readonly repeats: number;
@@ -112,7 +141,7 @@ export async function createPair(o: PairOptions): Promise<Pair> {
     else if (x.channel === "exit") o.onExit?.(x.value as number);
   });
 
-  interface Running { worker: Worker; api: Comlink.Remote<ReplicaWorkerApi>; ended: SlotState["ended"]; last: StatusReport | null }
+  interface Running { worker: Worker; api: Comlink.Remote<ReplicaWorkerApi>; ended: SlotState["ended"]; last: StatusReport | null; previous: StatusReport | null }
   const slots: Partial<Record<Slot, Running>> = {};
   const base = {
     image: o.image, modules, engine: o.engine ?? "wasm", ramSize, clock, cmdline, nic, configHash, vm,
@@ -124,7 +153,7 @@ export async function createPair(o: PairOptions): Promise<Pair> {
   const start = (slot: Slot, role: Slot, standby: boolean, port: MessagePort, name: string) => {
     const worker = spawn();
     const api = Comlink.wrap<ReplicaWorkerApi>(worker);
-    const r: Running = { worker, api, ended: null, last: null };
+    const r: Running = { worker, api, ended: null, last: null, previous: null };
     slots[slot] = r;
     const mine = () => slots[slot] === r;
     const events: ReplicaEvents = {
@@ -134,7 +163,7 @@ export async function createPair(o: PairOptions): Promise<Pair> {
         for (const x of outputs) order.take(x);
       },
       say: (line) => { if (mine()) say(line); },
-      status(s) { if (!mine() || r.ended) return; r.last = s; o.onStatus?.(slot, s); },
+      status(s) { if (!mine() || r.ended) return; r.previous = r.last; r.last = s; o.onStatus?.(slot, s); },
       claim: (c: ArbiterClaim) => arbiter.claim(c),
       transferred: (f) => { say(`${name}: the state went to the new backup (${f.pages} pages, pause ${f.pauseMs.toFixed(1)} ms)`); o.onTransferred?.(f); },
       done(s) { if (!mine()) return; r.last = s; r.ended ??= "done"; o.onStatus?.(slot, s); },
@@ -178,6 +207,22 @@ export async function createPair(o: PairOptions): Promise<Pair> {
     slot(slot) {
       const r = slots[slot];
       return { running: !!r && !r.ended, ended: r?.ended ?? null, last: r?.last ?? null };
+    },
+    figures() {
+      const running = (s: Slot) => { const r = slots[s]; return r && !r.ended ? r : null; };
+      const live = (["primary", "backup"] as Slot[]).find((s) => isLive(running(s)?.last ?? null)) ?? null;
+      const following = (["primary", "backup"] as Slot[]).find((s) => isFollowing(running(s)?.last ?? null)) ?? null;
+      const l = live ? running(live)! : null, f = following ? running(following)!.last! : null;
+      const p = l?.last ?? null;
+      const lag = p && f ? Math.max(0, Number(p.status.icount) + p.mips * 1e3 * (f.atMs - p.atMs) - Number(f.status.icount)) : null;
+      const a = l?.previous?.link, b = p?.link;
+      const logBytesPerSecond = a && b && p!.atMs > l!.previous!.atMs && b.bytesOut >= a.bytesOut
+        ? (b.bytesOut - a.bytesOut) / ((p!.atMs - l!.previous!.atMs) / 1000) : null;
+      const each = <T>(f: (r: StatusReport) => T) => ({
+        primary: running("primary")?.last ? f(running("primary")!.last!) : null,
+        backup: running("backup")?.last ? f(running("backup")!.last!) : null,
+      });
+      return { live, following, icount: each((r) => r.status.icount), mips: each((r) => r.mips), lag, logBytesPerSecond, held: p ? p.status.held : null };
     },
     get outputs() { return order.outputs; },
     get repeats() { return order.repeats; },

@@ -6,7 +6,7 @@
 // seen is kept in window.lockstepPage for the browser tests
 // (tests/browser/page.test.ts). See docs/web.md.
 
-import { createPair, fetchGuest, GUESTS, type Pair, type Slot, type StatusReport } from "../lockstep.js";
+import { createPair, fetchGuest, GUESTS, isLive, type Pair, type Slot, type StatusReport } from "../lockstep.js";
 import { Charts, compact } from "./charts.js";
 import { ReplicaConsole } from "./consoles.js";
 import { KvPanel, type Acked } from "./kv-panel.js";
@@ -58,22 +58,15 @@ function event(line: string): void {
   $("#events").prepend(li);
 }
 
-// A replica's state (host/ft/primary.ts, backup.ts): a primary is "paired" or "alone"; a backup "following" until
-// it goes live, and from then on reports the primary's states ("alone" shown as "live").
-const isLive = (r: StatusReport | null) => !!r && ["paired", "alone", "live"].includes(r.status.state);
-const isFollowing = (r: StatusReport | null) => !!r && r.status.state === "following";
-
-/** The slot whose replica plays `role` now (live primary, or following backup), if any. */
+/** The slot whose replica plays `role` now (the live primary, or the backup that follows it), if any. */
 function slotOf(role: "primary" | "backup"): Slot | null {
   if (!pair) return null;
-  for (const s of SLOTS) {
-    const st = pair.slot(s);
-    if (!st.running) continue;
-    if (role === "primary" ? isLive(st.last) : isFollowing(st.last) || (!st.last && s === "backup")) return s;
-  }
-  // Before the first status: the slots' own roles.
-  const s = pair.slot(role);
-  return s.running && !s.last ? role : null;
+  const f = pair.figures();
+  const s = role === "primary" ? f.live : f.following;
+  if (s) return s;
+  // Before the first report: the slot's own role.
+  const st = pair.slot(role);
+  return st.running && !st.last ? role : null;
 }
 
 function showSlot(slot: Slot): void {
@@ -107,29 +100,15 @@ function updateButtons(): void {
   setEnabled("#new-backup", running && SLOTS.some((s) => !pair!.slot(s).running) && SLOTS.some((s) => pair!.slot(s).running));
 }
 
-// The charts' sample: both slots' latest reports, the lag and the channel's bandwidth from them.
-let lastBytes: { t: number; bytes: number } | null = null;
+// The charts' sample: the pair's figures (web/pair.ts) every SAMPLE_MS.
 function sample(): void {
   if (!pair) return;
-  const t = performance.now();
-  const r = SLOTS.map((s) => (pair!.slot(s).running ? pair!.slot(s).last : null)) as [StatusReport | null, StatusReport | null];
-  const liveSlot = slotOf("primary"), followSlot = slotOf("backup");
-  const live = liveSlot ? pair.slot(liveSlot).last : null, follow = followSlot ? pair.slot(followSlot).last : null;
-  // The two reports were taken at different moments: the primary's count is carried to the moment of the backup's
-  // at its last speed, so the lag is an estimate (the Node status line, host/cli/ft.ts, subtracts the counts as they are).
-  const lag = live && follow
-    ? Math.max(0, Number(live.status.icount) + live.mips * 1e3 * (follow.atMs - live.atMs) - Number(follow.status.icount))
-    : null;
-  let bandwidth: number | null = null;
-  if (live?.link) {
-    const bytes = live.link.bytesOut;
-    if (lastBytes && t > lastBytes.t && bytes >= lastBytes.bytes) bandwidth = (bytes - lastBytes.bytes) / 1024 / ((t - lastBytes.t) / 1000);
-    lastBytes = { t, bytes };
-  }
+  const f = pair.figures();
+  const num = (v: bigint | null) => (v === null ? null : Number(v) / 1e6);
   charts.add(Date.now() / 1000, {
-    icount: [r[0] ? Number(r[0].status.icount) / 1e6 : null, r[1] ? Number(r[1].status.icount) / 1e6 : null],
-    lag, bandwidth, held: live ? live.status.held : null,
-    mips: [r[0]?.mips ?? null, r[1]?.mips ?? null],
+    icount: [num(f.icount.primary), num(f.icount.backup)],
+    lag: f.lag, bandwidth: f.logBytesPerSecond === null ? null : f.logBytesPerSecond / 1024, held: f.held,
+    mips: [f.mips.primary, f.mips.backup],
   });
   for (const s of SLOTS) {
     showSlot(s);
@@ -156,7 +135,6 @@ async function start(): Promise<void> {
   for (const s of SLOTS) consoles[s].clear();
   consoles.backup.note("(a backup's outputs are the primary's, held back by the Output Rule: this console fills when it goes live)");
   charts.clear();
-  lastBytes = null;
   frameListeners = new Set();
   event(`starting ${guest.name} (${guest.cmdline}) as a pair in ${mode} mode`);
   const image = await fetchGuest(guest.url);
