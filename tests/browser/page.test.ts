@@ -147,6 +147,21 @@ describe("the page in Chromium", () => {
     expect(problems).toEqual([]);
   }, 180_000);
 
+  test("the embedding example (web/examples/single.html) runs its VM to the end", async () => {
+    const example = await browser.newPage();
+    const errors: string[] = [];
+    example.on("console", (m) => { if (m.type() === "error") errors.push(m.text()); });
+    example.on("pageerror", (e) => errors.push(e.message));
+    await example.goto(`${server.url}examples/single.html`);
+    await example.waitForFunction(() => /\[exit-port, exit status 0, \d+ instructions\]/.test(document.querySelector("#console")?.textContent ?? ""), null, { timeout: 30_000 });
+    const text = (await example.textContent("#console")) ?? "";
+    // ticks=200 every=20: ten tick lines, then the guest's summary.
+    expect(text.match(/^tick \d+:/gm)?.length).toBe(10);
+    expect(text).toContain("ticks: 200 ticks, done");
+    expect(errors).toEqual([]);
+    await example.close();
+  });
+
   test("Tab reaches every control", async () => {
     const controls = await page.$$eval("button, select, input", (els) => els.map((e) => e.id));
     expect(controls.length).toBeGreaterThanOrEqual(10);

@@ -1,8 +1,8 @@
 // The page: a fault-tolerant pair (web/pair.ts) of the chosen guest, a
 // console and figures per replica, live charts, the fault controls and a kv
 // client. The controls act on roles, not on slots: "kill primary" kills
-// whichever replica is live now. Changing the guest or the replication mode
-// starts a new pair (a running pair cannot change mode). What the page has
+// whichever replica is live now. Changing the guest, the engine or the
+// replication mode starts a new pair (a running pair cannot change mode). What the page has
 // seen is kept in window.lockstepPage for the browser tests
 // (tests/browser/page.test.ts). See docs/web.md.
 
@@ -21,6 +21,7 @@ const charts = new Charts(document);
 const kv = new KvPanel($<HTMLFormElement>("#kv"), $<HTMLOListElement>("#kv-results"));
 const guestSelect = $<HTMLSelectElement>("#guest");
 const modeSelect = $<HTMLSelectElement>("#mode");
+const engineSelect = $<HTMLSelectElement>("#engine");
 for (const g of GUESTS) guestSelect.add(new Option(`${g.name}: ${g.about}`, g.name));
 
 /** What the page has seen, for the tests. */
@@ -130,18 +131,19 @@ async function start(): Promise<void> {
   seen.ready = false;
   const guest = GUESTS.find((g) => g.name === guestSelect.value) ?? GUESTS[0]!;
   const mode = modeSelect.value === "checkpoint" ? "checkpoint" : "replay";
+  const engine = engineSelect.value === "ts" ? "ts" : "wasm";
   Object.assign(seen, { guest: guest.name, mode, serial: "", serialSeqs: [], segments: [], seqs: [], reports: { primary: null, backup: null }, ended: { primary: null, backup: null } });
   seen.events.length = 0;
   for (const s of SLOTS) consoles[s].clear();
   consoles.backup.note("(a backup's outputs are the primary's, held back by the Output Rule: this console fills when it goes live)");
   charts.clear();
   frameListeners = new Set();
-  event(`starting ${guest.name} (${guest.cmdline}) as a pair in ${mode} mode`);
+  event(`starting ${guest.name} (${guest.cmdline}) as a pair in ${mode} mode on the ${engine} engine`);
   const image = await fetchGuest(guest.url);
   if (!current()) return;
   const listeners = frameListeners;
   const p = await createPair({
-    image, cmdline: guest.cmdline, nic: guest.nic, mode,
+    image, cmdline: guest.cmdline, nic: guest.nic, mode, engine,
     onOutput: (o, from) => {
       if (!current()) return;
       seen.seqs.push(o.seq);
@@ -180,6 +182,7 @@ function act(what: string, f: () => void | Promise<void>, button?: string): void
 $("#restart").addEventListener("click", () => act("start", start));
 guestSelect.addEventListener("change", () => act("start", start));
 modeSelect.addEventListener("change", () => act("start", start));
+engineSelect.addEventListener("change", () => act("start", start));
 $("#kill-primary").addEventListener("click", () => act("kill primary", () => {
   const s = slotOf("primary");
   if (s) { event(`kill primary: replica ${LABEL[s]}`); pair!.kill(s); }
