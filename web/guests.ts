@@ -18,7 +18,7 @@ export interface GuestEntry {
 
 export const GUESTS: readonly GuestEntry[] = [
   { name: "kv", url: kvUrl, cmdline: "kv.elf verbose=1", nic: true, about: "key-value server" },
-  { name: "ticks", url: ticksUrl, cmdline: "ticks.elf ticks=100000 every=50", nic: false, about: "timer ticks" },
+  { name: "ticks", url: ticksUrl, cmdline: "ticks.elf ticks=1000000 every=5", nic: false, about: "timer ticks" },
   { name: "hello", url: helloUrl, cmdline: "hello.elf", nic: false, about: "greets and exits" },
   { name: "bench", url: benchUrl, cmdline: "bench.elf", nic: false, about: "CPU benchmark" },
 ];
