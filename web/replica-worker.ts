@@ -12,13 +12,13 @@ import { initHash } from "../host/common/hash.js";
 import { Waker } from "../host/common/waker.js";
 import { createEngine } from "../host/engine/load.js";
 import type { Arbiter } from "../host/ft/arbiter.js";
-import { CheckpointBackup } from "../host/ft/checkpoint-replica.js";
 import { driveReplica } from "../host/ft/driver.js";
 import { FIRST_CONTACT_MS } from "../host/ft/failure-detector.js";
 import type { PeerLink } from "../host/ft/link.js";
 import type { Output } from "../host/ft/output-gate.js";
 import { portLink } from "../host/ft/port-link.js";
-import { BackupReplica, PrimaryReplica, type Replica } from "../host/ft/replica.js";
+import { newReplica } from "../host/ft/new-replica.js";
+import type { Replica } from "../host/ft/replica.js";
 import { frameTagger } from "../host/ft/wire.js";
 import type { ReplicaConfig, ReplicaEvents, ReplicaWorkerApi, StatusReport } from "./protocol.js";
 
@@ -81,7 +81,7 @@ async function run(c: ReplicaConfig, port: MessagePort): Promise<void> {
     say,
   };
   const now = performance.now();
-  const r: Replica = c.role === "primary" ? new PrimaryReplica(options, now) : c.checkpoint ? new CheckpointBackup(options, now) : new BackupReplica(options, now);
+  const r: Replica = newReplica(c.role, options, now);
   replica = r;
   let last = { t: performance.now(), icount: 0n };
   const report = (): StatusReport => {
