@@ -12,8 +12,6 @@
 //     host/node (tests, bench and scripts are not cruised: they may);
 //   - nothing we ship imports tests/, bench/ or scripts/; no cycles under
 //     host/; every import resolves (an unresolved one would hide an edge).
-// A folder that does not exist yet (host/ft, host/snapshot, web) is already
-// placed, so its first file is checked.
 //
 // Parser: the project's TypeScript (7.x) has no JavaScript compiler API, which
 // dependency-cruiser's "tsc" parser needs, and its default (acorn) cannot
@@ -26,7 +24,7 @@
 
 /** Top to bottom. Each entry is one layer: the folders in it. */
 const LAYERS = [
-  ["host/cli", "web"], // the shells: the command, the browser page
+  ["host/cli", "web"], // the shells: the command, the browser page (docs/web.md)
   ["host/node"], // Node-only adapters: files, UDP, core modules from build/, the real-time driver
   ["host/ft"], // primary, backup, logging channel, output gate
   ["host/snapshot", "host/replay"], // state transfer; the log, live and replay gates

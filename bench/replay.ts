@@ -16,7 +16,7 @@ import type { EngineKind } from "../host/engine/engine.js";
 import { MemoryBlockStore } from "../host/devices/block-store.js";
 import { Machine, type ClockMode, type RunOutcome } from "../host/machine/machine.js";
 import { bootLive } from "../host/node/boot.js";
-import { runRealtime, type DriverOutcome } from "../host/node/driver.js";
+import { runRealtime, type DriverOutcome } from "../host/machine/realtime.js";
 import { inspect, parseLog, type KindStats, type LogEntry } from "../host/replay/log-format.js";
 import { Recording, replay } from "../host/replay/session.js";
 import { decodeReply, encodeRequest, Op, opName, request, statusName } from "../host/kv/protocol.js";

@@ -17,13 +17,16 @@
 // a new backup joining a running primary after a failover (the guest's
 // pause, the time to redundancy).
 //
+// browser (bench/browser.ts): bench.elf on the wasm engine in Chromium (a
+// Web Worker of the page's build) and in Node, interleaved: MIPS and the ratio.
+//
 // replay (bench/replay.ts): the cost of recording (the same guest plain vs
 // recorded, same engine, interleaved), and the log's bytes and events per
 // second of guest time for the idle ticks guest and the kv guest under a
 // steady client load. Every log it records is replayed and must match.
 //
 //   npm run bench -- [--runs N] [--engine wasm|ts|both] [--guest FILE] [--mem SIZE] [--no-save]
-//                    [--part cpu|replay|ft|modes|state|all] [--record-engine wasm|ts|both] [--kv-rate N] [--kv-seconds N]
+//                    [--part cpu|replay|ft|modes|state|browser|all] [--record-engine wasm|ts|both] [--kv-rate N] [--kv-seconds N]
 //   (or BENCH_RUNS, BENCH_ENGINE in the environment)
 
 import { execFileSync } from "node:child_process";
@@ -60,6 +63,7 @@ interface Options {
   ft: boolean;
   state: boolean;
   modes: boolean;
+  browser: boolean;
   recordEngines: EngineKind[];
   kvRate: number;
   kvSeconds: number;
@@ -97,7 +101,7 @@ function options(): Options {
   if (values.help) {
     process.stdout.write(
       "usage: npm run bench -- [--runs N] [--engine wasm|ts|both] [--guest FILE] [--mem MiB] [--no-save] [--no-warmup]\n" +
-        "                        [--part cpu|replay|ft|modes|state|all] [--record-engine wasm|ts|both] [--kv-rate N] [--kv-seconds N]\n" +
+        "                        [--part cpu|replay|ft|modes|state|browser|all] [--record-engine wasm|ts|both] [--kv-rate N] [--kv-seconds N]\n" +
         "  --runs N            timed runs per engine, and plain/recorded pairs per engine and clock, at least 1 (default 5; env BENCH_RUNS)\n" +
         "  --engine E          cpu part: wasm, ts or both (default both; env BENCH_ENGINE)\n" +
         "  --guest FILE        the CPU-bound guest image (default guests/bin/bench.elf)\n" +
@@ -105,7 +109,8 @@ function options(): Options {
         "  --no-save           do not write bench/results/\n" +
         "  --no-warmup         skip the untimed 20M-instruction warm-up runs\n" +
         "  --part P            cpu (MIPS), replay (record/replay figures), ft (the fault-tolerant pair, bench/ft.ts),\n" +
-        "                      modes (replay vs checkpoint mode), state (snapshots and a new backup, bench/state.ts)\n" +
+        "                      modes (replay vs checkpoint mode), state (snapshots and a new backup, bench/state.ts),\n" +
+        "                      browser (bench.elf in Chromium vs Node, bench/browser.ts; not in all: it needs Chromium)\n" +
         "                      or all (default all)\n" +
         "  --record-engine E   replay part: engines for the recording-cost runs, wasm, ts or both (default wasm)\n" +
         "  --kv-rate N         replay and ft parts: kv requests per second of real time (default 500)\n" +
@@ -118,7 +123,7 @@ function options(): Options {
   if (!Number.isInteger(runs) || runs < 1) throw new BenchUsageError(`--runs must be a positive integer, got ${runsText}`);
   const engines = engineList("--engine", values.engine ?? process.env.BENCH_ENGINE ?? "both");
   const part = values.part ?? "all";
-  if (!["cpu", "replay", "ft", "modes", "state", "all"].includes(part)) throw new BenchUsageError(`--part must be cpu, replay, ft, modes, state or all, got ${part}`);
+  if (!["cpu", "replay", "ft", "modes", "state", "browser", "all"].includes(part)) throw new BenchUsageError(`--part must be cpu, replay, ft, modes, state, browser or all, got ${part}`);
   const memText = values.mem ?? "32";
   const mem = Number(memText);
   if (!Number.isInteger(mem) || mem < 1 || mem > 1024) throw new BenchUsageError(`--mem must be a whole number of MiB from 1 to 1024, got ${memText}`);
@@ -134,6 +139,7 @@ function options(): Options {
     ft: part === "ft" || part === "all",
     state: part === "state" || part === "all",
     modes: part === "modes" || part === "all",
+    browser: part === "browser",
     recordEngines: engineList("--record-engine", values["record-engine"] ?? "wasm"),
     kvRate: positive("--kv-rate", values["kv-rate"] ?? "500", 100_000),
     kvSeconds: positive("--kv-seconds", values["kv-seconds"] ?? "4", 3600),
@@ -356,6 +362,13 @@ async function main(): Promise<void> {
     const { lines, result } = await modesBench({ runs: opts.runs, mem: opts.mem, kvRate: opts.kvRate, kvSeconds: opts.kvSeconds, hogSeconds: 0, warmup: opts.warmup, epochMs: DEFAULT_EPOCH_MS });
     process.stdout.write(lines.join("\n") + "\n");
     save({ workload: "modes", ...result }, "modes", "modes-latest.json");
+  }
+  if (opts.browser) {
+    // Loaded only for this part: it brings Vite and Playwright.
+    const { browserBench } = await import("./browser.js");
+    const { lines, result } = await browserBench({ runs: opts.runs, mem: opts.mem, warmup: opts.warmup });
+    process.stdout.write(lines.join("\n") + "\n");
+    save(result, "browser", "browser-latest.json");
   }
   if (opts.state) {
     const { lines, result } = await stateBench({ runs: opts.runs });

@@ -2,7 +2,7 @@
 // goes idle. Regression: with --clock virtual and no limit, `lockstep run`
 // used to stop every such guest after 5,000,000 instructions (one slice of
 // the real-time loop) and report "instruction limit 5000000 reached" though
-// no limit was given. The loop is now host/node/driver.ts runRealtime, which
+// no limit was given. The loop is now host/machine/realtime.ts runRealtime, which
 // runs slice after slice until the guest stops or the caller's limit is hit.
 //
 // guests/bin/bench.elf is CPU-bound (~403M instructions on the virtual

@@ -1,6 +1,6 @@
 // Comments and documents cite files a reader of this repository can open:
 // every root-relative path (host/replay/log-format.ts, docs/replay.md,
-// tests/corpus/*.jsonl) in a comment of host/, assembly/, bench/, scripts/,
+// tests/corpus/*.jsonl) in a comment of host/, assembly/, bench/, scripts/, web/,
 // tests/ or guests/, and every such path or relative link in README.md and
 // docs/*.md, names a file or folder that exists (a glob: that matches one).
 // Bare file names ("gate.ts"), URLs and outputs (paths git ignores, such as
@@ -22,7 +22,7 @@ import {
 } from "./helpers/doc-references.js";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
-const SCANNED_SOURCES = ["host/", "assembly/", "bench/", "scripts/", "tests/", "guests/"];
+const SCANNED_SOURCES = ["host/", "assembly/", "bench/", "scripts/", "tests/", "guests/", "web/"];
 const C_LIKE = new Set([".ts", ".mts", ".cts", ".js", ".mjs", ".cjs", ".c", ".h", ".S", ".s", ".ld"]);
 const HASH = new Set([".py", ".mk"]);
 

@@ -24,9 +24,26 @@ const README = readFileSync(join(ROOT, "README.md"), "utf8");
 const tmp = mkdtempSync(join(tmpdir(), "lockstep-readme-"));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
-/** The fenced code blocks with no language tag (the README's command blocks), as lists of lines. */
+/**
+ * The fenced code blocks with no language tag (the README's command blocks),
+ * as lists of lines. Fences are paired in order, so a block with a tag
+ * (```sh: commands that are shown, not run) is skipped whole.
+ */
 function commandBlocks(md: string): string[][] {
-  return [...md.matchAll(/^```\n([\s\S]*?)^```$/gm)].map((m) => m[1].split("\n").filter((l) => l.trim() !== ""));
+  const blocks: string[][] = [];
+  let open: { tag: string; lines: string[] } | null = null;
+  for (const line of md.split("\n")) {
+    const fence = /^```(.*)$/.exec(line);
+    if (!fence) {
+      open?.lines.push(line);
+    } else if (open) {
+      if (open.tag === "") blocks.push(open.lines.filter((l) => l.trim() !== ""));
+      open = null;
+    } else {
+      open = { tag: fence[1]!.trim(), lines: [] };
+    }
+  }
+  return blocks;
 }
 
 /** True if the line is its characters each written twice ("hheelloo"), as with two consoles on one stdout. */

@@ -17,7 +17,7 @@ import { hashState } from "../replay/state-hash.js";
 import { encodeVmConfig, vmConfig, type VmConfig } from "../replay/vm-config.js";
 import { captureSnapshot } from "../snapshot/snapshot.js";
 import { bootLive } from "../node/boot.js";
-import { runRealtime } from "../node/driver.js";
+import { runRealtime } from "../machine/realtime.js";
 import { UdpTransport } from "../node/udp-transport.js";
 import { UsageError } from "./args.js";
 import { CommandError, defineCommand, EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from "./command.js";

@@ -11,7 +11,7 @@ import type { FrameTagger } from "./wire.js";
 
 /** What the link needs of a MessagePort (Node's worker_threads and the browser's both have it). */
 export interface MessagePortLike {
-  postMessage(data: unknown, transfer?: ArrayBuffer[]): void;
+  postMessage(data: unknown, transfer: ArrayBuffer[]): void;
   addEventListener(type: string, cb: (e: Event) => void): void;
   start?(): void;
   close(): void;

@@ -1,6 +1,6 @@
 // A replica: a role (primary.ts, backup.ts) with its machine and its link to
 // the peer, advanced one step at a time by a driver that owns time and
-// waiting (host/node/ft-driver.ts in Node). A step takes the frames that
+// waiting (host/ft/driver.ts). A step takes the frames that
 // arrived, runs the guest as far as the role allows, sends what the role
 // says, and tells the driver how long it may wait before the next step.
 // Outputs that may reach the outside world go to `release`, numbered
@@ -154,7 +154,7 @@ export interface ReplicaStatus {
 }
 
 /**
- * A replica as drivers see it (host/node/ft-driver.ts, ft-worker.ts): the
+ * A replica as drivers see it (host/ft/driver.ts; host/node/ft-worker.ts, web/replica-worker.ts): the
  * replay-mode classes here and checkpoint mode's backup
  * (checkpoint-replica.ts) alike.
  */

@@ -15,7 +15,7 @@
 //
 // The machine decides and never waits: runSync() runs until the guest stops,
 // goes idle or a limit is reached. Waiting in real time for an idle guest is
-// a driver's job (host/node/driver.ts in Node).
+// a driver's job (host/machine/realtime.ts).
 
 import { ExitReason, type ArchState, type Engine, type Exit } from "../engine/engine.js";
 import type { GuestClock, TimedDevice } from "../devices/device.js";

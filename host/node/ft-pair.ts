@@ -15,6 +15,7 @@ import type { Timeouts } from "../ft/failure-detector.js";
 import type { BlockStore } from "../devices/block-store.js";
 import type { Output } from "../ft/output-gate.js";
 import { applyDiskOutput } from "../ft/shared-disk.js";
+import { OutputOrder } from "../ft/output-order.js";
 import type { ReplicaStatus } from "../ft/replica.js";
 import type { TransferFigures } from "../ft/state-transfer.js";
 import type { ClockMode } from "../machine/guest-time.js";
@@ -95,25 +96,18 @@ const BOOT = new URL("./ft-worker-boot.mjs", import.meta.url);
 
 export function startPair(o: PairOptions): RunningPair {
   const say = o.say ?? (() => {});
-  let printed = 0;
-  let repeats = 0;
   let exitStatus: number | null = null;
   let diskWrites = 0, diskFlushes = 0;
-  const waiting = new Map<number, Output>();
-  const take = (x: Output) => {
-    if (x.seq <= printed || waiting.has(x.seq)) { repeats++; return; }
-    waiting.set(x.seq, x);
-    for (let next = waiting.get(printed + 1); next; next = waiting.get(printed + 1)) {
-      waiting.delete(++printed);
-      if (next.channel === "serial") o.onSerial?.(next.value as number);
-      else if (next.channel === "frame") o.onFrame?.(next.value as Uint8Array);
-      else if (next.channel === "exit") { exitStatus = next.value as number; o.onExit?.(exitStatus); }
-      else if (o.disk && applyDiskOutput(o.disk.store, next)) {
-        if (next.channel === "disk") diskWrites++;
-        else diskFlushes++;
-      }
+  const order = new OutputOrder((next) => {
+    if (next.channel === "serial") o.onSerial?.(next.value as number);
+    else if (next.channel === "frame") o.onFrame?.(next.value as Uint8Array);
+    else if (next.channel === "exit") { exitStatus = next.value as number; o.onExit?.(exitStatus); }
+    else if (o.disk && applyDiskOutput(o.disk.store, next)) {
+      if (next.channel === "disk") diskWrites++;
+      else diskFlushes++;
     }
-  };
+  });
+  const take = (x: Output) => order.take(x);
 
   const tcp = o.transport === "tcp";
   const { port1, port2 } = tcp ? { port1: null, port2: null } : new MessageChannel();
@@ -254,7 +248,7 @@ export function startPair(o: PairOptions): RunningPair {
   startWorker("backup", tcp ? { kind: "tcp" } : { kind: "port", port: port2! }, false);
   if (o.respawn && !tcp) startSpare();
   const done = finishedAll.then((): PairResult => ({
-    exitStatus, ended, status, outputs: printed, repeats, diskWrites, diskFlushes, seconds: (performance.now() - t0) / 1000,
+    exitStatus, ended, status, outputs: order.outputs, repeats: order.repeats, diskWrites, diskFlushes, seconds: (performance.now() - t0) / 1000,
   }));
   return {
     sendFrame(frame) {

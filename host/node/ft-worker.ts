@@ -18,16 +18,16 @@ import { FIRST_CONTACT_MS, type Timeouts } from "../ft/failure-detector.js";
 import type { LinkStats } from "../ft/link.js";
 import type { Output } from "../ft/output-gate.js";
 import { portLink } from "../ft/port-link.js";
-import { CheckpointBackup } from "../ft/checkpoint-replica.js";
-import { BackupReplica, PrimaryReplica, type Replica, type ReplicaStatus } from "../ft/replica.js";
+import { newReplica } from "../ft/new-replica.js";
+import type { Replica, ReplicaStatus } from "../ft/replica.js";
 import type { TransferFigures } from "../ft/state-transfer.js";
 import { SharedDiskStore, type DiskEmit, type ImageReader } from "../ft/shared-disk.js";
 import { frameTagger } from "../ft/wire.js";
 import type { ClockMode } from "../machine/guest-time.js";
 import { loadEngine } from "./core-modules.js";
-import { driveReplica } from "./ft-driver.js";
+import { driveReplica } from "../ft/driver.js";
 import { connectLink, listenLink, type Listener } from "./tcp-link.js";
-import { Waker } from "./waker.js";
+import { Waker } from "../common/waker.js";
 
 export interface FtWorkerData {
   role: "primary" | "backup";
@@ -226,7 +226,7 @@ const options = {
   say: (line: string) => post({ type: "say", line }),
 };
 const now = performance.now();
-const r: Replica = d.role === "primary" ? new PrimaryReplica(options, now) : d.checkpoint ? new CheckpointBackup(options, now) : new BackupReplica(options, now);
+const r: Replica = newReplica(d.role, options, now);
 replica = r;
 
 const partitionAt = d.partitionAt === null ? null : BigInt(d.partitionAt);

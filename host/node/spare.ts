@@ -10,7 +10,7 @@
 
 import type { PeerLink } from "../ft/link.js";
 import { connectLink } from "./tcp-link.js";
-import type { Waker } from "./waker.js";
+import type { Waker } from "../common/waker.js";
 
 /** The replica as the spare keeper sees it (PrimaryReplica, BackupReplica). */
 export interface SpareTaker {

@@ -19,7 +19,7 @@ import { TransferError } from "../../host/ft/state-transfer.js";
 import { frameTagger, type Frame } from "../../host/ft/wire.js";
 import { bootLive } from "../../host/node/boot.js";
 import { loadEngine } from "../../host/node/core-modules.js";
-import { driveReplica } from "../../host/node/ft-driver.js";
+import { driveReplica } from "../../host/ft/driver.js";
 import { outsideWorld } from "../helpers/ft-world.js";
 import { guestImage } from "../helpers/replay.js";
 

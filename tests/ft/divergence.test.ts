@@ -26,7 +26,7 @@ import type { EngineKind } from "../../host/engine/engine.js";
 import type { Machine } from "../../host/machine/machine.js";
 import { bootLive } from "../../host/node/boot.js";
 import { loadEngine } from "../../host/node/core-modules.js";
-import { driveReplica } from "../../host/node/ft-driver.js";
+import { driveReplica } from "../../host/ft/driver.js";
 import { stateHash } from "../../host/replay/state-hash.js";
 import { outsideWorld } from "../helpers/ft-world.js";
 import { guestImage } from "../helpers/replay.js";

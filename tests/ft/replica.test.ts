@@ -1,6 +1,6 @@
 // The replicas (host/ft/replica.ts) in real time in one thread, over the
 // in-process link (host/ft/link.ts memoryLinkPair: the real encoder and
-// reader), driven by the Node driver (host/node/ft-driver.ts): the console
+// reader), driven by the replicas' driver (host/ft/driver.ts): the console
 // the world sees equals a solo run's (host/node/boot.ts), with no fault and
 // with the primary or the backup stopped at an instruction count.
 
@@ -10,7 +10,7 @@ import { memoryLinkPair } from "../../host/ft/link.js";
 import { BackupReplica, PrimaryReplica } from "../../host/ft/replica.js";
 import { frameTagger } from "../../host/ft/wire.js";
 import { loadEngine } from "../../host/node/core-modules.js";
-import { driveReplica } from "../../host/node/ft-driver.js";
+import { driveReplica } from "../../host/ft/driver.js";
 import { outsideWorld, soloTicks } from "../helpers/ft-world.js";
 import { guestImage } from "../helpers/replay.js";
 

@@ -16,7 +16,7 @@ import { applyDiskOutput, SharedDiskStore, type DiskEmit } from "../../host/ft/s
 import { frameTagger } from "../../host/ft/wire.js";
 import { bootLive } from "../../host/node/boot.js";
 import { loadEngine } from "../../host/node/core-modules.js";
-import { driveReplica } from "../../host/node/ft-driver.js";
+import { driveReplica } from "../../host/ft/driver.js";
 import { guestImage } from "../helpers/replay.js";
 
 /** An image whose every byte is known and not zero-filled: sector s, byte i. */

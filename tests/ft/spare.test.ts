@@ -11,7 +11,7 @@ import type { PeerLink } from "../../host/ft/link.js";
 import { WIRE_VERSION } from "../../host/ft/wire.js";
 import { SpareKeeper, type SpareTaker } from "../../host/node/spare.js";
 import { listenLink } from "../../host/node/tcp-link.js";
-import { Waker } from "../../host/node/waker.js";
+import { Waker } from "../../host/common/waker.js";
 
 beforeAll(() => initHash());
 

@@ -16,7 +16,7 @@ import { PreCopy, StateReceiver, TransferError } from "../../host/ft/state-trans
 import { frameTagger, type FrameTagger } from "../../host/ft/wire.js";
 import { bootLive } from "../../host/node/boot.js";
 import { loadEngine } from "../../host/node/core-modules.js";
-import { driveReplica } from "../../host/node/ft-driver.js";
+import { driveReplica } from "../../host/ft/driver.js";
 import { stateHash } from "../../host/replay/state-hash.js";
 import { outsideWorld, soloTicks } from "../helpers/ft-world.js";
 import { guestImage } from "../helpers/replay.js";

@@ -1,8 +1,8 @@
 // A wait that ends early when something arrives (a frame, a byte of input,
 // a datagram), so a driver whose guest is idle steps at once instead of
 // sleeping out its timer: the latency an outside request sees is then the
-// guest's, not the timer's. Used by the real-time driver (driver.ts) and the
-// replicas' driver (ft-driver.ts).
+// guest's, not the timer's. Used by the real-time driver
+// (host/machine/realtime.ts) and the replicas' driver (host/ft/driver.ts).
 
 export class Waker {
   private wakeNow: (() => void) | null = null;

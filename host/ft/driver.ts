@@ -1,10 +1,12 @@
-// The Node driver of one replica (host/ft/replica.ts): steps it, and between
-// steps waits as long as it says it may (an idle guest, a primary held by
-// flow control) or yields to the event loop so frames, timers and signals
-// get in. Time is the host's monotonic clock.
+// The driver of one replica (host/ft/replica.ts), in a Node worker thread or
+// a browser's Web Worker alike: steps it, and between steps waits as long as
+// it says it may (an idle guest, a primary held by flow control) or yields to
+// the event loop (host/common/yield-now.ts) so frames, timers and signals
+// get in. Time is the host's monotonic clock (performance.now).
 
-import type { StepResult } from "../ft/replica.js";
-import type { Waker } from "./waker.js";
+import type { StepResult } from "./replica.js";
+import type { Waker } from "../common/waker.js";
+import { yieldNow } from "../common/yield-now.js";
 
 export interface SteppedReplica {
   step(nowMs: number): Promise<StepResult>;
@@ -24,6 +26,6 @@ export async function driveReplica(r: SteppedReplica, o: ReplicaDriverOptions = 
     const s = await r.step(performance.now());
     if (s.next === "done") return "done";
     if (s.next === "wait" && s.waitMs > 0) await (o.waker ? o.waker.wait(s.waitMs) : new Promise((res) => setTimeout(res, s.waitMs)));
-    else await new Promise((res) => setImmediate(res));
+    else await yieldNow();
   }
 }

@@ -1,10 +1,12 @@
-// The Node driver: runs a Machine in real time. The machine decides
+// The real-time driver: runs a Machine in real time, in Node (lockstep run)
+// or in a browser's Web Worker (web/machine-worker.ts). The machine decides
 // (Machine.runSync never waits); this loop only waits — for an idle guest's
 // next device event by the host clock, or for outside input — and yields to
 // the event loop between slices so sockets, stdin and signals get in.
 
-import type { Machine, RunOutcome } from "../machine/machine.js";
-import type { Waker } from "./waker.js";
+import type { Machine, RunOutcome } from "./machine.js";
+import type { Waker } from "../common/waker.js";
+import { yieldNow } from "../common/yield-now.js";
 
 /** Instructions per runSync call between yields to the event loop. */
 export const DRIVER_SLICE = 5_000_000;
@@ -54,7 +56,7 @@ export async function runRealtime(m: Machine, o: DriverOptions): Promise<DriverO
       if (!o.canWake) return done(r);
       await (o.waker ? o.waker.wait(m.idleWaitMs()) : new Promise((res) => setTimeout(res, m.idleWaitMs())));
     } else {
-      await new Promise((res) => setImmediate(res));
+      await yieldNow();
     }
   }
 }
