@@ -30,6 +30,15 @@ export function nodeCoreModules(): Promise<CoreModules> {
   return modules;
 }
 
+/**
+ * Takes the builds as another thread of this process compiled them (a
+ * worker of the pair, host/node/ft-worker.ts): nothing is read or compiled
+ * again, and the threads share the compiled code.
+ */
+export function adoptCoreModules(m: CoreModules): void {
+  modules = Promise.resolve(m);
+}
+
 /** createEngine with the builds in build/. */
 export async function loadEngine(kind: EngineKind, opts: { ramSize: number; byteInterpreter?: boolean }): Promise<Engine> {
   return createEngine(kind, { ramSize: opts.ramSize, byteInterpreter: opts.byteInterpreter, modules: await nodeCoreModules() });

@@ -20,6 +20,7 @@ import type { ReplicaStatus } from "../ft/replica.js";
 import type { TransferFigures } from "../ft/state-transfer.js";
 import type { ClockMode } from "../machine/guest-time.js";
 import type { FtStatusExtra, FtWorkerCommand, FtWorkerData, FtWorkerEvent } from "./ft-worker.js";
+import { nodeCoreModules } from "./core-modules.js";
 
 export type Side = "primary" | "backup";
 
@@ -148,6 +149,11 @@ export function startPair(o: PairOptions): RunningPair {
     };
     if (slot !== null) bind(slot);
     w.on("message", async (e: FtWorkerEvent) => {
+      if (e.type === "modules?") {
+        const modules = await nodeCoreModules();
+        w.postMessage({ type: "modules", modules } satisfies FtWorkerCommand);
+        return;
+      }
       if (side === null) return; // a spare says nothing before it joins
       const at: Side = side;
       switch (e.type) {

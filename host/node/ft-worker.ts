@@ -24,7 +24,8 @@ import type { TransferFigures } from "../ft/state-transfer.js";
 import { SharedDiskStore, type DiskEmit, type ImageReader } from "../ft/shared-disk.js";
 import { frameTagger } from "../ft/wire.js";
 import type { ClockMode } from "../machine/guest-time.js";
-import { loadEngine } from "./core-modules.js";
+import { adoptCoreModules, loadEngine } from "./core-modules.js";
+import type { CoreModules } from "../engine/load.js";
 import { driveReplica } from "../ft/driver.js";
 import { connectLink, listenLink, type Listener } from "./tcp-link.js";
 import { Waker } from "../common/waker.js";
@@ -89,7 +90,9 @@ export type FtWorkerEvent =
   | { type: "status"; status: ReplicaStatus; extra?: FtStatusExtra }
   | { type: "claim"; id: number; claim: ArbiterClaim }
   | { type: "failed"; icount: string }
-  | { type: "done"; status: ReplicaStatus; extra?: FtStatusExtra };
+  | { type: "done"; status: ReplicaStatus; extra?: FtStatusExtra }
+  /** The worker asks for the core's compiled modules (answered with "modules"). */
+  | { type: "modules?" };
 
 export type FtWorkerCommand =
   | { type: "claimed"; id: number; result: ClaimResult }
@@ -105,7 +108,14 @@ export type FtWorkerCommand =
   /** To a warm spare (channel "later"): the live replica is on this port; join it as its backup. */
   | { type: "join"; port: MessagePort }
   /** The same over TCP: the new backup listens on this loopback port. */
-  | { type: "attach-tcp"; port: number };
+  | { type: "attach-tcp"; port: number }
+  /**
+   * The core as the main thread compiled it: the worker compiles nothing, and
+   * every worker runs one compiled module, so the optimizing compiler's work
+   * on the interpreter is done once, not once per replica on a host whose
+   * cores the replicas themselves keep busy.
+   */
+  | { type: "modules"; modules: CoreModules };
 
 const d = workerData as FtWorkerData;
 const parent = parentPort!;
@@ -149,6 +159,7 @@ const onCommand = (c: FtWorkerCommand) => {
   else if (c.type === "partition") partition();
   else if (c.type === "attach") void workerPortLink(c.port).then(attach);
   else if (c.type === "join") joinWith?.(c.port);
+  else if (c.type === "modules") gotModules?.(c.modules);
   else if (c.type === "attach-tcp") {
     connectLink({ host: "127.0.0.1", port: c.port, key: d.key }).then(attach, (e: Error) => post({ type: "say", line: `${d.name}: no new backup: ${e.message}` }));
   }
@@ -192,6 +203,10 @@ async function openLink(): Promise<PeerLink> {
 }
 
 await initHash(); // state hashes (state transfer) and keyed frame tags
+let gotModules: ((m: CoreModules) => void) | null = null;
+const modules = new Promise<CoreModules>((res) => { gotModules = res; });
+post({ type: "modules?" });
+adoptCoreModules(await modules);
 const engine = await loadEngine(d.engine, { ramSize: d.ramSize });
 link = await openLink();
 link.onFrame(() => waker.wake());
