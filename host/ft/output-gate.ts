@@ -116,29 +116,64 @@ export interface HoldFigures {
   maxMs: number;
 }
 
+/** The same for one channel, with its median and 99th percentile (to HOLD_BUCKET_MS, from a histogram). */
+export interface ChannelHoldFigures extends HoldFigures {
+  medianMs: number;
+  p99Ms: number;
+}
+
+/** The hold-time histogram's resolution and reach: holds past HOLD_BUCKETS buckets count in the last. */
+export const HOLD_BUCKET_MS = 0.01;
+const HOLD_BUCKETS = 10_000;
+
 /**
  * Measures the Output Rule's delay on one replica: each output's time made
- * (the driver's clock) until its release. Outputs leave in number order, so
- * a queue suffices.
+ * (the driver's clock) until its release, over all outputs and per channel
+ * (a kv reply is a frame, a console byte serial). Outputs leave in number
+ * order, so a queue suffices.
  */
 export class HoldTimes {
-  private made: { seq: number; ms: number }[] = [];
+  private made: { seq: number; ms: number; channel: string }[] = [];
   private head = 0;
   private total = 0;
   readonly figures: HoldFigures = { outputs: 0, meanMs: 0, maxMs: 0 };
+  private readonly channels = new Map<string, { hist: Uint32Array; total: number; f: HoldFigures }>();
 
-  madeAt(seq: number, ms: number): void {
-    this.made.push({ seq, ms });
+  madeAt(seq: number, ms: number, channel = "serial"): void {
+    this.made.push({ seq, ms, channel });
+  }
+
+  /** Per channel: the outputs released so far, their mean, median, 99th percentile and longest hold. */
+  byChannel(): Record<string, ChannelHoldFigures> {
+    const out: Record<string, ChannelHoldFigures> = {};
+    for (const [name, c] of this.channels) {
+      const at = (q: number) => {
+        const want = Math.ceil(q * c.f.outputs);
+        let seen = 0;
+        for (let i = 0; i < HOLD_BUCKETS; i++) if ((seen += c.hist[i]!) >= want) return (i + 0.5) * HOLD_BUCKET_MS;
+        return c.f.maxMs;
+      };
+      out[name] = { ...c.f, medianMs: Math.min(at(0.5), c.f.maxMs), p99Ms: Math.min(at(0.99), c.f.maxMs) };
+    }
+    return out;
   }
 
   /** Every output up to number `seq` was released at `ms`. */
   releasedAt(seq: number, ms: number): void {
     const f = this.figures;
     while (this.head < this.made.length && this.made[this.head]!.seq <= seq) {
-      const d = ms - this.made[this.head++]!.ms;
+      const m = this.made[this.head++]!;
+      const d = ms - m.ms;
       f.outputs++;
       this.total += d;
       if (d > f.maxMs) f.maxMs = d;
+      let c = this.channels.get(m.channel);
+      if (!c) this.channels.set(m.channel, (c = { hist: new Uint32Array(HOLD_BUCKETS), total: 0, f: { outputs: 0, meanMs: 0, maxMs: 0 } }));
+      c.hist[Math.min(HOLD_BUCKETS - 1, Math.max(0, Math.floor(d / HOLD_BUCKET_MS)))]!++;
+      c.f.outputs++;
+      c.total += d;
+      c.f.meanMs = c.total / c.f.outputs;
+      if (d > c.f.maxMs) c.f.maxMs = d;
     }
     f.meanMs = f.outputs > 0 ? this.total / f.outputs : 0;
     if (this.head > 1024 && this.head * 2 > this.made.length) {

@@ -21,7 +21,7 @@ import { BackupRole } from "./backup.js";
 import { compareDigests, describeDivergence, DivergenceCheck, RepairList, RepairRequest, type CheckFrame, type Divergence } from "./divergence.js";
 import type { Timeouts } from "./failure-detector.js";
 import type { PeerLink } from "./link.js";
-import { HoldTimes, OutputCounter, type HoldFigures, type Output, type OutputChannel } from "./output-gate.js";
+import { HoldTimes, OutputCounter, type ChannelHoldFigures, type HoldFigures, type Output, type OutputChannel } from "./output-gate.js";
 import { PrimaryRole } from "./primary.js";
 import type { DiskEmit } from "./shared-disk.js";
 import { CheckpointMaker, type CheckpointFigures } from "./checkpoint.js";
@@ -149,8 +149,8 @@ export interface ReplicaStatus {
   epoch: number;
   /** Checkpoint mode: checkpoints sent (primary) or applied (backup) and their cost. */
   checkpoints?: CheckpointFigures;
-  /** A primary's outputs: how long the Output Rule held them (made to released, ms). */
-  holdMs?: HoldFigures;
+  /** A primary's outputs: how long the Output Rule held them (made to released, ms), all and by channel. */
+  holdMs?: HoldFigures & { byChannel: Record<string, ChannelHoldFigures> };
 }
 
 /**
@@ -443,7 +443,7 @@ export class PrimaryReplica implements Replica {
   status(): ReplicaStatus {
     const st: ReplicaStatus = { role: "primary", state: this.role.state, icount: this.machine.engine.icount, held: this.role.held, epoch: this.epoch };
     if (this.figures) st.checkpoints = { ...this.figures };
-    if (this.holds.figures.outputs > 0) st.holdMs = { ...this.holds.figures };
+    if (this.holds.figures.outputs > 0) st.holdMs = { ...this.holds.figures, byChannel: this.holds.byChannel() };
     return st;
   }
 
@@ -591,7 +591,7 @@ export class PrimaryReplica implements Replica {
     const collect = this.maker !== null && this.role.state === "paired";
     const madeMs = driverNow(this.o);
     for (const x of this.out.splice(0)) {
-      this.holds.madeAt(x.seq, madeMs);
+      this.holds.madeAt(x.seq, madeMs, x.channel);
       if (collect) this.maker!.output(x);
       this.apply(this.role.output(x));
     }

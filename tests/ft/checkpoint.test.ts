@@ -218,6 +218,21 @@ describe("the primary's role in checkpoint mode", () => {
     h.releasedAt(3, 21);
     expect(h.figures).toEqual({ outputs: 3, meanMs: 13, maxMs: 20 });
   });
+
+  it("HoldTimes by channel: median and 99th percentile to the histogram's 0.01 ms, never past the longest", () => {
+    const h = new HoldTimes();
+    // 100 frames held 0.5 ms to 50 ms (i/2 ms), and one console byte.
+    for (let i = 1; i <= 100; i++) h.madeAt(i, 0, "frame");
+    h.madeAt(101, 0, "serial");
+    for (let i = 1; i <= 100; i++) h.releasedAt(i, i / 2);
+    h.releasedAt(101, 0.25);
+    const c = h.byChannel();
+    expect(c.frame!.outputs).toBe(100);
+    expect(c.frame!.medianMs).toBeCloseTo(25, 1);
+    expect(c.frame!.p99Ms).toBeCloseTo(49.5, 1);
+    expect(c.frame!.maxMs).toBe(50);
+    expect(c.serial).toEqual({ outputs: 1, meanMs: 0.25, maxMs: 0.25, medianMs: 0.25, p99Ms: 0.25 });
+  });
 });
 
 describe("CheckpointReceiver", () => {
